@@ -1,0 +1,257 @@
+/*
+ * port_socket.c - the socket port: RTP over kernel UDP sockets.
+ *
+ * The default port, for laptops, CI and anything without a dedicated NIC.
+ * Each RTP endpoint is one UDP socket bound to rtp_addr:port, opened by the
+ * control thread (so a bind failure is known before the SDP answer goes
+ * out). The io lcore watches the sockets of installed flows with one epoll
+ * set and reads each ready socket with recvmmsg() straight into mbufs; the
+ * epoll data is the endpoint slot.
+ *
+ * Transmit: a worker sends each mbuf with a non-blocking sendto() on the
+ * endpoint's socket, so that the source port is the one in the SDP and
+ * symmetric RTP works through NATs. The kernel cannot batch datagrams of
+ * different sockets (sendmmsg is per socket), so this is one syscall per
+ * leg per tick; the DPDK port batches whole bursts instead. A full socket
+ * buffer (EAGAIN) drops the packet and counts it, it never blocks.
+ *
+ * Ownership: the control thread creates and closes sockets; the io lcore
+ * owns the epoll set; workers only send on sockets of legs they own, and the
+ * control thread closes a socket only after both the io lcore and the worker
+ * have let go of the endpoint.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <rte_mbuf.h>
+
+#include "dataplane/dp_priv.h"
+
+#define SOCK_EVENTS 16
+
+struct port_socket {
+	int epfd;
+	struct rte_mbuf *spare[DP_RX_BURST]; /* io lcore: pre-allocated */
+	unsigned n_spare;
+	struct epoll_event ev[SOCK_EVENTS];
+	unsigned n_ev, next_ev; /* ready sockets not read yet */
+};
+
+static int
+sock_init(struct dp *dp)
+{
+	struct port_socket *ps = calloc(1, sizeof(*ps));
+
+	if (ps == NULL)
+		return ENOMEM;
+	ps->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (ps->epfd < 0) {
+		int err = errno;
+
+		free(ps);
+		return err;
+	}
+	dp->port_state = ps;
+	return 0;
+}
+
+static void
+sock_fini(struct dp *dp)
+{
+	struct port_socket *ps = dp->port_state;
+
+	for (unsigned i = 0; i < ps->n_spare; i++)
+		rte_pktmbuf_free(ps->spare[i]);
+	for (uint32_t s = 0; s < dp->n_slots; s++) {
+		if (dp->flows[s].active && dp->flows[s].sock >= 0)
+			epoll_ctl(ps->epfd, EPOLL_CTL_DEL, dp->flows[s].sock,
+				  NULL);
+	}
+	close(ps->epfd);
+	free(ps);
+	dp->port_state = NULL;
+}
+
+static int
+sock_ep_open(struct dp *dp, struct dp_ep *ep)
+{
+	struct sockaddr_in sin = {0};
+	int fd, err, rcvbuf = 256 * 1024;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	sin.sin_family = AF_INET;
+	sin.sin_addr = dp->conf.rtp_addr;
+	sin.sin_port = htons(ep->local_port);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		err = errno;
+		close(fd);
+		return err;
+	}
+	/* A larger buffer rides out scheduling hiccups of the io lcore. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	ep->sock = fd;
+	return 0;
+}
+
+static void
+sock_ep_close(struct dp *dp, struct dp_ep *ep)
+{
+	(void)dp;
+	if (ep->sock >= 0)
+		close(ep->sock);
+}
+
+static int
+sock_flow_on(struct dp *dp, uint32_t slot, const struct dp_flow *f)
+{
+	struct port_socket *ps = dp->port_state;
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = slot};
+
+	if (epoll_ctl(ps->epfd, EPOLL_CTL_ADD, f->sock, &ev) < 0)
+		return errno;
+	return 0;
+}
+
+static void
+sock_flow_off(struct dp *dp, uint32_t slot, const struct dp_flow *f)
+{
+	struct port_socket *ps = dp->port_state;
+
+	epoll_ctl(ps->epfd, EPOLL_CTL_DEL, f->sock, NULL);
+	/* Forget readiness already reported for this slot. */
+	for (unsigned i = ps->next_ev; i < ps->n_ev; i++) {
+		if (ps->ev[i].data.u32 == slot)
+			ps->ev[i].data.u32 = UINT32_MAX;
+	}
+}
+
+/* Read one ready socket into the spare mbufs; returns packets read. */
+static unsigned
+sock_read(struct dp *dp, struct port_socket *ps, uint32_t slot,
+	  struct rte_mbuf **pkts, unsigned room)
+{
+	struct mmsghdr msgs[DP_RX_BURST];
+	struct iovec iov[DP_RX_BURST];
+	struct sockaddr_in from[DP_RX_BURST];
+	const struct dp_flow *f = &dp->flows[slot];
+	uint64_t now = fc_now_ns();
+	int n;
+
+	if (room > ps->n_spare)
+		room = ps->n_spare;
+	for (unsigned i = 0; i < room; i++) {
+		struct rte_mbuf *m = ps->spare[ps->n_spare - 1 - i];
+
+		iov[i].iov_base = rte_pktmbuf_mtod(m, void *);
+		iov[i].iov_len = rte_pktmbuf_tailroom(m);
+		memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+		msgs[i].msg_hdr.msg_name = &from[i];
+		msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+	}
+	n = recvmmsg(f->sock, msgs, room, MSG_DONTWAIT, NULL);
+	if (n <= 0) {
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			dp->st.rx_errors++;
+		return 0;
+	}
+	for (int i = 0; i < n; i++) {
+		struct rte_mbuf *m = ps->spare[--ps->n_spare];
+		struct dp_pkt_meta *pm = dp_pkt_meta(m);
+
+		rte_pktmbuf_data_len(m) = (uint16_t)msgs[i].msg_len;
+		rte_pktmbuf_pkt_len(m) = msgs[i].msg_len;
+		pm->rx_ns = now;
+		pm->remote_ip = from[i].sin_addr.s_addr;
+		pm->remote_port = from[i].sin_port;
+		pm->local_port = f->local_port;
+		pm->slot = slot;
+		pm->sock = f->sock;
+		pkts[i] = m;
+	}
+	return (unsigned)n;
+}
+
+static uint16_t
+sock_rx_burst(struct dp *dp, struct rte_mbuf **pkts, uint16_t n, int wait_ms)
+{
+	struct port_socket *ps = dp->port_state;
+	unsigned got = 0;
+	int k;
+
+	if (ps->n_spare < DP_RX_BURST) {
+		unsigned want = DP_RX_BURST - ps->n_spare;
+
+		if (rte_pktmbuf_alloc_bulk(dp->pool, &ps->spare[ps->n_spare],
+					   want) == 0)
+			ps->n_spare += want;
+		else
+			dp->st.rx_nombuf++;
+	}
+
+	if (ps->next_ev >= ps->n_ev) {
+		k = epoll_wait(ps->epfd, ps->ev, SOCK_EVENTS, wait_ms);
+		if (k < 0) {
+			if (errno != EINTR)
+				dp->st.rx_errors++;
+			return 0;
+		}
+		ps->n_ev = (unsigned)k;
+		ps->next_ev = 0;
+	}
+
+	while (ps->next_ev < ps->n_ev && got < n && ps->n_spare > 0) {
+		uint32_t slot = ps->ev[ps->next_ev++].data.u32;
+
+		if (slot == UINT32_MAX || !dp->flows[slot].active)
+			continue;
+		/* Level-triggered: what is left is reported again. */
+		got += sock_read(dp, ps, slot, &pkts[got], n - got);
+	}
+	return (uint16_t)got;
+}
+
+static uint16_t
+sock_tx_burst(struct dp *dp, unsigned queue, struct rte_mbuf **pkts,
+	      uint16_t n)
+{
+	uint16_t sent = 0;
+
+	(void)dp;
+	(void)queue;
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		struct dp_pkt_meta *pm = dp_pkt_meta(m);
+		struct sockaddr_in to = {
+			.sin_family = AF_INET,
+			.sin_port = pm->remote_port,
+			.sin_addr.s_addr = pm->remote_ip,
+		};
+
+		if (sendto(pm->sock, rte_pktmbuf_mtod(m, void *),
+			   rte_pktmbuf_data_len(m), MSG_DONTWAIT,
+			   (struct sockaddr *)&to, sizeof(to)) >= 0)
+			sent++;
+		rte_pktmbuf_free(m);
+	}
+	return sent;
+}
+
+const struct dp_port_ops dp_port_socket = {
+	.name = "socket",
+	.init = sock_init,
+	.fini = sock_fini,
+	.ep_open = sock_ep_open,
+	.ep_close = sock_ep_close,
+	.flow_on = sock_flow_on,
+	.flow_off = sock_flow_off,
+	.rx_burst = sock_rx_burst,
+	.tx_burst = sock_tx_burst,
+};

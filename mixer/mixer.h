@@ -1,0 +1,153 @@
+/*
+ * mixer.h - the per-core mixers.
+ *
+ * A mixer worker is one EAL lcore that owns whole conferences. Each tick
+ * (20 ms on an absolute clock) it takes one frame from every leg that
+ * talks into the mix, sums them once into an int32 accumulator, and gives
+ * every leg that listens the sum minus its own contribution, saturated to
+ * int16, encoded with that leg's codec and sent as RTP.
+ *
+ * The control thread builds conferences and legs (mix_conf_alloc,
+ * mix_leg_alloc: all memory a leg needs, codec state and buffers included),
+ * then hands them to a worker with attach messages; from then on the worker
+ * owns them. Detach hands them back in the reply, after which the control
+ * thread frees them. Every call that talks to a worker is asynchronous: done
+ * runs on the control thread from mix_collect() once the worker acted.
+ *
+ * Threads:
+ *   mix_worker_alloc/free, mix_conf_*, mix_leg_*, mix_stats_get,
+ *   mix_collect: the control thread.
+ *   mix_worker_poll, mix_worker_run: the worker's lcore (or a test or
+ *   benchmark driving the worker directly, never both at once).
+ *   mix_worker_stop: any thread.
+ *
+ * Fast path cost per tick: for each leg, one frame copy and add; for each
+ * listening leg one subtraction pass, one G.711 encode and one mbuf.
+ */
+#ifndef FOCUSD_MIXER_H
+#define FOCUSD_MIXER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "dataplane/dataplane.h"
+
+#define MIX_RATE      8000
+#define MIX_PTIME_MS  20
+#define MIX_FRAME     (MIX_RATE * MIX_PTIME_MS / 1000)
+#define MIX_TICK_NS   (MIX_PTIME_MS * 1000000ull)
+
+enum mix_codec {
+	MIX_PCMU = 0,
+	MIX_PCMA,
+};
+
+const char *mix_codec_name(enum mix_codec c);
+
+/* What the control thread decides for a leg (from SDP). */
+struct mix_leg_params {
+	enum mix_codec codec;
+	uint8_t pt;            /* payload type the peer expects */
+	uint32_t ssrc;         /* ours, stable for the leg's life */
+	uint16_t seq;          /* first sequence number we send */
+	uint32_t ts;           /* first timestamp we send */
+	struct dp_ep ep;       /* copy of the leg's endpoint */
+	uint32_t remote_ip;    /* from SDP, network order */
+	uint16_t remote_port;  /* from SDP, network order */
+	bool mix_in;           /* the leg's audio goes into the mix */
+	bool mix_out;          /* the leg hears the mix */
+};
+
+/* A leg's counters, copied out by mix_stats_get. */
+struct mix_leg_stats {
+	uint64_t rx_packets;   /* RTP accepted from the peer */
+	uint64_t rx_bytes;
+	uint64_t rx_foreign;   /* from another address than the peer's */
+	uint64_t rx_malformed; /* bad RTP header */
+	uint64_t rx_other_pt;  /* payload types we do not mix */
+	uint64_t rx_late;      /* duplicate or older than what we played */
+	uint64_t rx_overflow;  /* samples dropped to bound the latency */
+	uint64_t rx_unmixed;   /* arrived while the leg is not mixed in */
+	uint64_t underruns;    /* ticks the leg talked but had no frame */
+	uint64_t tx_packets;
+	uint64_t tx_bytes;
+	uint64_t tx_dropped;   /* no mbuf, or the port refused it */
+	uint32_t remote_ip;    /* where we send now, network order */
+	uint16_t remote_port;
+	bool latched;          /* remote learnt from the peer's packets */
+};
+
+/* A worker's counters. */
+struct mix_worker_stats {
+	uint64_t ticks;
+	uint64_t overruns;     /* ticks started late by more than one tick */
+	uint64_t tick_ns_last;
+	uint64_t tick_ns_max;
+	uint32_t confs;
+	uint32_t legs;
+	uint64_t rx_no_leg;    /* packets for a slot with no leg here */
+};
+
+struct mix_worker;
+struct mix_conf;
+struct mix_leg;
+
+typedef void(mix_done_h)(void *arg, int err);
+typedef void(mix_stats_h)(void *arg, int err,
+			  const struct mix_worker_stats *ws,
+			  const struct mix_leg_stats *ls, unsigned n);
+
+int mix_worker_alloc(struct mix_worker **wp, struct dp *dp, unsigned index,
+		     int efd);
+void mix_worker_free(struct mix_worker *w);
+unsigned mix_worker_index(const struct mix_worker *w);
+/* One bounded pass: commands, received packets, a tick if one is due. */
+void mix_worker_poll(struct mix_worker *w, uint64_t now_ns);
+/* The lcore loop: poll, sleep until the next tick or 1 ms. */
+int mix_worker_run(void *w);
+void mix_worker_stop(struct mix_worker *w);
+/* Control thread: run done() of every reply from the worker. */
+void mix_collect(struct mix_worker *w);
+/* Control thread: messages sent to the worker and not answered yet. */
+unsigned mix_in_flight(const struct mix_worker *w);
+
+int mix_conf_alloc(struct mix_conf **cp);
+void mix_conf_free(struct mix_conf *c);
+int mix_conf_attach(struct mix_worker *w, struct mix_conf *c,
+		    mix_done_h *done, void *arg);
+/* The conference must have no legs left. */
+int mix_conf_detach(struct mix_worker *w, struct mix_conf *c,
+		    mix_done_h *done, void *arg);
+
+int mix_leg_alloc(struct mix_leg **lp, const struct mix_leg_params *p);
+void mix_leg_free(struct mix_leg *l);
+int mix_leg_attach(struct mix_worker *w, struct mix_conf *c,
+		   struct mix_leg *l, mix_done_h *done, void *arg);
+/* Direction, remote address or codec changed (re-INVITE). */
+int mix_leg_update(struct mix_worker *w, struct mix_leg *l,
+		   const struct mix_leg_params *p, mix_done_h *done,
+		   void *arg);
+int mix_leg_detach(struct mix_worker *w, struct mix_leg *l, mix_done_h *done,
+		   void *arg);
+
+/* Counters of the worker and of n of its legs. */
+int mix_stats_get(struct mix_worker *w, struct mix_leg *const *legs,
+		  unsigned n, mix_stats_h *h, void *arg);
+
+/*
+ * Mixing kernels, exposed for tests and benchmarks.
+ * mix_acc_add: acc[i] += in[i]. mix_minus: out[i] = sat16(acc[i] - own[i])
+ * (own may be NULL: the leg did not talk).
+ */
+void mix_acc_add(int32_t *acc, const int16_t *in, unsigned n);
+void mix_minus(int16_t *out, const int32_t *acc, const int16_t *own,
+	       unsigned n);
+
+/* G.711 through SpanDSP's tables. */
+void mix_g711_decode(enum mix_codec c, int16_t *pcm, const uint8_t *in,
+		     unsigned n);
+void mix_g711_encode(enum mix_codec c, uint8_t *out, const int16_t *pcm,
+		     unsigned n);
+
+#endif

@@ -1,0 +1,725 @@
+/*
+ * worker.c - one mixer lcore: its conferences, legs and tick.
+ *
+ * State: everything in struct mix_worker, and every conference and leg
+ * attached to it, belongs to the worker's lcore. The control thread only
+ * builds them before attach and frees them after detach (see mixer.h).
+ *
+ * Receive: packets come from the io lcore's ring for this worker. Each is
+ * matched to its leg by endpoint slot, checked against the peer's address
+ * (symmetric RTP: the first valid RTP packet latches the address we send to;
+ * after that, packets from anywhere else are counted and dropped), parsed,
+ * and decoded straight into the leg's sample FIFO. The FIFO starts playing
+ * once it holds two frames and is trimmed from the old end when it holds
+ * more than three, which bounds the added latency to 60 ms. Reordering,
+ * loss concealment and adaptive depth belong to the jitter buffer that
+ * replaces this FIFO; packets older than the last one played are dropped.
+ *
+ * Tick: every 20 ms of the monotonic clock, counted from the first poll
+ * (absolute deadlines, so ticks do not drift with processing time). A tick
+ * that starts more than one period late counts an overrun; more than five
+ * periods late (the lcore was descheduled), the clock is re-based instead
+ * of bursting the backlog. Per conference: one pass summing talkers, one
+ * pass per listener for mix-minus, encode and packetize.
+ *
+ * Costs per tick: O(legs) frame-sized loops, one mbuf per listener; no
+ * allocation (mbufs come from the mempool's per-lcore cache), no lock, no
+ * syscall but the port's transmit, no formatted log.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <stdio.h>
+
+#include <rte_common.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "mixer/mixer.h"
+
+#define FIFO_CAP   1024 /* samples, power of two */
+#define FIFO_START (2 * MIX_FRAME)
+#define FIFO_MAX   (3 * MIX_FRAME)
+#define MAX_PKT_SAMPLES 480 /* 60 ms at 8 kHz */
+#define RX_BURST   64
+#define RX_PASSES  8
+#define TX_BURST   64
+#define CHAN_SIZE  1024
+
+struct mix_leg {
+	TAILQ_ENTRY(mix_leg) link;
+	struct mix_conf *conf; /* borrowed */
+	struct mix_leg_params p;
+
+	/* receive */
+	bool have_seq;
+	bool playing;
+	uint16_t last_seq;
+	uint32_t last_ssrc;
+	uint32_t fifo_rd, fifo_wr; /* free-running sample counters */
+	int16_t fifo[FIFO_CAP];
+	bool talking; /* contributed to this tick's sum */
+	int16_t in[MIX_FRAME];
+
+	/* transmit */
+	uint16_t seq;
+	uint32_t ts;
+	bool sent_first;
+
+	struct mix_leg_stats st;
+};
+
+struct mix_conf {
+	TAILQ_ENTRY(mix_conf) link;
+	TAILQ_HEAD(, mix_leg) legs;
+	unsigned n_legs;
+	int32_t acc[MIX_FRAME];
+};
+
+struct mix_worker {
+	struct dp *dp;         /* borrowed */
+	struct rte_ring *rx;   /* borrowed from the dataplane */
+	struct rte_mempool *pool; /* borrowed */
+	struct fc_chan *chan;
+	unsigned index;
+
+	struct mix_leg **by_slot; /* endpoint slot -> leg on this worker */
+	uint32_t n_slots;
+	TAILQ_HEAD(, mix_conf) confs;
+
+	uint64_t next_tick;
+	struct mix_worker_stats st;
+
+	struct rte_mbuf *tx[TX_BURST];
+	uint16_t n_tx;
+	volatile bool quit;
+} __rte_cache_aligned;
+
+enum mix_cmd_type {
+	MIX_CMD_CONF_ATTACH = 1,
+	MIX_CMD_CONF_DETACH,
+	MIX_CMD_LEG_ATTACH,
+	MIX_CMD_LEG_UPDATE,
+	MIX_CMD_LEG_DETACH,
+	MIX_CMD_STATS,
+};
+
+struct mix_cmd {
+	struct fc_msg msg;
+	struct mix_conf *conf;
+	struct mix_leg *leg;
+	struct mix_leg_params p;
+	mix_done_h *done;
+	mix_stats_h *stats;
+	void *arg;
+	struct mix_worker_stats ws;
+	unsigned n;
+	struct mix_leg **legs;        /* n of them, after this struct */
+	struct mix_leg_stats *ls;     /* n of them, after legs */
+};
+
+/* ---- control thread ---------------------------------------------------- */
+
+int
+mix_worker_alloc(struct mix_worker **wp, struct dp *dp, unsigned index,
+		 int efd)
+{
+	struct mix_worker *w;
+	char name[32];
+	int err;
+
+	if (wp == NULL || dp == NULL)
+		return EINVAL;
+	w = rte_zmalloc_socket("mix.worker", sizeof(*w), RTE_CACHE_LINE_SIZE,
+			       SOCKET_ID_ANY);
+	if (w == NULL)
+		return ENOMEM;
+	w->dp = dp;
+	w->index = index;
+	w->rx = dp_worker_ring(dp, index);
+	w->pool = dp_pool(dp);
+	w->n_slots = dp_ep_slots(dp);
+	TAILQ_INIT(&w->confs);
+	w->by_slot = calloc(w->n_slots, sizeof(*w->by_slot));
+	if (w->by_slot == NULL) {
+		err = ENOMEM;
+		goto out;
+	}
+	snprintf(name, sizeof(name), "mix.w%u", index);
+	err = fc_chan_alloc(&w->chan, name, CHAN_SIZE, efd);
+	if (err)
+		goto out;
+	*wp = w;
+	return 0;
+out:
+	mix_worker_free(w);
+	return err;
+}
+
+void
+mix_worker_free(struct mix_worker *w)
+{
+	struct mix_conf *c;
+	struct mix_leg *l;
+
+	if (w == NULL)
+		return;
+	/* Whatever is still attached comes back to us now. */
+	while ((c = TAILQ_FIRST(&w->confs)) != NULL) {
+		TAILQ_REMOVE(&w->confs, c, link);
+		while ((l = TAILQ_FIRST(&c->legs)) != NULL) {
+			TAILQ_REMOVE(&c->legs, l, link);
+			mix_leg_free(l);
+		}
+		mix_conf_free(c);
+	}
+	for (unsigned i = 0; i < w->n_tx; i++)
+		rte_pktmbuf_free(w->tx[i]);
+	fc_chan_free(w->chan);
+	free(w->by_slot);
+	rte_free(w);
+}
+
+unsigned
+mix_worker_index(const struct mix_worker *w)
+{
+	return w->index;
+}
+
+void
+mix_worker_stop(struct mix_worker *w)
+{
+	w->quit = true;
+}
+
+void
+mix_collect(struct mix_worker *w)
+{
+	fc_chan_collect(w->chan);
+}
+
+unsigned
+mix_in_flight(const struct mix_worker *w)
+{
+	return fc_chan_in_flight(w->chan);
+}
+
+int
+mix_conf_alloc(struct mix_conf **cp)
+{
+	struct mix_conf *c;
+
+	if (cp == NULL)
+		return EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return ENOMEM;
+	TAILQ_INIT(&c->legs);
+	*cp = c;
+	return 0;
+}
+
+void
+mix_conf_free(struct mix_conf *c)
+{
+	free(c);
+}
+
+int
+mix_leg_alloc(struct mix_leg **lp, const struct mix_leg_params *p)
+{
+	struct mix_leg *l;
+
+	if (lp == NULL || p == NULL || p->codec > MIX_PCMA)
+		return EINVAL;
+	l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		return ENOMEM;
+	l->p = *p;
+	l->seq = p->seq;
+	l->ts = p->ts;
+	l->st.remote_ip = p->remote_ip;
+	l->st.remote_port = p->remote_port;
+	*lp = l;
+	return 0;
+}
+
+void
+mix_leg_free(struct mix_leg *l)
+{
+	free(l);
+}
+
+static void
+mix_cmd_done(struct fc_msg *msg)
+{
+	struct mix_cmd *c = (struct mix_cmd *)msg;
+
+	if (c->msg.type == MIX_CMD_STATS) {
+		if (c->stats)
+			c->stats(c->arg, -c->msg.result, &c->ws, c->ls, c->n);
+	} else if (c->done) {
+		c->done(c->arg, -c->msg.result);
+	}
+}
+
+static int
+mix_cmd_send(struct mix_worker *w, struct mix_cmd *c)
+{
+	int err;
+
+	c->msg.done = mix_cmd_done;
+	err = fc_chan_send(w->chan, &c->msg);
+	if (err) {
+		free(c);
+		return -err;
+	}
+	return 0;
+}
+
+static struct mix_cmd *
+mix_cmd_new(int type, struct mix_conf *conf, struct mix_leg *leg,
+	    mix_done_h *done, void *arg)
+{
+	struct mix_cmd *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->msg.type = type;
+	c->conf = conf;
+	c->leg = leg;
+	c->done = done;
+	c->arg = arg;
+	return c;
+}
+
+int
+mix_conf_attach(struct mix_worker *w, struct mix_conf *c, mix_done_h *done,
+		void *arg)
+{
+	struct mix_cmd *cmd;
+
+	if (w == NULL || c == NULL)
+		return EINVAL;
+	cmd = mix_cmd_new(MIX_CMD_CONF_ATTACH, c, NULL, done, arg);
+	return cmd ? mix_cmd_send(w, cmd) : ENOMEM;
+}
+
+int
+mix_conf_detach(struct mix_worker *w, struct mix_conf *c, mix_done_h *done,
+		void *arg)
+{
+	struct mix_cmd *cmd;
+
+	if (w == NULL || c == NULL)
+		return EINVAL;
+	cmd = mix_cmd_new(MIX_CMD_CONF_DETACH, c, NULL, done, arg);
+	return cmd ? mix_cmd_send(w, cmd) : ENOMEM;
+}
+
+int
+mix_leg_attach(struct mix_worker *w, struct mix_conf *c, struct mix_leg *l,
+	       mix_done_h *done, void *arg)
+{
+	struct mix_cmd *cmd;
+
+	if (w == NULL || c == NULL || l == NULL ||
+	    l->p.ep.slot >= w->n_slots)
+		return EINVAL;
+	cmd = mix_cmd_new(MIX_CMD_LEG_ATTACH, c, l, done, arg);
+	return cmd ? mix_cmd_send(w, cmd) : ENOMEM;
+}
+
+int
+mix_leg_update(struct mix_worker *w, struct mix_leg *l,
+	       const struct mix_leg_params *p, mix_done_h *done, void *arg)
+{
+	struct mix_cmd *cmd;
+
+	if (w == NULL || l == NULL || p == NULL || p->codec > MIX_PCMA)
+		return EINVAL;
+	cmd = mix_cmd_new(MIX_CMD_LEG_UPDATE, NULL, l, done, arg);
+	if (cmd == NULL)
+		return ENOMEM;
+	cmd->p = *p;
+	return mix_cmd_send(w, cmd);
+}
+
+int
+mix_leg_detach(struct mix_worker *w, struct mix_leg *l, mix_done_h *done,
+	       void *arg)
+{
+	struct mix_cmd *cmd;
+
+	if (w == NULL || l == NULL)
+		return EINVAL;
+	cmd = mix_cmd_new(MIX_CMD_LEG_DETACH, NULL, l, done, arg);
+	return cmd ? mix_cmd_send(w, cmd) : ENOMEM;
+}
+
+int
+mix_stats_get(struct mix_worker *w, struct mix_leg *const *legs, unsigned n,
+	      mix_stats_h *h, void *arg)
+{
+	struct mix_cmd *c;
+
+	if (w == NULL || h == NULL || (n && legs == NULL))
+		return EINVAL;
+	c = calloc(1, sizeof(*c) + n * (sizeof(*c->legs) + sizeof(*c->ls)));
+	if (c == NULL)
+		return ENOMEM;
+	c->msg.type = MIX_CMD_STATS;
+	c->stats = h;
+	c->arg = arg;
+	c->n = n;
+	c->legs = (struct mix_leg **)(c + 1);
+	c->ls = (struct mix_leg_stats *)(c->legs + n);
+	if (n)
+		memcpy(c->legs, legs, n * sizeof(*legs));
+	return mix_cmd_send(w, c);
+}
+
+/* ---- worker lcore ------------------------------------------------------ */
+
+static void
+leg_reset_rx(struct mix_leg *l)
+{
+	l->have_seq = false;
+	l->playing = false;
+	l->fifo_rd = l->fifo_wr = 0;
+}
+
+static int
+cmd_leg_attach(struct mix_worker *w, struct mix_cmd *c)
+{
+	struct mix_leg *l = c->leg;
+	uint32_t slot = l->p.ep.slot;
+
+	if (w->by_slot[slot] != NULL)
+		return -EEXIST;
+	l->conf = c->conf;
+	TAILQ_INSERT_TAIL(&c->conf->legs, l, link);
+	c->conf->n_legs++;
+	w->by_slot[slot] = l;
+	w->st.legs++;
+	return 0;
+}
+
+static int
+cmd_leg_update(struct mix_leg *l, const struct mix_leg_params *p)
+{
+	if (p->remote_ip != l->p.remote_ip ||
+	    p->remote_port != l->p.remote_port) {
+		/* New SDP address: learn the peer's source again. */
+		l->st.latched = false;
+		l->st.remote_ip = p->remote_ip;
+		l->st.remote_port = p->remote_port;
+	}
+	if (p->codec != l->p.codec || p->pt != l->p.pt || !p->mix_in)
+		leg_reset_rx(l);
+	l->p.codec = p->codec;
+	l->p.pt = p->pt;
+	l->p.remote_ip = p->remote_ip;
+	l->p.remote_port = p->remote_port;
+	l->p.mix_in = p->mix_in;
+	l->p.mix_out = p->mix_out;
+	return 0;
+}
+
+static int
+cmd_leg_detach(struct mix_worker *w, struct mix_leg *l)
+{
+	uint32_t slot = l->p.ep.slot;
+
+	if (w->by_slot[slot] != l)
+		return -ENOENT;
+	w->by_slot[slot] = NULL;
+	TAILQ_REMOVE(&l->conf->legs, l, link);
+	l->conf->n_legs--;
+	l->conf = NULL;
+	w->st.legs--;
+	return 0;
+}
+
+static void
+mix_commands(struct mix_worker *w)
+{
+	struct fc_msg *msgs[16];
+	unsigned n;
+
+	n = fc_chan_take(w->chan, msgs, FC_ARRAY_SIZE(msgs));
+	for (unsigned i = 0; i < n; i++) {
+		struct mix_cmd *c = (struct mix_cmd *)msgs[i];
+		int r = 0;
+
+		switch (c->msg.type) {
+		case MIX_CMD_CONF_ATTACH:
+			TAILQ_INSERT_TAIL(&w->confs, c->conf, link);
+			w->st.confs++;
+			break;
+		case MIX_CMD_CONF_DETACH:
+			if (c->conf->n_legs) {
+				r = -EBUSY;
+				break;
+			}
+			TAILQ_REMOVE(&w->confs, c->conf, link);
+			w->st.confs--;
+			break;
+		case MIX_CMD_LEG_ATTACH:
+			r = cmd_leg_attach(w, c);
+			break;
+		case MIX_CMD_LEG_UPDATE:
+			r = cmd_leg_update(c->leg, &c->p);
+			break;
+		case MIX_CMD_LEG_DETACH:
+			r = cmd_leg_detach(w, c->leg);
+			break;
+		case MIX_CMD_STATS:
+			c->ws = w->st;
+			for (unsigned k = 0; k < c->n; k++)
+				c->ls[k] = c->legs[k]->st;
+			break;
+		default:
+			r = -ENOTSUP;
+		}
+		c->msg.result = r;
+		fc_chan_reply(w->chan, &c->msg);
+	}
+	fc_chan_kick(w->chan);
+}
+
+/* Borrows m; the caller frees it. */
+static void
+leg_rx(struct mix_leg *l, struct rte_mbuf *m)
+{
+	const struct dp_pkt_meta *pm = dp_pkt_meta(m);
+	const uint8_t *b = rte_pktmbuf_mtod(m, const uint8_t *);
+	struct dp_rtp_hdr h;
+	uint32_t n, level;
+
+	if (l->st.latched && (pm->remote_ip != l->st.remote_ip ||
+			      pm->remote_port != l->st.remote_port)) {
+		l->st.rx_foreign++;
+		return;
+	}
+	if (dp_rtp_parse(b, rte_pktmbuf_data_len(m), &h) != 0) {
+		l->st.rx_malformed++;
+		return;
+	}
+	if (!l->st.latched) {
+		l->st.latched = true;
+		l->st.remote_ip = pm->remote_ip;
+		l->st.remote_port = pm->remote_port;
+	}
+	l->st.rx_packets++;
+	l->st.rx_bytes += h.payload_len;
+	if (h.pt != l->p.pt) {
+		l->st.rx_other_pt++;
+		return;
+	}
+	if (!l->p.mix_in) {
+		l->st.rx_unmixed++;
+		return;
+	}
+	if (l->have_seq && h.ssrc == l->last_ssrc &&
+	    (int16_t)(h.seq - l->last_seq) <= 0) {
+		l->st.rx_late++;
+		return;
+	}
+	if (!l->have_seq || h.ssrc != l->last_ssrc)
+		leg_reset_rx(l);
+	l->have_seq = true;
+	l->last_seq = h.seq;
+	l->last_ssrc = h.ssrc;
+
+	n = h.payload_len; /* G.711: one byte a sample */
+	if (n > MAX_PKT_SAMPLES)
+		n = MAX_PKT_SAMPLES;
+	for (uint32_t done = 0; done < n;) {
+		uint32_t at = l->fifo_wr & (FIFO_CAP - 1);
+		uint32_t run = RTE_MIN(n - done, FIFO_CAP - at);
+
+		mix_g711_decode(l->p.codec, &l->fifo[at], b + h.hdr_len + done,
+				run);
+		l->fifo_wr += run;
+		done += run;
+	}
+	level = l->fifo_wr - l->fifo_rd;
+	if (level > FIFO_MAX) {
+		l->st.rx_overflow += level - FIFO_MAX;
+		l->fifo_rd = l->fifo_wr - FIFO_MAX;
+	}
+}
+
+static void
+mix_rx(struct mix_worker *w)
+{
+	struct rte_mbuf *pkts[RX_BURST];
+	unsigned n;
+
+	for (int pass = 0; pass < RX_PASSES; pass++) {
+		n = rte_ring_dequeue_burst(w->rx, (void **)pkts, RX_BURST,
+					   NULL);
+		for (unsigned i = 0; i < n; i++) {
+			uint32_t slot = dp_pkt_meta(pkts[i])->slot;
+			struct mix_leg *l =
+				slot < w->n_slots ? w->by_slot[slot] : NULL;
+
+			if (l)
+				leg_rx(l, pkts[i]);
+			else
+				w->st.rx_no_leg++;
+			rte_pktmbuf_free(pkts[i]);
+		}
+		if (n < RX_BURST)
+			break;
+	}
+}
+
+static void
+mix_tx_flush(struct mix_worker *w)
+{
+	if (w->n_tx == 0)
+		return;
+	dp_tx_burst(w->dp, w->index, w->tx, w->n_tx);
+	w->n_tx = 0;
+}
+
+/* Take one frame from the leg's FIFO into l->in; false if none. */
+static bool
+leg_frame(struct mix_leg *l)
+{
+	uint32_t level = l->fifo_wr - l->fifo_rd;
+
+	if (!l->playing) {
+		if (level < FIFO_START)
+			return false;
+		l->playing = true;
+	}
+	if (level < MIX_FRAME) {
+		l->st.underruns++;
+		l->playing = false;
+		return false;
+	}
+	for (unsigned i = 0; i < MIX_FRAME; i++)
+		l->in[i] = l->fifo[(l->fifo_rd + i) & (FIFO_CAP - 1)];
+	l->fifo_rd += MIX_FRAME;
+	return true;
+}
+
+static void
+leg_send(struct mix_worker *w, struct mix_leg *l, const int16_t *pcm)
+{
+	struct rte_mbuf *m;
+	struct dp_pkt_meta *pm;
+	uint8_t *b;
+
+	if (l->st.remote_ip == 0 || l->st.remote_port == 0)
+		return; /* no address to send to (c=0.0.0.0 or port 0) */
+	m = rte_pktmbuf_alloc(w->pool);
+	if (m == NULL) {
+		l->st.tx_dropped++;
+		l->seq++; /* the peer sees a loss, not a jump */
+		return;
+	}
+	b = (uint8_t *)rte_pktmbuf_append(m, DP_RTP_HDR_MIN + MIX_FRAME);
+	dp_rtp_build(b, DP_RTP_HDR_MIN, l->p.pt, !l->sent_first, l->seq,
+		     l->ts, l->p.ssrc);
+	mix_g711_encode(l->p.codec, b + DP_RTP_HDR_MIN, pcm, MIX_FRAME);
+	pm = dp_pkt_meta(m);
+	pm->remote_ip = l->st.remote_ip;
+	pm->remote_port = l->st.remote_port;
+	pm->local_port = l->p.ep.local_port;
+	pm->slot = l->p.ep.slot;
+	pm->sock = l->p.ep.sock;
+	l->sent_first = true;
+	l->seq++;
+	l->st.tx_packets++;
+	l->st.tx_bytes += MIX_FRAME;
+	w->tx[w->n_tx++] = m;
+	if (w->n_tx == TX_BURST)
+		mix_tx_flush(w);
+}
+
+static void
+conf_tick(struct mix_worker *w, struct mix_conf *c)
+{
+	int16_t out[MIX_FRAME];
+	struct mix_leg *l;
+
+	memset(c->acc, 0, sizeof(c->acc));
+	TAILQ_FOREACH(l, &c->legs, link) {
+		l->talking = l->p.mix_in && leg_frame(l);
+		if (l->talking)
+			mix_acc_add(c->acc, l->in, MIX_FRAME);
+	}
+	TAILQ_FOREACH(l, &c->legs, link) {
+		if (l->p.mix_out) {
+			mix_minus(out, c->acc, l->talking ? l->in : NULL,
+				  MIX_FRAME);
+			leg_send(w, l, out);
+		}
+		/* The RTP clock runs whether or not we send. */
+		l->ts += MIX_FRAME;
+	}
+}
+
+static void
+mix_tick(struct mix_worker *w)
+{
+	struct mix_conf *c;
+
+	TAILQ_FOREACH(c, &w->confs, link)
+		conf_tick(w, c);
+	mix_tx_flush(w);
+	w->st.ticks++;
+}
+
+void
+mix_worker_poll(struct mix_worker *w, uint64_t now)
+{
+	mix_commands(w);
+	mix_rx(w);
+
+	if (w->next_tick == 0)
+		w->next_tick = now + MIX_TICK_NS;
+	if (now < w->next_tick)
+		return;
+
+	if (now - w->next_tick > MIX_TICK_NS)
+		w->st.overruns++;
+	if (now - w->next_tick > 5 * MIX_TICK_NS)
+		w->next_tick = now + MIX_TICK_NS; /* re-base after a stall */
+	else
+		w->next_tick += MIX_TICK_NS;
+
+	mix_tick(w);
+	w->st.tick_ns_last = fc_now_ns() - now;
+	if (w->st.tick_ns_last > w->st.tick_ns_max)
+		w->st.tick_ns_max = w->st.tick_ns_last;
+}
+
+int
+mix_worker_run(void *arg)
+{
+	struct mix_worker *w = arg;
+	struct timespec ts;
+
+	while (!w->quit) {
+		uint64_t now = fc_now_ns(), until;
+
+		mix_worker_poll(w, now);
+		/* Idle until the next tick, waking every ms for packets and
+		 * commands; the sleep is per pass, never per packet. */
+		until = RTE_MIN(w->next_tick, now + 1000000ull);
+		ts.tv_sec = (time_t)(until / 1000000000ull);
+		ts.tv_nsec = (long)(until % 1000000000ull);
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+	}
+	mix_tx_flush(w);
+	return 0;
+}

@@ -1,0 +1,100 @@
+/*
+ * signaling.h - the SIP focus (RFC 4579) on the control thread.
+ *
+ * struct sig owns the Sofia-SIP event loop (su_root), the nua stack, and
+ * every conference, leg and dialog. It programs the media plane through
+ * the dataplane's and mixers' asynchronous calls and collects their replies
+ * when the shared eventfd fires. Nothing else in focusd sees a Sofia type:
+ * other parts register file descriptors with sig_fd_watch() and read the
+ * conference state through the sig_conf_* calls below, copied out.
+ *
+ * Threads: every function here runs on the control thread, the one that
+ * calls sig_run().
+ */
+#ifndef FOCUSD_SIGNALING_H
+#define FOCUSD_SIGNALING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include "dataplane/dataplane.h"
+#include "mixer/mixer.h"
+
+struct sig_conf_opts {
+	const char *listen;   /* "ADDR:PORT" for SIP over UDP and TCP */
+	const char *domain;   /* conference URIs are sip:ID@domain */
+	const char *factory;  /* user part of the conference factory URI */
+	bool auto_create;     /* RFC 4579 4.4: INVITE creates a conference */
+	const char *user_agent;
+};
+
+struct sig;
+
+int sig_alloc(struct sig **sp, const struct sig_conf_opts *opts,
+	      struct dp *dp, struct mix_worker **workers, unsigned n_workers,
+	      int efd);
+/* Run the event loop until sig_shutdown() completes. */
+int sig_run(struct sig *s);
+/*
+ * Begin an orderly stop: hang up every leg, wait for the media plane to
+ * hand everything back and for nua to finish, then leave sig_run().
+ */
+void sig_shutdown(struct sig *s);
+void sig_free(struct sig *s);
+/* The address SIP listens on, as "host:port" (after binding). */
+const char *sig_listen_addr(const struct sig *s);
+
+/* File descriptors served from the same loop (mgmt socket, signals). */
+typedef void(sig_fd_h)(int fd, void *arg);
+struct sig_fd;
+int sig_fd_watch(struct sig_fd **wp, struct sig *s, int fd, sig_fd_h *h,
+		 void *arg);
+void sig_fd_unwatch(struct sig_fd *w);
+
+/* Read-only views for the management socket. */
+struct sig_conf_info {
+	const char *id;
+	const char *uri;
+	unsigned participants;
+	unsigned worker;
+	uint64_t created; /* seconds since the epoch */
+};
+
+struct sig_part_info {
+	const char *uri;      /* the participant's address (From or To) */
+	const char *call_id;
+	const char *codec;    /* "PCMU", "PCMA" */
+	const char *state;    /* RFC 4575 endpoint status words */
+	const char *direction;/* the peer's SDP direction */
+	const char *joining;  /* "dialed-in" */
+	char local_rtp[48];   /* "addr:port" */
+	char remote_rtp[48];  /* where RTP goes now */
+	struct mix_leg_stats rtp;
+	bool have_rtp;        /* the worker answered with counters */
+};
+
+typedef void(sig_conf_h)(const struct sig_conf_info *ci, void *arg);
+void sig_conf_foreach(struct sig *s, sig_conf_h *h, void *arg);
+
+/*
+ * Look conference `id` up and gather its participants with fresh RTP
+ * counters from its worker. Returns 0, and then h runs later on the control
+ * thread once the worker replied (err ETIMEDOUT if it did not within a
+ * second; the participants are given without counters then); or an errno,
+ * ENOENT when there is no such conference, and then h never runs.
+ */
+typedef void(sig_show_h)(void *arg, int err, const struct sig_conf_info *ci,
+			 const struct sig_part_info *parts, unsigned n);
+int sig_conf_show(struct sig *s, const char *id, sig_show_h *h, void *arg);
+
+/* Process-wide counters the management socket reports. */
+struct sig_stats {
+	unsigned conferences;
+	unsigned legs;
+	uint64_t invites;
+	uint64_t rejected;
+};
+void sig_stats_get(struct sig *s, struct sig_stats *st);
+
+#endif
