@@ -1,0 +1,327 @@
+/*
+ * call.c - dial-in calls to the focus (RFC 4579 sections 2.2, 2.3, 4.1,
+ * 4.4) and OPTIONS discovery (4.12).
+ *
+ * INVITE to sip:ID@domain joins conference ID; with auto-create on, an
+ * unknown ID creates it (4.4). INVITE to the factory URI (sip:FACTORY@
+ * domain) creates a conference with a fresh opaque ID (4.5) and the caller
+ * learns its URI from the Contact of the 200. Every 2xx carries
+ * `Contact: <sip:ID@domain>;isfocus`, so the caller knows it reached a
+ * focus and where the conference is.
+ *
+ * Offer/answer: an INVITE with SDP is answered in the 200; an INVITE
+ * without SDP gets our offer in the 200 and the answer is taken from the
+ * ACK (a bad or missing answer there ends the call with BYE). A re-INVITE
+ * changes the leg's media: direction (hold with sendonly or inactive takes
+ * the leg out of the mix), address or codec.
+ *
+ * Failures answer with the status a caller can act on: 400 (SDP that does
+ * not parse), 404 (no such conference, not a conference user), 488 (no
+ * usable audio stream), 503 with Retry-After (no RTP port, media plane
+ * busy, shutting down). Nothing is left half-built: a leg either is fully
+ * programmed into the media plane or never existed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "signaling/sig_priv.h"
+
+#define CONF_ID_MAX 64
+
+char *
+sig_contact(su_home_t *home, const struct sig *s, const char *id)
+{
+	return su_sprintf(home, "<sip:%s@%s>;isfocus", id, s->domain);
+}
+
+/* RFC 3261 user characters we accept in conference IDs. */
+static bool
+conf_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > CONF_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = id[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || strchr("-_.!~+", ch)))
+			return false;
+	}
+	return true;
+}
+
+static void
+conf_id_new(char *buf, size_t len)
+{
+	uint8_t rnd[8];
+
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			rnd[i] = (uint8_t)random();
+	}
+	snprintf(buf, len, "c%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
+		 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+}
+
+static bool
+is_factory(const struct sig *s, const char *user)
+{
+	return strcmp(user, s->opts.factory) == 0;
+}
+
+static void
+reject(struct sig *s, nua_handle_t *nh, int status, const char *phrase)
+{
+	s->st.rejected++;
+	if (status == 503)
+		nua_respond(nh, status, phrase, SIPTAG_RETRY_AFTER_STR("5"),
+			    TAG_END());
+	else
+		nua_respond(nh, status, phrase, TAG_END());
+	/* nua keeps the handle until the transaction ends; destroying it now
+	 * is allowed and releases it then. */
+	nua_handle_destroy(nh);
+}
+
+#define REJECT(...)                                                           \
+	do {                                                                  \
+		reject(__VA_ARGS__);                                          \
+		return;                                                       \
+	} while (0)
+
+static void
+respond_2xx(struct sig_leg *l, nua_handle_t *nh)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	const char *sdp;
+
+	sdp = l->media.port || l->state != SIG_LEG_DIALING_IN
+		      ? sig_sdp_answer(home, l)
+		      : sig_sdp_offer(home, l);
+	free(l->last_answer);
+	l->last_answer = sdp ? strdup(sdp) : NULL;
+	nua_respond(nh, SIP_200_OK,
+		    SIPTAG_CONTACT_STR(sig_contact(home, l->s, l->conf->id)),
+		    SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+		    SIPTAG_PAYLOAD_STR(sdp), TAG_END());
+	su_home_deinit(home);
+}
+
+static void
+invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
+{
+	const url_t *ru = sip->sip_request->rq_url;
+	struct sig_media media = {0};
+	struct sig_conf *c;
+	struct sig_leg *l;
+	char id[CONF_ID_MAX + 2];
+	const char *phrase;
+	int status, err;
+	bool created = false;
+
+	s->st.invites++;
+	if (s->shutting_down)
+		REJECT(s, nh, 503, "Service Unavailable - Shutting Down");
+	if (ru->url_user == NULL || !conf_id_valid(ru->url_user))
+		REJECT(s, nh, SIP_404_NOT_FOUND);
+
+	if (sip->sip_payload && sip->sip_payload->pl_len) {
+		if (sip->sip_content_type &&
+		    strcasecmp(sip->sip_content_type->c_type,
+			       "application/sdp") != 0)
+			REJECT(s, nh, SIP_415_UNSUPPORTED_MEDIA);
+		err = sig_sdp_offer_parse(&media, s->home,
+					  sip->sip_payload->pl_data,
+					  sip->sip_payload->pl_len, &status,
+					  &phrase);
+		if (err)
+			REJECT(s, nh, status, phrase);
+	} else {
+		/* Delayed offer: ours goes in the 200, theirs in the ACK. */
+		media.codec = MIX_PCMU;
+		media.pt = 0;
+		media.peer_mode = sdp_inactive;
+	}
+
+	if (is_factory(s, ru->url_user)) {
+		conf_id_new(id, sizeof(id));
+		c = NULL;
+	} else {
+		snprintf(id, sizeof(id), "%s", ru->url_user);
+		c = sig_conf_find(s, id);
+		if (c == NULL && !s->opts.auto_create)
+			REJECT(s, nh, 404, "Conference Not Found");
+	}
+	if (c == NULL) {
+		err = sig_conf_create(&c, s, id);
+		if (err)
+			REJECT(s, nh, 503,
+				      "Service Unavailable - Media Plane Busy");
+		created = true;
+	}
+
+	err = sig_leg_create(&l, c, nh, &media, sip);
+	if (err) {
+		if (created && c->n_legs == 0) {
+			/* Nobody joined: take the empty conference down by
+			 * releasing a leg-less one through the same path. */
+			FC_WARN("sig", "conference %s: first leg failed", id);
+		}
+		REJECT(s, nh, 503,
+			      err == EADDRINUSE
+				      ? "Service Unavailable - No RTP Port"
+				      : "Service Unavailable - Media Plane Busy");
+	}
+	nua_handle_bind(nh, l);
+	l->state = SIG_LEG_DIALING_IN;
+	FC_INFO("sig", "%s joins conference %s (%s, RTP port %u, %s)",
+		l->peer_uri ? l->peer_uri : "?", c->id,
+		mix_codec_name(media.codec), l->ep.local_port,
+		sig_sdp_mode_name(media.peer_mode));
+	respond_2xx(l, nh);
+}
+
+static enum sig_leg_state
+state_for(const struct sig_media *m)
+{
+	return m->peer_mode == sdp_sendrecv || m->peer_mode == sdp_recvonly
+		       ? SIG_LEG_CONNECTED
+		       : SIG_LEG_ON_HOLD;
+}
+
+static void
+invite_again(struct sig *s, struct sig_leg *l, nua_handle_t *nh,
+	     const sip_t *sip)
+{
+	struct sig_media media;
+	const char *phrase;
+	int status;
+
+	if (!(sip->sip_payload && sip->sip_payload->pl_len)) {
+		/* Re-INVITE without SDP: offer what we have, answer in ACK. */
+		respond_2xx(l, nh);
+		return;
+	}
+	if (sig_sdp_offer_parse(&media, s->home, sip->sip_payload->pl_data,
+				sip->sip_payload->pl_len, &status,
+				&phrase) != 0) {
+		/* The old session stays as it was (RFC 3261 14.2). */
+		nua_respond(nh, status, phrase, TAG_END());
+		return;
+	}
+	if (sig_leg_media_update(l, &media) != 0) {
+		nua_respond(nh, 503, "Service Unavailable",
+			    SIPTAG_RETRY_AFTER_STR("5"), TAG_END());
+		return;
+	}
+	l->sdp_version++;
+	l->state = state_for(&media);
+	FC_INFO("sig", "%s in %s: %s", l->peer_uri ? l->peer_uri : "?",
+		l->conf->id, sig_sdp_mode_name(media.peer_mode));
+	respond_2xx(l, nh);
+}
+
+/* ACK: confirms the dialog, and carries the answer to a delayed offer. */
+static void
+ack(struct sig *s, struct sig_leg *l, const sip_t *sip)
+{
+	struct sig_media media;
+	const char *phrase;
+	int status;
+
+	if (sip && sip->sip_payload && sip->sip_payload->pl_len) {
+		if (sig_sdp_offer_parse(&media, s->home,
+					sip->sip_payload->pl_data,
+					sip->sip_payload->pl_len, &status,
+					&phrase) != 0 ||
+		    sig_leg_media_update(l, &media) != 0) {
+			FC_INFO("sig", "%s: unusable SDP in ACK, hanging up",
+				l->peer_uri ? l->peer_uri : "?");
+			l->state = SIG_LEG_DISCONNECTING;
+			nua_bye(l->nh, TAG_END());
+			return;
+		}
+		l->state = state_for(&media);
+		return;
+	}
+	if (l->media.port == 0) {
+		FC_INFO("sig", "%s: no SDP answer in ACK, hanging up",
+			l->peer_uri ? l->peer_uri : "?");
+		l->state = SIG_LEG_DISCONNECTING;
+		nua_bye(l->nh, TAG_END());
+		return;
+	}
+	if (l->state == SIG_LEG_DIALING_IN)
+		l->state = state_for(&l->media);
+}
+
+void
+sig_call_event(struct sig *s, nua_event_t event, int status,
+	       const char *phrase, nua_handle_t *nh, struct sig_leg *l,
+	       const sip_t *sip, tagi_t tags[])
+{
+	int callstate = -1;
+
+	switch (event) {
+	case nua_i_invite:
+		if (l == NULL)
+			invite_new(s, nh, sip);
+		else
+			invite_again(s, l, nh, sip);
+		break;
+	case nua_i_ack:
+		if (l)
+			ack(s, l, sip);
+		break;
+	case nua_i_cancel:
+	case nua_i_bye:
+		FC_DEBUG("sig", "%s from %s", nua_event_name(event),
+			 l && l->peer_uri ? l->peer_uri : "?");
+		break;
+	case nua_i_state:
+		tl_gets(tags, NUTAG_CALLSTATE_REF(callstate), TAG_END());
+		if (callstate == nua_callstate_terminated) {
+			if (l)
+				sig_leg_release(l);
+			else if (nh)
+				nua_handle_destroy(nh);
+		}
+		break;
+	case nua_r_bye:
+	case nua_r_invite:
+	case nua_i_terminated:
+		FC_DEBUG("sig", "%s: %d %s", nua_event_name(event), status,
+			 phrase ? phrase : "");
+		break;
+	default:
+		break;
+	}
+}
+
+/* OPTIONS to the factory or a conference URI (RFC 4579 4.12). */
+void
+sig_options(struct sig *s, nua_handle_t *nh, const sip_t *sip)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	const url_t *ru = sip->sip_request->rq_url;
+	const char *user = ru->url_user;
+
+	if (user == NULL ||
+	    (!is_factory(s, user) && sig_conf_find(s, user) == NULL &&
+	     !(s->opts.auto_create && conf_id_valid(user)))) {
+		nua_respond(nh, SIP_404_NOT_FOUND, NUTAG_WITH_THIS(s->nua),
+			    TAG_END());
+	} else {
+		nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(s->nua),
+			    SIPTAG_CONTACT_STR(sig_contact(home, s, user)),
+			    SIPTAG_ALLOW_STR(SIG_ALLOW), TAG_END());
+	}
+	nua_handle_destroy(nh);
+	su_home_deinit(home);
+}

@@ -1,0 +1,456 @@
+/*
+ * conf.c - conferences and legs on the control thread, and how they are
+ * programmed into the media plane.
+ *
+ * A conference lives on one mixer worker, chosen when it is created as the
+ * worker with the fewest legs. A leg owns one RTP endpoint (dp_ep), one
+ * mixer leg and the flow that steers its packets to the worker.
+ *
+ * Bringing a leg up sends, in this order: the conference attach (for a new
+ * conference) and the leg attach to the worker, then the flow to the io
+ * lcore; the worker's ring is FIFO, so it always knows the conference before
+ * the leg and the leg before its first packet can arrive (a packet that
+ * races ahead is counted as rx_no_leg and dropped).
+ *
+ * Taking a leg down is the reverse: it leaves the roster at once, then the
+ * worker detaches it and the io lcore removes the flow; when both replies
+ * are back (leg->pending reaches zero) the endpoint is closed and the
+ * memory freed. A conference whose last leg left leaves the table at once
+ * (a new INVITE for the same ID makes a new one) and is detached after its
+ * legs. Every media call a leg or conference makes counts in `pending`, so
+ * no callback ever finds freed memory.
+ *
+ * Cost: all of this is per call set-up or tear-down, on the control thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <arpa/inet.h>
+
+#include "signaling/sig_priv.h"
+
+const char *
+sig_leg_state_name(enum sig_leg_state st)
+{
+	switch (st) {
+	case SIG_LEG_DIALING_IN:
+		return "dialing-in";
+	case SIG_LEG_CONNECTED:
+		return "connected";
+	case SIG_LEG_ON_HOLD:
+		return "on-hold";
+	case SIG_LEG_DISCONNECTING:
+		return "disconnecting";
+	}
+	return "?";
+}
+
+struct sig_conf *
+sig_conf_find(struct sig *s, const char *id)
+{
+	struct sig_conf *c;
+
+	TAILQ_FOREACH(c, &s->confs, link) {
+		if (!c->releasing && strcmp(c->id, id) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static void
+conf_free(struct sig_conf *c)
+{
+	mix_conf_free(c->mc);
+	free(c->id);
+	free(c->uri);
+	free(c);
+}
+
+static void
+conf_media_done(void *arg, int err)
+{
+	struct sig_conf *c = arg;
+
+	if (err)
+		FC_ERR("sig", "conference %s: worker %u refused: %s", c->id,
+		       c->worker, strerror(err));
+	c->pending--;
+	if (c->releasing && c->pending == 0) {
+		struct sig *s = c->s;
+
+		TAILQ_REMOVE(&s->confs, c, link);
+		FC_INFO("sig", "conference %s ended", c->id);
+		conf_free(c);
+		sig_maybe_finish(s);
+	}
+}
+
+static unsigned
+sig_worker_pick(const struct sig *s)
+{
+	unsigned best = 0;
+
+	for (unsigned i = 1; i < s->n_workers; i++) {
+		if (s->worker_legs[i] < s->worker_legs[best])
+			best = i;
+	}
+	return best;
+}
+
+int
+sig_conf_create(struct sig_conf **cp, struct sig *s, const char *id)
+{
+	struct sig_conf *c;
+	int err;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return ENOMEM;
+	TAILQ_INIT(&c->legs);
+	c->s = s;
+	c->id = strdup(id);
+	c->uri = malloc(strlen(id) + strlen(s->domain) + 8);
+	if (c->id == NULL || c->uri == NULL) {
+		err = ENOMEM;
+		goto out;
+	}
+	sprintf(c->uri, "sip:%s@%s", id, s->domain);
+	c->created = (uint64_t)time(NULL);
+	c->worker = sig_worker_pick(s);
+	err = mix_conf_alloc(&c->mc);
+	if (err)
+		goto out;
+	err = mix_conf_attach(s->workers[c->worker], c->mc, conf_media_done,
+			      c);
+	if (err)
+		goto out;
+	c->pending++;
+	TAILQ_INSERT_TAIL(&s->confs, c, link);
+	s->st.conferences++;
+	FC_INFO("sig", "conference %s created on worker %u", id, c->worker);
+	*cp = c;
+	return 0;
+out:
+	conf_free(c);
+	return err;
+}
+
+static void
+conf_release(struct sig_conf *c)
+{
+	struct sig *s = c->s;
+
+	c->releasing = true;
+	s->st.conferences--;
+	if (mix_conf_detach(s->workers[c->worker], c->mc, conf_media_done,
+			    c) == 0) {
+		c->pending++;
+	} else {
+		/* The worker still holds it: keep the memory, lose nothing
+		 * but the slot in the table. */
+		FC_ERR("sig", "conference %s: cannot detach from worker %u",
+		       c->id, c->worker);
+		TAILQ_REMOVE(&s->confs, c, link);
+	}
+}
+
+static void
+leg_free(struct sig_leg *l)
+{
+	struct sig *s = l->s;
+
+	TAILQ_REMOVE(&s->dying, l, link);
+	if (l->ep.sock >= 0 || l->ep.local_port)
+		dp_ep_close(s->dp, &l->ep);
+	mix_leg_free(l->ml);
+	free(l->peer_uri);
+	free(l->call_id);
+	free(l->last_answer);
+	free(l);
+	sig_maybe_finish(s);
+}
+
+static void
+leg_media_done(void *arg, int err)
+{
+	struct sig_leg *l = arg;
+
+	if (err) {
+		FC_ERR("sig", "leg %s: media plane refused: %s",
+		       l->call_id ? l->call_id : "?", strerror(err));
+		if (!l->releasing && l->nh) {
+			/* A leg without media is no use to anyone. */
+			l->state = SIG_LEG_DISCONNECTING;
+			nua_bye(l->nh, TAG_END());
+		}
+	}
+	l->pending--;
+	if (l->releasing && l->pending == 0)
+		leg_free(l);
+}
+
+static void
+leg_params(struct sig_leg *l)
+{
+	struct mix_leg_params *p = &l->mp;
+	const struct sig_media *m = &l->media;
+
+	p->codec = m->codec;
+	p->pt = m->pt;
+	p->remote_ip = m->addr.s_addr;
+	p->remote_port = htons(m->port);
+	/* A held leg (sendonly or inactive) leaves the mix and hears
+	 * nothing; a recvonly peer only listens. */
+	p->mix_in = m->peer_mode == sdp_sendrecv;
+	p->mix_out = (m->peer_mode & sdp_recvonly) != 0;
+}
+
+int
+sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,
+	       const struct sig_media *m, const sip_t *sip)
+{
+	struct sig *s = c->s;
+	struct sig_leg *l;
+	uint32_t rnd[3];
+	int err;
+
+	l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		return ENOMEM;
+	l->s = s;
+	l->ep.sock = -1;
+	l->media = *m;
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+		rnd[0] = (uint32_t)random();
+		rnd[1] = (uint32_t)random();
+		rnd[2] = (uint32_t)random();
+	}
+	l->sdp_sess_id = ((uint64_t)rnd[0] << 16) ^ rnd[1];
+	if (sip && sip->sip_from) {
+		char buf[512];
+
+		url_e(buf, sizeof(buf), sip->sip_from->a_url);
+		l->peer_uri = strdup(buf);
+	}
+	if (sip && sip->sip_call_id)
+		l->call_id = strdup(sip->sip_call_id->i_id);
+
+	err = dp_ep_open(s->dp, &l->ep);
+	if (err) {
+		FC_WARN("sig", "no RTP port free: %s", strerror(err));
+		goto out;
+	}
+	leg_params(l);
+	l->mp.ssrc = rnd[2];
+	l->mp.seq = (uint16_t)rnd[1];
+	l->mp.ts = rnd[0];
+	l->mp.ep = l->ep;
+	err = mix_leg_alloc(&l->ml, &l->mp);
+	if (err)
+		goto out;
+	err = mix_leg_attach(s->workers[c->worker], c->mc, l->ml,
+			     leg_media_done, l);
+	if (err)
+		goto out;
+	l->pending++;
+	l->media_up = true;
+	/* From here the worker owns l->ml: failures must release. */
+	l->conf = c;
+	l->nh = nh;
+	TAILQ_INSERT_TAIL(&c->legs, l, link);
+	c->n_legs++;
+	s->worker_legs[c->worker]++;
+	s->st.legs++;
+	err = dp_flow_add(s->dp, &l->ep, c->worker, leg_media_done, l);
+	if (err) {
+		sig_leg_release(l);
+		return err;
+	}
+	l->pending++;
+	*lp = l;
+	return 0;
+out:
+	if (l->ep.sock >= 0)
+		dp_ep_close(s->dp, &l->ep);
+	mix_leg_free(l->ml);
+	free(l->peer_uri);
+	free(l->call_id);
+	free(l);
+	return err;
+}
+
+int
+sig_leg_media_update(struct sig_leg *l, const struct sig_media *m)
+{
+	struct sig *s = l->s;
+	int err;
+
+	l->media = *m;
+	leg_params(l);
+	err = mix_leg_update(s->workers[l->conf->worker], l->ml, &l->mp,
+			     leg_media_done, l);
+	if (err == 0)
+		l->pending++;
+	return err;
+}
+
+void
+sig_leg_release(struct sig_leg *l)
+{
+	struct sig *s = l->s;
+	struct sig_conf *c = l->conf;
+
+	if (l->releasing)
+		return;
+	l->releasing = true;
+	l->state = SIG_LEG_DISCONNECTING;
+	if (l->nh) {
+		nua_handle_bind(l->nh, NULL);
+		nua_handle_destroy(l->nh);
+		l->nh = NULL;
+	}
+	TAILQ_REMOVE(&c->legs, l, link);
+	c->n_legs--;
+	s->worker_legs[c->worker]--;
+	s->st.legs--;
+	l->conf = NULL;
+	TAILQ_INSERT_TAIL(&s->dying, l, link);
+	FC_INFO("sig", "leg %s left conference %s (%u left)",
+		l->peer_uri ? l->peer_uri : "?", c->id, c->n_legs);
+
+	if (l->media_up) {
+		l->media_up = false;
+		if (mix_leg_detach(s->workers[c->worker], l->ml,
+				   leg_media_done, l) == 0)
+			l->pending++;
+		else
+			l->ml = NULL; /* the worker keeps it; never free it */
+		if (dp_flow_del(s->dp, &l->ep, leg_media_done, l) == 0)
+			l->pending++;
+	}
+	if (c->n_legs == 0 && !c->releasing)
+		conf_release(c);
+	if (l->pending == 0)
+		leg_free(l);
+}
+
+/* ---- conference.show --------------------------------------------------- */
+
+struct show_req {
+	struct sig *s;
+	struct sig_conf_info ci;
+	char *id, *uri;
+	unsigned n;
+	sig_show_h *h;
+	void *arg;
+	struct sig_part_info *parts;
+	char **strs; /* owned copies behind parts[] */
+};
+
+static void
+show_req_free(struct show_req *r)
+{
+	for (unsigned i = 0; i < 2 * r->n; i++)
+		free(r->strs[i]);
+	free(r->strs);
+	free(r->parts);
+	free(r->id);
+	free(r->uri);
+	free(r);
+}
+
+static void
+show_stats_done(void *arg, int err, const struct mix_worker_stats *ws,
+		const struct mix_leg_stats *ls, unsigned n)
+{
+	struct show_req *r = arg;
+
+	(void)ws;
+	for (unsigned i = 0; i < n && i < r->n && !err; i++) {
+		struct sig_part_info *p = &r->parts[i];
+		struct in_addr a = {.s_addr = ls[i].remote_ip};
+		char ip[INET_ADDRSTRLEN];
+
+		p->rtp = ls[i];
+		p->have_rtp = true;
+		inet_ntop(AF_INET, &a, ip, sizeof(ip));
+		snprintf(p->remote_rtp, sizeof(p->remote_rtp), "%s:%u", ip,
+			 ntohs(ls[i].remote_port));
+	}
+	r->h(r->arg, 0, &r->ci, r->parts, r->n);
+	show_req_free(r);
+}
+
+int
+sig_conf_show(struct sig *s, const char *id, sig_show_h *h, void *arg)
+{
+	struct sig_conf *c;
+	struct show_req *r;
+	struct mix_leg **legs = NULL;
+	struct sig_leg *l;
+	char ip[INET_ADDRSTRLEN];
+	unsigned i = 0;
+	int err = ENOMEM;
+
+	if (s == NULL || id == NULL || h == NULL)
+		return EINVAL;
+	c = sig_conf_find(s, id);
+	if (c == NULL)
+		return ENOENT;
+
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return ENOMEM;
+	r->s = s;
+	r->h = h;
+	r->arg = arg;
+	r->n = c->n_legs;
+	r->id = strdup(c->id);
+	r->uri = strdup(c->uri);
+	r->parts = calloc(r->n + 1, sizeof(*r->parts));
+	r->strs = calloc(2 * r->n + 1, sizeof(*r->strs));
+	legs = calloc(r->n + 1, sizeof(*legs));
+	if (!r->id || !r->uri || !r->parts || !r->strs || !legs)
+		goto out;
+	r->ci.id = r->id;
+	r->ci.uri = r->uri;
+	r->ci.participants = c->n_legs;
+	r->ci.worker = c->worker;
+	r->ci.created = c->created;
+
+	inet_ntop(AF_INET, &(struct in_addr){dp_rtp_addr(s->dp).s_addr}, ip,
+		  sizeof(ip));
+	TAILQ_FOREACH(l, &c->legs, link) {
+		struct sig_part_info *p = &r->parts[i];
+		struct in_addr ra = l->media.addr;
+		char rip[INET_ADDRSTRLEN];
+
+		r->strs[2 * i] = strdup(l->peer_uri ? l->peer_uri : "");
+		r->strs[2 * i + 1] = strdup(l->call_id ? l->call_id : "");
+		p->uri = r->strs[2 * i];
+		p->call_id = r->strs[2 * i + 1];
+		p->codec = mix_codec_name(l->media.codec);
+		p->state = sig_leg_state_name(l->state);
+		p->direction = sig_sdp_mode_name(l->media.peer_mode);
+		p->joining = "dialed-in";
+		snprintf(p->local_rtp, sizeof(p->local_rtp), "%s:%u", ip,
+			 l->ep.local_port);
+		inet_ntop(AF_INET, &ra, rip, sizeof(rip));
+		snprintf(p->remote_rtp, sizeof(p->remote_rtp), "%s:%u", rip,
+			 l->media.port);
+		legs[i++] = l->ml;
+	}
+	err = mix_stats_get(s->workers[c->worker], legs, r->n,
+			    show_stats_done, r);
+	if (err)
+		goto out;
+	free(legs);
+	return 0;
+out:
+	free(legs);
+	show_req_free(r);
+	return err;
+}

@@ -1,0 +1,377 @@
+/*
+ * sig.c - the control thread's event loop and the nua stack.
+ *
+ * One su_root serves everything the control thread does: SIP (nua, over UDP
+ * and TCP on --sip-listen), the management socket and signal fds
+ * (registered by other parts with sig_fd_watch), and the eventfd that the
+ * io lcore and mixer workers kick after they reply to a message. Since all
+ * of it runs in this one thread, conferences and legs need no locks.
+ *
+ * The nua callback is one switch that hands each event to a small function
+ * (call.c for dialogs, sig_options for OPTIONS). Shutdown is ordered the way
+ * Sofia-SIP wants it: nua_shutdown() hangs up the calls, nua_r_shutdown
+ * reports when the stack is done, and only when the media plane has also
+ * handed back every leg and conference does su_root_break() end sig_run().
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "signaling/sig_priv.h"
+
+#include <sofia-sip/su_log.h>
+
+struct sig_fd {
+	struct sig *s;
+	su_wait_t wait[1];
+	int index;
+	int fd;
+	sig_fd_h *h;
+	void *arg;
+};
+
+static int
+sig_fd_wakeup(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
+{
+	(void)magic;
+	(void)w;
+	arg->h(arg->fd, arg->arg);
+	return 0;
+}
+
+int
+sig_fd_watch(struct sig_fd **wp, struct sig *s, int fd, sig_fd_h *h,
+	     void *arg)
+{
+	struct sig_fd *w;
+
+	if (wp == NULL || s == NULL || fd < 0 || h == NULL)
+		return EINVAL;
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return ENOMEM;
+	w->s = s;
+	w->fd = fd;
+	w->h = h;
+	w->arg = arg;
+	if (su_wait_create(w->wait, fd, SU_WAIT_IN) < 0) {
+		free(w);
+		return EINVAL;
+	}
+	w->index = su_root_register(s->root, w->wait, sig_fd_wakeup, w, 0);
+	if (w->index <= 0) {
+		su_wait_destroy(w->wait);
+		free(w);
+		return ENOMEM;
+	}
+	*wp = w;
+	return 0;
+}
+
+void
+sig_fd_unwatch(struct sig_fd *w)
+{
+	if (w == NULL)
+		return;
+	su_root_deregister(w->s->root, w->index);
+	free(w);
+}
+
+/* Replies from the io lcore and the workers. */
+static void
+sig_media_replies(int fd, void *arg)
+{
+	struct sig *s = arg;
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		FC_WARN("sig", "eventfd read: %s", strerror(errno));
+	dp_collect(s->dp);
+	for (unsigned i = 0; i < s->n_workers; i++)
+		mix_collect(s->workers[i]);
+	sig_maybe_finish(s);
+}
+
+static void
+sig_nua_callback(nua_event_t event, int status, char const *phrase,
+		 nua_t *nua, nua_magic_t *s, nua_handle_t *nh,
+		 nua_hmagic_t *leg, sip_t const *sip, tagi_t tags[])
+{
+	(void)nua;
+
+	switch (event) {
+	case nua_i_invite:
+	case nua_i_ack:
+	case nua_i_bye:
+	case nua_i_cancel:
+	case nua_i_state:
+	case nua_i_terminated:
+	case nua_r_bye:
+	case nua_r_invite:
+		sig_call_event(s, event, status, phrase, nh, leg, sip, tags);
+		break;
+	case nua_i_options:
+		sig_options(s, nh, sip);
+		break;
+	case nua_r_shutdown:
+		if (status >= 200) {
+			FC_INFO("sig", "SIP stack stopped (%d %s)", status,
+				phrase);
+			s->nua_done = true;
+			sig_maybe_finish(s);
+		}
+		break;
+	case nua_i_error:
+		FC_WARN("sig", "stack error: %d %s", status, phrase);
+		break;
+	default:
+		FC_DEBUG("sig", "event %s: %d %s", nua_event_name(event),
+			 status, phrase ? phrase : "");
+		/* Handles the stack created for requests we do not serve. */
+		if (leg == NULL && nh && event < nua_r_set_params &&
+		    event != nua_i_outbound)
+			nua_handle_destroy(nh);
+		break;
+	}
+}
+
+/* Split "host:port" (or "[v6]:port"); port defaults to 5060. */
+static int
+sig_hostport(char *buf, size_t len, unsigned *portp, const char *in)
+{
+	const char *colon = strrchr(in, ':');
+	size_t hlen;
+
+	if (in[0] == '[') {
+		const char *end = strchr(in, ']');
+
+		if (end == NULL)
+			return EINVAL;
+		colon = end[1] == ':' ? end + 1 : NULL;
+	}
+	hlen = colon ? (size_t)(colon - in) : strlen(in);
+	if (hlen == 0 || hlen >= len)
+		return EINVAL;
+	memcpy(buf, in, hlen);
+	buf[hlen] = '\0';
+	*portp = 5060;
+	if (colon) {
+		char *end;
+		unsigned long p = strtoul(colon + 1, &end, 10);
+
+		if (*end || p == 0 || p > 65535)
+			return EINVAL;
+		*portp = (unsigned)p;
+	}
+	return 0;
+}
+
+int
+sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
+	  struct mix_worker **workers, unsigned n_workers, int efd)
+{
+	char host[256], url[300];
+	unsigned port;
+	struct sig *s;
+	int err;
+
+	if (sp == NULL || opts == NULL || opts->listen == NULL || dp == NULL ||
+	    workers == NULL || n_workers == 0)
+		return EINVAL;
+	err = sig_hostport(host, sizeof(host), &port, opts->listen);
+	if (err) {
+		FC_ERR("sig", "bad --sip-listen '%s' (want ADDR:PORT)",
+		       opts->listen);
+		return err;
+	}
+
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return ENOMEM;
+	su_home_init(s->home);
+	TAILQ_INIT(&s->confs);
+	TAILQ_INIT(&s->dying);
+	s->opts = *opts;
+	s->dp = dp;
+	s->workers = workers;
+	s->n_workers = n_workers;
+	s->worker_legs = su_zalloc(s->home, n_workers * sizeof(unsigned));
+	s->listen = su_sprintf(s->home, "%s:%u", host, port);
+	if (opts->domain && *opts->domain)
+		s->domain = su_strdup(s->home, opts->domain);
+	else if (port == 5060)
+		s->domain = su_strdup(s->home, host);
+	else
+		s->domain = su_strdup(s->home, s->listen);
+	s->opts.factory = su_strdup(s->home, opts->factory ? opts->factory
+							   : "conf");
+	s->opts.domain = s->domain;
+	s->opts.listen = s->listen;
+
+	s->root = su_root_create(s);
+	if (s->root == NULL) {
+		err = ENOMEM;
+		goto out;
+	}
+	/* Keep nua's stack in this thread: one control thread. */
+	su_root_threading(s->root, 0);
+
+	snprintf(url, sizeof(url), "sip:%s:%u", host, port);
+	s->nua = nua_create(
+		s->root, sig_nua_callback, s, NUTAG_URL(url),
+		NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOANSWER(0),
+		NUTAG_AUTOALERT(0), NUTAG_APPL_METHOD("OPTIONS"),
+		SIPTAG_ALLOW_STR(SIG_ALLOW), SIPTAG_ACCEPT_STR(SIG_ACCEPT),
+		SIPTAG_SUPPORTED_STR(SIG_SUPPORTED),
+		NUTAG_SESSION_TIMER(0), NUTAG_ENABLEMESSAGE(0),
+		SIPTAG_USER_AGENT_STR(opts->user_agent ? opts->user_agent
+						       : "focusd"),
+		TAG_END());
+	if (s->nua == NULL) {
+		FC_ERR("sig", "cannot listen for SIP on %s (UDP and TCP)",
+		       s->listen);
+		err = EADDRINUSE;
+		goto out;
+	}
+
+	err = sig_fd_watch(&s->efd_watch, s, efd, sig_media_replies, s);
+	if (err)
+		goto out;
+	*sp = s;
+	return 0;
+out:
+	sig_free(s);
+	return err;
+}
+
+void
+sig_free(struct sig *s)
+{
+	struct sig_leg *l;
+
+	if (s == NULL)
+		return;
+	sig_fd_unwatch(s->efd_watch);
+	if (s->stop_timer)
+		su_timer_destroy(s->stop_timer);
+	if (s->nua)
+		nua_destroy(s->nua);
+	/* Legs still waiting for the media plane: the workers have stopped
+	 * and their memory goes with mix_worker_free(); forget ours. */
+	while ((l = TAILQ_FIRST(&s->dying)) != NULL) {
+		TAILQ_REMOVE(&s->dying, l, link);
+		free(l->peer_uri);
+		free(l->call_id);
+		free(l->last_answer);
+		free(l);
+	}
+	if (s->root)
+		su_root_destroy(s->root);
+	su_home_deinit(s->home);
+	free(s);
+}
+
+int
+sig_run(struct sig *s)
+{
+	FC_INFO("sig", "SIP on %s (UDP, TCP); conference URIs sip:ID@%s, "
+		       "factory sip:%s@%s, auto-create %s",
+		s->listen, s->domain, s->opts.factory, s->domain,
+		s->opts.auto_create ? "on" : "off");
+	su_root_run(s->root);
+	return 0;
+}
+
+const char *
+sig_listen_addr(const struct sig *s)
+{
+	return s->listen;
+}
+
+static void
+sig_stop_timeout(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *s)
+{
+	(void)magic;
+	(void)t;
+	FC_WARN("sig", "stop did not finish in %u ms; leaving anyway",
+		SIG_STOP_TIMEOUT_MS);
+	su_root_break(s->root);
+}
+
+void
+sig_shutdown(struct sig *s)
+{
+	struct sig_conf *c;
+	struct sig_leg *l;
+
+	if (s->shutting_down)
+		return;
+	s->shutting_down = true;
+	FC_INFO("sig", "shutting down: hanging up %u legs", s->st.legs);
+	TAILQ_FOREACH(c, &s->confs, link) {
+		TAILQ_FOREACH(l, &c->legs, link) {
+			if (l->nh && l->state != SIG_LEG_DISCONNECTING) {
+				l->state = SIG_LEG_DISCONNECTING;
+				nua_bye(l->nh, TAG_END());
+			}
+		}
+	}
+	nua_shutdown(s->nua);
+	/* A peer that never answers our BYE must not hold the stop up. */
+	s->stop_timer = su_timer_create(su_root_task(s->root), 0);
+	if (s->stop_timer)
+		su_timer_set_interval(s->stop_timer, sig_stop_timeout, s,
+				      SIG_STOP_TIMEOUT_MS);
+}
+
+/*
+ * Leave the loop once shutting down, nua has finished and the media plane
+ * holds nothing of ours.
+ */
+void
+sig_maybe_finish(struct sig *s)
+{
+	unsigned in_flight = 0;
+
+	if (!s->shutting_down || !s->nua_done)
+		return;
+	/* Legs nua never told us about again are released now. */
+	while (!TAILQ_EMPTY(&s->confs)) {
+		struct sig_conf *c = TAILQ_FIRST(&s->confs);
+
+		if (TAILQ_EMPTY(&c->legs))
+			break; /* being released */
+		sig_leg_release(TAILQ_FIRST(&c->legs));
+	}
+	for (unsigned i = 0; i < s->n_workers; i++)
+		in_flight += mix_in_flight(s->workers[i]);
+	if (in_flight == 0 && TAILQ_EMPTY(&s->dying) && TAILQ_EMPTY(&s->confs))
+		su_root_break(s->root);
+}
+
+void
+sig_conf_foreach(struct sig *s, sig_conf_h *h, void *arg)
+{
+	struct sig_conf *c;
+
+	TAILQ_FOREACH(c, &s->confs, link) {
+		struct sig_conf_info ci = {
+			.id = c->id,
+			.uri = c->uri,
+			.participants = c->n_legs,
+			.worker = c->worker,
+			.created = c->created,
+		};
+
+		if (!c->releasing)
+			h(&ci, arg);
+	}
+}
+
+void
+sig_stats_get(struct sig *s, struct sig_stats *st)
+{
+	*st = s->st;
+}
