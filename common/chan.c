@@ -22,8 +22,8 @@
 struct fc_chan {
 	struct rte_ring *req; /* control -> lcore */
 	struct rte_ring *rep; /* lcore -> control */
-	int efd;              /* borrowed */
-	unsigned cap;         /* most messages in flight */
+	int efd;	      /* borrowed */
+	unsigned cap;	      /* most messages in flight */
 	unsigned in_flight;   /* control thread only */
 	bool kick_pending;    /* lcore only */
 };

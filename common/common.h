@@ -53,10 +53,10 @@ void fc_log(enum fc_log_level level, const char *part, const char *fmt, ...)
 #define FC_ERR(part, ...)  fc_log(FC_LOG_ERR, part, __VA_ARGS__)
 #define FC_WARN(part, ...) fc_log(FC_LOG_WARN, part, __VA_ARGS__)
 #define FC_INFO(part, ...) fc_log(FC_LOG_INFO, part, __VA_ARGS__)
-#define FC_DEBUG(part, ...)                                                  \
-	do {                                                                  \
-		if (fc_log_level_get() >= FC_LOG_DEBUG)                       \
-			fc_log(FC_LOG_DEBUG, part, __VA_ARGS__);              \
+#define FC_DEBUG(part, ...)                                      \
+	do {                                                     \
+		if (fc_log_level_get() >= FC_LOG_DEBUG)          \
+			fc_log(FC_LOG_DEBUG, part, __VA_ARGS__); \
 	} while (0)
 
 /* Monotonic clock in nanoseconds (vDSO, no syscall). */
@@ -68,9 +68,9 @@ typedef void(fc_msg_done_h)(struct fc_msg *msg);
 
 struct fc_msg {
 	fc_msg_done_h *done; /* run on the control thread, then it frees */
-	void *arg;           /* borrowed: the sender's context for done() */
-	int type;            /* the receiving part's command number */
-	int result;          /* 0 or a negative errno, set by the lcore */
+	void *arg;	     /* borrowed: the sender's context for done() */
+	int type;	     /* the receiving part's command number */
+	int result;	     /* 0 or a negative errno, set by the lcore */
 };
 
 struct fc_chan;

@@ -69,9 +69,9 @@ usage(FILE *f)
 			 opts[i].kind == OPT_BOOL ? "[=BOOL]" : " VALUE");
 		fprintf(f, "  %-26s %s\n", flag, opts[i].help);
 	}
-	fprintf(f, "  %-26s %s\n  %-26s %s\n  %-26s %s\n",
-		"--no-auto-create", "turn auto-create off", "--help",
-		"this text", "--version", "print the version");
+	fprintf(f, "  %-26s %s\n  %-26s %s\n  %-26s %s\n", "--no-auto-create",
+		"turn auto-create off", "--help", "this text", "--version",
+		"print the version");
 }
 
 static int
@@ -206,8 +206,8 @@ config_file(struct fd_config *c, const char *path)
 		val = trim(eq + 1);
 		o = opt_find(key);
 		if (o == NULL || o->off == OFF(config)) {
-			fprintf(stderr, "focusd: %s: unknown key '%s'\n",
-				where, key);
+			fprintf(stderr, "focusd: %s: unknown key '%s'\n", where,
+				key);
 			rc = -1;
 			break;
 		}
@@ -241,11 +241,11 @@ fd_config_load(struct fd_config *c, int argc, char **argv)
 	c->mgmt = strdup(path);
 
 	for (size_t i = 0; i < FC_ARRAY_SIZE(opts); i++) {
-		lopts[n++] = (struct option){
-			opts[i].name,
-			opts[i].kind == OPT_BOOL ? optional_argument
-						 : required_argument,
-			NULL, 1000 + (int)i};
+		lopts[n++] = (struct option){opts[i].name,
+					     opts[i].kind == OPT_BOOL
+						     ? optional_argument
+						     : required_argument,
+					     NULL, 1000 + (int)i};
 	}
 	lopts[n++] = (struct option){"no-auto-create", no_argument, NULL, 'n'};
 	lopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
@@ -317,8 +317,9 @@ fd_config_load(struct fd_config *c, int argc, char **argv)
 		struct in_addr a;
 
 		if (inet_pton(AF_INET, c->rtp_addr, &a) != 1) {
-			fprintf(stderr, "focusd: --rtp-addr must be an IPv4 "
-					"address, not '%s'\n",
+			fprintf(stderr,
+				"focusd: --rtp-addr must be an IPv4 "
+				"address, not '%s'\n",
 				c->rtp_addr);
 			return -1;
 		}

@@ -8,18 +8,18 @@
 #include <stdbool.h>
 
 struct fd_config {
-	char *sip_listen;  /* ADDR:PORT */
-	char *domain;      /* default: derived from sip_listen */
+	char *sip_listen; /* ADDR:PORT */
+	char *domain;	  /* default: derived from sip_listen */
 	char *factory;
 	bool auto_create;
 	char *rtp_addr;
 	unsigned rtp_port_lo, rtp_port_hi;
 	unsigned workers;
-	char *dataplane;   /* "socket" or "dpdk" */
-	char *eal;         /* extra EAL arguments, replacing the defaults */
-	char *mgmt;        /* Unix socket path */
+	char *dataplane; /* "socket" or "dpdk" */
+	char *eal;	 /* extra EAL arguments, replacing the defaults */
+	char *mgmt;	 /* Unix socket path */
 	char *log_level;
-	char *config;      /* the file read, if any */
+	char *config; /* the file read, if any */
 };
 
 /*

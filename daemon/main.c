@@ -88,7 +88,8 @@ on_signal(int fd, void *arg)
 	if (read(fd, &si, sizeof(si)) != sizeof(si))
 		return;
 	if (f->stopping) {
-		FC_WARN("focusd", "second signal %u: exiting now", si.ssi_signo);
+		FC_WARN("focusd", "second signal %u: exiting now",
+			si.ssi_signo);
 		_exit(1);
 	}
 	f->stopping = true;
@@ -103,12 +104,14 @@ start_lcores(struct focusd *f)
 	int err;
 
 	if (rte_lcore_count() < f->n_workers + 2) {
-		FC_ERR("focusd", "EAL gave %u lcores; need %u (control, io "
-				 "and %u workers): check --eal's -l/--lcores",
+		FC_ERR("focusd",
+		       "EAL gave %u lcores; need %u (control, io "
+		       "and %u workers): check --eal's -l/--lcores",
 		       rte_lcore_count(), f->n_workers + 2, f->n_workers);
 		return EINVAL;
 	}
-	RTE_LCORE_FOREACH_WORKER(lcore) {
+	RTE_LCORE_FOREACH_WORKER(lcore)
+	{
 		if (k == 0)
 			err = rte_eal_remote_launch(dp_io_run, f->dp, lcore);
 		else if (k <= f->n_workers)
@@ -153,8 +156,9 @@ start(struct focusd *f, int argc, char **argv)
 		return E2BIG;
 	}
 	if (strcmp(f->cfg.dataplane, "socket") != 0) {
-		FC_ERR("focusd", "--dataplane %s is not available in this "
-				 "build; use --dataplane socket",
+		FC_ERR("focusd",
+		       "--dataplane %s is not available in this "
+		       "build; use --dataplane socket",
 		       f->cfg.dataplane);
 		return ENOTSUP;
 	}
@@ -173,8 +177,9 @@ start(struct focusd *f, int argc, char **argv)
 
 	eargc = eal_args(eargv, EAL_ARGS_MAX, ebuf, &f->cfg);
 	if (rte_eal_init(eargc, eargv) < 0) {
-		FC_ERR("focusd", "DPDK EAL did not start (%s); arguments were "
-				 "'%s'",
+		FC_ERR("focusd",
+		       "DPDK EAL did not start (%s); arguments were "
+		       "'%s'",
 		       rte_strerror(rte_errno),
 		       f->cfg.eal ? f->cfg.eal : "the defaults");
 		return rte_errno ? rte_errno : EINVAL;
@@ -216,8 +221,7 @@ start(struct focusd *f, int argc, char **argv)
 	so.factory = f->cfg.factory;
 	so.auto_create = f->cfg.auto_create;
 	so.user_agent = "focusd/" FOCUSD_VERSION;
-	err = sig_alloc(&f->sig, &so, f->dp, f->workers, f->n_workers,
-			f->efd);
+	err = sig_alloc(&f->sig, &so, f->dp, f->workers, f->n_workers, f->efd);
 	if (err) {
 		FC_ERR("focusd", "SIP did not start on %s: %s",
 		       f->cfg.sip_listen, strerror(err));
@@ -264,7 +268,8 @@ main(int argc, char **argv)
 		fd_config_free(&f.cfg);
 		return rc > 0 ? 0 : 64;
 	}
-	fc_log_level_set((enum fc_log_level)fc_log_level_parse(f.cfg.log_level));
+	fc_log_level_set(
+		(enum fc_log_level)fc_log_level_parse(f.cfg.log_level));
 
 	rc = start(&f, argc, argv);
 	if (rc == 0) {

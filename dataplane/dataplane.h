@@ -64,12 +64,12 @@ int dp_rtp_build(uint8_t *buf, size_t cap, uint8_t pt, bool marker,
  * ports are IPv4, network byte order.
  */
 struct dp_pkt_meta {
-	uint64_t rx_ns;       /* receive time (rx only) */
+	uint64_t rx_ns;	      /* receive time (rx only) */
 	uint32_t remote_ip;   /* rx: source; tx: destination */
 	uint16_t remote_port; /* rx: source; tx: destination */
 	uint16_t local_port;  /* rx: destination; tx: source */
-	uint32_t slot;        /* rx: the leg's endpoint slot */
-	int32_t sock;         /* socket port only: the endpoint's socket */
+	uint32_t slot;	      /* rx: the leg's endpoint slot */
+	int32_t sock;	      /* socket port only: the endpoint's socket */
 };
 
 static inline struct dp_pkt_meta *
@@ -86,11 +86,11 @@ enum dp_kind {
 struct dp_conf {
 	enum dp_kind kind;
 	struct in_addr rtp_addr; /* address RTP sockets bind to */
-	uint16_t port_lo;        /* RTP port range, even numbers used */
+	uint16_t port_lo;	 /* RTP port range, even numbers used */
 	uint16_t port_hi;
 	unsigned n_workers;
 	unsigned n_mbufs; /* pool size; 0 picks a default */
-	int efd;          /* eventfd for replies to the control thread */
+	int efd;	  /* eventfd for replies to the control thread */
 };
 
 /* The io lcore's counters, read by the control thread (dp_stats_get). */
@@ -101,16 +101,16 @@ struct dp_stats {
 	uint64_t rx_ring_full; /* worker ring full */
 	uint64_t rx_errors;    /* port receive errors */
 	uint64_t rx_nombuf;
-	uint64_t flows;        /* flows installed now */
+	uint64_t flows; /* flows installed now */
 };
 
 struct dp;
 
 /* An RTP endpoint: one local port of the range (one socket in socket mode). */
 struct dp_ep {
-	uint32_t slot;       /* index of the port in the range */
+	uint32_t slot;	     /* index of the port in the range */
 	uint16_t local_port; /* host order */
-	int sock;            /* socket port: the bound UDP socket; else -1 */
+	int sock;	     /* socket port: the bound UDP socket; else -1 */
 };
 
 int dp_alloc(struct dp **dpp, const struct dp_conf *conf);

@@ -208,8 +208,7 @@ dp_pool(struct dp *dp)
 }
 
 uint16_t
-dp_tx_burst(struct dp *dp, unsigned worker, struct rte_mbuf **pkts,
-	    uint16_t n)
+dp_tx_burst(struct dp *dp, unsigned worker, struct rte_mbuf **pkts, uint16_t n)
 {
 	return dp->port->tx_burst(dp, worker, pkts, n);
 }
@@ -273,8 +272,7 @@ dp_flow_add(struct dp *dp, const struct dp_ep *ep, unsigned worker,
 }
 
 int
-dp_flow_del(struct dp *dp, const struct dp_ep *ep, dp_done_h *done,
-	    void *arg)
+dp_flow_del(struct dp *dp, const struct dp_ep *ep, dp_done_h *done, void *arg)
 {
 	if (dp == NULL || ep == NULL || ep->slot >= dp->n_slots)
 		return EINVAL;
@@ -315,8 +313,8 @@ dp_io_commands(struct dp *dp)
 				c->msg.result = -EEXIST;
 				break;
 			}
-			c->msg.result = -dp->port->flow_on(dp, c->slot,
-							   &c->flow);
+			c->msg.result =
+				-dp->port->flow_on(dp, c->slot, &c->flow);
 			if (c->msg.result == 0) {
 				*f = c->flow;
 				dp->st.flows++;

@@ -8,9 +8,9 @@
 
 #include "dataplane/dataplane.h"
 
-#define DP_RX_BURST   32
+#define DP_RX_BURST    32
 #define DP_WORKER_RING 8192
-#define DP_CHAN_SIZE  256
+#define DP_CHAN_SIZE   256
 
 /* One entry of the io lcore's flow table, indexed by endpoint slot. */
 struct dp_flow {

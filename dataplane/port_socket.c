@@ -8,11 +8,11 @@
  * set and reads each ready socket with recvmmsg() straight into mbufs; the
  * epoll data is the endpoint slot.
  *
- * Transmit: a worker sends each mbuf with a non-blocking sendto() on the
- * endpoint's socket, so that the source port is the one in the SDP and
- * symmetric RTP works through NATs. The kernel cannot batch datagrams of
- * different sockets (sendmmsg is per socket), so this is one syscall per
- * leg per tick; the DPDK port batches whole bursts instead. A full socket
+ * Transmit: a worker sends with a non-blocking sendmmsg() on the endpoint's
+ * socket, so that the source port is the one in the SDP and symmetric RTP
+ * works through NATs. The kernel cannot batch datagrams of different
+ * sockets, so with one packet per leg per tick this is one syscall per leg
+ * per tick; the DPDK port batches whole bursts instead. A full socket
  * buffer (EAGAIN) drops the packet and counts it, it never blocks.
  *
  * Ownership: the control thread creates and closes sockets; the io lcore
@@ -219,27 +219,47 @@ sock_rx_burst(struct dp *dp, struct rte_mbuf **pkts, uint16_t n, int wait_ms)
 }
 
 static uint16_t
-sock_tx_burst(struct dp *dp, unsigned queue, struct rte_mbuf **pkts,
-	      uint16_t n)
+sock_tx_burst(struct dp *dp, unsigned queue, struct rte_mbuf **pkts, uint16_t n)
 {
+	struct mmsghdr msgs[DP_RX_BURST];
+	struct iovec iov[DP_RX_BURST];
+	struct sockaddr_in to[DP_RX_BURST];
 	uint16_t sent = 0;
 
 	(void)dp;
 	(void)queue;
-	for (uint16_t i = 0; i < n; i++) {
-		struct rte_mbuf *m = pkts[i];
-		struct dp_pkt_meta *pm = dp_pkt_meta(m);
-		struct sockaddr_in to = {
-			.sin_family = AF_INET,
-			.sin_port = pm->remote_port,
-			.sin_addr.s_addr = pm->remote_ip,
-		};
+	/* One sendmmsg() per run of packets on the same socket. */
+	for (uint16_t i = 0; i < n;) {
+		int sock = dp_pkt_meta(pkts[i])->sock;
+		unsigned k = 0;
+		int r;
 
-		if (sendto(pm->sock, rte_pktmbuf_mtod(m, void *),
-			   rte_pktmbuf_data_len(m), MSG_DONTWAIT,
-			   (struct sockaddr *)&to, sizeof(to)) >= 0)
-			sent++;
-		rte_pktmbuf_free(m);
+		while (i + k < n && k < DP_RX_BURST &&
+		       dp_pkt_meta(pkts[i + k])->sock == sock) {
+			struct rte_mbuf *m = pkts[i + k];
+			struct dp_pkt_meta *pm = dp_pkt_meta(m);
+
+			to[k] = (struct sockaddr_in){
+				.sin_family = AF_INET,
+				.sin_port = pm->remote_port,
+				.sin_addr.s_addr = pm->remote_ip,
+			};
+			iov[k].iov_base = rte_pktmbuf_mtod(m, void *);
+			iov[k].iov_len = rte_pktmbuf_data_len(m);
+			msgs[k].msg_hdr = (struct msghdr){
+				.msg_name = &to[k],
+				.msg_namelen = sizeof(to[k]),
+				.msg_iov = &iov[k],
+				.msg_iovlen = 1,
+			};
+			k++;
+		}
+		r = sendmmsg(sock, msgs, k, MSG_DONTWAIT);
+		if (r > 0)
+			sent += (uint16_t)r;
+		for (unsigned j = 0; j < k; j++)
+			rte_pktmbuf_free(pkts[i + j]);
+		i += k;
 	}
 	return sent;
 }

@@ -33,10 +33,10 @@
 #include "common/common.h"
 #include "dataplane/dataplane.h"
 
-#define MIX_RATE      8000
-#define MIX_PTIME_MS  20
-#define MIX_FRAME     (MIX_RATE * MIX_PTIME_MS / 1000)
-#define MIX_TICK_NS   (MIX_PTIME_MS * 1000000ull)
+#define MIX_RATE     8000
+#define MIX_PTIME_MS 20
+#define MIX_FRAME    (MIX_RATE * MIX_PTIME_MS / 1000)
+#define MIX_TICK_NS  (MIX_PTIME_MS * 1000000ull)
 
 enum mix_codec {
 	MIX_PCMU = 0,
@@ -48,20 +48,20 @@ const char *mix_codec_name(enum mix_codec c);
 /* What the control thread decides for a leg (from SDP). */
 struct mix_leg_params {
 	enum mix_codec codec;
-	uint8_t pt;            /* payload type the peer expects */
-	uint32_t ssrc;         /* ours, stable for the leg's life */
-	uint16_t seq;          /* first sequence number we send */
-	uint32_t ts;           /* first timestamp we send */
-	struct dp_ep ep;       /* copy of the leg's endpoint */
-	uint32_t remote_ip;    /* from SDP, network order */
-	uint16_t remote_port;  /* from SDP, network order */
-	bool mix_in;           /* the leg's audio goes into the mix */
-	bool mix_out;          /* the leg hears the mix */
+	uint8_t pt;	      /* payload type the peer expects */
+	uint32_t ssrc;	      /* ours, stable for the leg's life */
+	uint16_t seq;	      /* first sequence number we send */
+	uint32_t ts;	      /* first timestamp we send */
+	struct dp_ep ep;      /* copy of the leg's endpoint */
+	uint32_t remote_ip;   /* from SDP, network order */
+	uint16_t remote_port; /* from SDP, network order */
+	bool mix_in;	      /* the leg's audio goes into the mix */
+	bool mix_out;	      /* the leg hears the mix */
 };
 
 /* A leg's counters, copied out by mix_stats_get. */
 struct mix_leg_stats {
-	uint64_t rx_packets;   /* RTP accepted from the peer */
+	uint64_t rx_packets; /* RTP accepted from the peer */
 	uint64_t rx_bytes;
 	uint64_t rx_foreign;   /* from another address than the peer's */
 	uint64_t rx_malformed; /* bad RTP header */
@@ -72,21 +72,21 @@ struct mix_leg_stats {
 	uint64_t underruns;    /* ticks the leg talked but had no frame */
 	uint64_t tx_packets;
 	uint64_t tx_bytes;
-	uint64_t tx_dropped;   /* no mbuf, or the port refused it */
-	uint32_t remote_ip;    /* where we send now, network order */
+	uint64_t tx_dropped; /* no mbuf, or the port refused it */
+	uint32_t remote_ip;  /* where we send now, network order */
 	uint16_t remote_port;
-	bool latched;          /* remote learnt from the peer's packets */
+	bool latched; /* remote learnt from the peer's packets */
 };
 
 /* A worker's counters. */
 struct mix_worker_stats {
 	uint64_t ticks;
-	uint64_t overruns;     /* ticks started late by more than one tick */
+	uint64_t overruns; /* ticks started late by more than one tick */
 	uint64_t tick_ns_last;
 	uint64_t tick_ns_max;
 	uint32_t confs;
 	uint32_t legs;
-	uint64_t rx_no_leg;    /* packets for a slot with no leg here */
+	uint64_t rx_no_leg; /* packets for a slot with no leg here */
 };
 
 struct mix_worker;
@@ -94,8 +94,7 @@ struct mix_conf;
 struct mix_leg;
 
 typedef void(mix_done_h)(void *arg, int err);
-typedef void(mix_stats_h)(void *arg, int err,
-			  const struct mix_worker_stats *ws,
+typedef void(mix_stats_h)(void *arg, int err, const struct mix_worker_stats *ws,
 			  const struct mix_leg_stats *ls, unsigned n);
 
 int mix_worker_alloc(struct mix_worker **wp, struct dp *dp, unsigned index,
@@ -114,26 +113,25 @@ unsigned mix_in_flight(const struct mix_worker *w);
 
 int mix_conf_alloc(struct mix_conf **cp);
 void mix_conf_free(struct mix_conf *c);
-int mix_conf_attach(struct mix_worker *w, struct mix_conf *c,
-		    mix_done_h *done, void *arg);
+int mix_conf_attach(struct mix_worker *w, struct mix_conf *c, mix_done_h *done,
+		    void *arg);
 /* The conference must have no legs left. */
-int mix_conf_detach(struct mix_worker *w, struct mix_conf *c,
-		    mix_done_h *done, void *arg);
+int mix_conf_detach(struct mix_worker *w, struct mix_conf *c, mix_done_h *done,
+		    void *arg);
 
 int mix_leg_alloc(struct mix_leg **lp, const struct mix_leg_params *p);
 void mix_leg_free(struct mix_leg *l);
-int mix_leg_attach(struct mix_worker *w, struct mix_conf *c,
-		   struct mix_leg *l, mix_done_h *done, void *arg);
+int mix_leg_attach(struct mix_worker *w, struct mix_conf *c, struct mix_leg *l,
+		   mix_done_h *done, void *arg);
 /* Direction, remote address or codec changed (re-INVITE). */
 int mix_leg_update(struct mix_worker *w, struct mix_leg *l,
-		   const struct mix_leg_params *p, mix_done_h *done,
-		   void *arg);
+		   const struct mix_leg_params *p, mix_done_h *done, void *arg);
 int mix_leg_detach(struct mix_worker *w, struct mix_leg *l, mix_done_h *done,
 		   void *arg);
 
 /* Counters of the worker and of n of its legs. */
-int mix_stats_get(struct mix_worker *w, struct mix_leg *const *legs,
-		  unsigned n, mix_stats_h *h, void *arg);
+int mix_stats_get(struct mix_worker *w, struct mix_leg *const *legs, unsigned n,
+		  mix_stats_h *h, void *arg);
 
 /*
  * Mixing kernels, exposed for tests and benchmarks.

@@ -41,14 +41,14 @@
 
 #include "mixer/mixer.h"
 
-#define FIFO_CAP   1024 /* samples, power of two */
-#define FIFO_START (2 * MIX_FRAME)
-#define FIFO_MAX   (3 * MIX_FRAME)
+#define FIFO_CAP	1024 /* samples, power of two */
+#define FIFO_START	(2 * MIX_FRAME)
+#define FIFO_MAX	(3 * MIX_FRAME)
 #define MAX_PKT_SAMPLES 480 /* 60 ms at 8 kHz */
-#define RX_BURST   64
-#define RX_PASSES  8
-#define TX_BURST   64
-#define CHAN_SIZE  1024
+#define RX_BURST	64
+#define RX_PASSES	8
+#define TX_BURST	64
+#define CHAN_SIZE	1024
 
 struct mix_leg {
 	TAILQ_ENTRY(mix_leg) link;
@@ -81,8 +81,8 @@ struct mix_conf {
 };
 
 struct mix_worker {
-	struct dp *dp;         /* borrowed */
-	struct rte_ring *rx;   /* borrowed from the dataplane */
+	struct dp *dp;		  /* borrowed */
+	struct rte_ring *rx;	  /* borrowed from the dataplane */
 	struct rte_mempool *pool; /* borrowed */
 	struct fc_chan *chan;
 	unsigned index;
@@ -118,15 +118,14 @@ struct mix_cmd {
 	void *arg;
 	struct mix_worker_stats ws;
 	unsigned n;
-	struct mix_leg **legs;        /* n of them, after this struct */
-	struct mix_leg_stats *ls;     /* n of them, after legs */
+	struct mix_leg **legs;	  /* n of them, after this struct */
+	struct mix_leg_stats *ls; /* n of them, after legs */
 };
 
 /* ---- control thread ---------------------------------------------------- */
 
 int
-mix_worker_alloc(struct mix_worker **wp, struct dp *dp, unsigned index,
-		 int efd)
+mix_worker_alloc(struct mix_worker **wp, struct dp *dp, unsigned index, int efd)
 {
 	struct mix_worker *w;
 	char name[32];
@@ -327,8 +326,7 @@ mix_leg_attach(struct mix_worker *w, struct mix_conf *c, struct mix_leg *l,
 {
 	struct mix_cmd *cmd;
 
-	if (w == NULL || c == NULL || l == NULL ||
-	    l->p.ep.slot >= w->n_slots)
+	if (w == NULL || c == NULL || l == NULL || l->p.ep.slot >= w->n_slots)
 		return EINVAL;
 	cmd = mix_cmd_new(MIX_CMD_LEG_ATTACH, c, l, done, arg);
 	return cmd ? mix_cmd_send(w, cmd) : ENOMEM;
@@ -627,8 +625,8 @@ leg_send(struct mix_worker *w, struct mix_leg *l, const int16_t *pcm)
 		return;
 	}
 	b = (uint8_t *)rte_pktmbuf_append(m, DP_RTP_HDR_MIN + MIX_FRAME);
-	dp_rtp_build(b, DP_RTP_HDR_MIN, l->p.pt, !l->sent_first, l->seq,
-		     l->ts, l->p.ssrc);
+	dp_rtp_build(b, DP_RTP_HDR_MIN, l->p.pt, !l->sent_first, l->seq, l->ts,
+		     l->p.ssrc);
 	mix_g711_encode(l->p.codec, b + DP_RTP_HDR_MIN, pcm, MIX_FRAME);
 	pm = dp_pkt_meta(m);
 	pm->remote_ip = l->st.remote_ip;
@@ -652,12 +650,14 @@ conf_tick(struct mix_worker *w, struct mix_conf *c)
 	struct mix_leg *l;
 
 	memset(c->acc, 0, sizeof(c->acc));
-	TAILQ_FOREACH(l, &c->legs, link) {
+	TAILQ_FOREACH(l, &c->legs, link)
+	{
 		l->talking = l->p.mix_in && leg_frame(l);
 		if (l->talking)
 			mix_acc_add(c->acc, l->in, MIX_FRAME);
 	}
-	TAILQ_FOREACH(l, &c->legs, link) {
+	TAILQ_FOREACH(l, &c->legs, link)
+	{
 		if (l->p.mix_out) {
 			mix_minus(out, c->acc, l->talking ? l->in : NULL,
 				  MIX_FRAME);
@@ -674,7 +674,7 @@ mix_tick(struct mix_worker *w)
 	struct mix_conf *c;
 
 	TAILQ_FOREACH(c, &w->confs, link)
-		conf_tick(w, c);
+	conf_tick(w, c);
 	mix_tx_flush(w);
 	w->st.ticks++;
 }

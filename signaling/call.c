@@ -65,8 +65,8 @@ conf_id_new(char *buf, size_t len)
 		for (size_t i = 0; i < sizeof(rnd); i++)
 			rnd[i] = (uint8_t)random();
 	}
-	snprintf(buf, len, "c%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
-		 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	snprintf(buf, len, "c%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
+		 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 }
 
 static bool
@@ -89,10 +89,10 @@ reject(struct sig *s, nua_handle_t *nh, int status, const char *phrase)
 	nua_handle_destroy(nh);
 }
 
-#define REJECT(...)                                                           \
-	do {                                                                  \
-		reject(__VA_ARGS__);                                          \
-		return;                                                       \
+#define REJECT(...)                  \
+	do {                         \
+		reject(__VA_ARGS__); \
+		return;              \
 	} while (0)
 
 static void
@@ -136,10 +136,9 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 		    strcasecmp(sip->sip_content_type->c_type,
 			       "application/sdp") != 0)
 			REJECT(s, nh, SIP_415_UNSUPPORTED_MEDIA);
-		err = sig_sdp_offer_parse(&media, s->home,
-					  sip->sip_payload->pl_data,
-					  sip->sip_payload->pl_len, &status,
-					  &phrase);
+		err = sig_sdp_offer_parse(
+			&media, s->home, sip->sip_payload->pl_data,
+			sip->sip_payload->pl_len, &status, &phrase);
 		if (err)
 			REJECT(s, nh, status, phrase);
 	} else {
@@ -162,7 +161,7 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 		err = sig_conf_create(&c, s, id);
 		if (err)
 			REJECT(s, nh, 503,
-				      "Service Unavailable - Media Plane Busy");
+			       "Service Unavailable - Media Plane Busy");
 		created = true;
 	}
 
@@ -174,9 +173,9 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 			FC_WARN("sig", "conference %s: first leg failed", id);
 		}
 		REJECT(s, nh, 503,
-			      err == EADDRINUSE
-				      ? "Service Unavailable - No RTP Port"
-				      : "Service Unavailable - Media Plane Busy");
+		       err == EADDRINUSE
+			       ? "Service Unavailable - No RTP Port"
+			       : "Service Unavailable - Media Plane Busy");
 	}
 	nua_handle_bind(nh, l);
 	l->state = SIG_LEG_DIALING_IN;
@@ -236,10 +235,9 @@ ack(struct sig *s, struct sig_leg *l, const sip_t *sip)
 	int status;
 
 	if (sip && sip->sip_payload && sip->sip_payload->pl_len) {
-		if (sig_sdp_offer_parse(&media, s->home,
-					sip->sip_payload->pl_data,
-					sip->sip_payload->pl_len, &status,
-					&phrase) != 0 ||
+		if (sig_sdp_offer_parse(
+			    &media, s->home, sip->sip_payload->pl_data,
+			    sip->sip_payload->pl_len, &status, &phrase) != 0 ||
 		    sig_leg_media_update(l, &media) != 0) {
 			FC_INFO("sig", "%s: unusable SDP in ACK, hanging up",
 				l->peer_uri ? l->peer_uri : "?");
@@ -262,9 +260,9 @@ ack(struct sig *s, struct sig_leg *l, const sip_t *sip)
 }
 
 void
-sig_call_event(struct sig *s, nua_event_t event, int status,
-	       const char *phrase, nua_handle_t *nh, struct sig_leg *l,
-	       const sip_t *sip, tagi_t tags[])
+sig_call_event(struct sig *s, nua_event_t event, int status, const char *phrase,
+	       nua_handle_t *nh, struct sig_leg *l, const sip_t *sip,
+	       tagi_t tags[])
 {
 	int callstate = -1;
 

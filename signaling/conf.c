@@ -53,7 +53,8 @@ sig_conf_find(struct sig *s, const char *id)
 {
 	struct sig_conf *c;
 
-	TAILQ_FOREACH(c, &s->confs, link) {
+	TAILQ_FOREACH(c, &s->confs, link)
+	{
 		if (!c->releasing && strcmp(c->id, id) == 0)
 			return c;
 	}
@@ -123,8 +124,7 @@ sig_conf_create(struct sig_conf **cp, struct sig *s, const char *id)
 	err = mix_conf_alloc(&c->mc);
 	if (err)
 		goto out;
-	err = mix_conf_attach(s->workers[c->worker], c->mc, conf_media_done,
-			      c);
+	err = mix_conf_attach(s->workers[c->worker], c->mc, conf_media_done, c);
 	if (err)
 		goto out;
 	c->pending++;
@@ -145,8 +145,8 @@ conf_release(struct sig_conf *c)
 
 	c->releasing = true;
 	s->st.conferences--;
-	if (mix_conf_detach(s->workers[c->worker], c->mc, conf_media_done,
-			    c) == 0) {
+	if (mix_conf_detach(s->workers[c->worker], c->mc, conf_media_done, c) ==
+	    0) {
 		c->pending++;
 	} else {
 		/* The worker still holds it: keep the memory, lose nothing
@@ -323,8 +323,8 @@ sig_leg_release(struct sig_leg *l)
 
 	if (l->media_up) {
 		l->media_up = false;
-		if (mix_leg_detach(s->workers[c->worker], l->ml,
-				   leg_media_done, l) == 0)
+		if (mix_leg_detach(s->workers[c->worker], l->ml, leg_media_done,
+				   l) == 0)
 			l->pending++;
 		else
 			l->ml = NULL; /* the worker keeps it; never free it */
@@ -423,7 +423,8 @@ sig_conf_show(struct sig *s, const char *id, sig_show_h *h, void *arg)
 
 	inet_ntop(AF_INET, &(struct in_addr){dp_rtp_addr(s->dp).s_addr}, ip,
 		  sizeof(ip));
-	TAILQ_FOREACH(l, &c->legs, link) {
+	TAILQ_FOREACH(l, &c->legs, link)
+	{
 		struct sig_part_info *p = &r->parts[i];
 		struct in_addr ra = l->media.addr;
 		char rip[INET_ADDRSTRLEN];
@@ -443,8 +444,8 @@ sig_conf_show(struct sig *s, const char *id, sig_show_h *h, void *arg)
 			 l->media.port);
 		legs[i++] = l->ml;
 	}
-	err = mix_stats_get(s->workers[c->worker], legs, r->n,
-			    show_stats_done, r);
+	err = mix_stats_get(s->workers[c->worker], legs, r->n, show_stats_done,
+			    r);
 	if (err)
 		goto out;
 	free(legs);

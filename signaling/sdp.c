@@ -111,8 +111,7 @@ sig_sdp_offer_parse(struct sig_media *out, su_home_t *home, const char *body,
 	parser = sdp_parse(home, body, (issize_t)len, sdp_f_all_rtpmaps);
 	sess = sdp_session(parser);
 	if (sess == NULL) {
-		FC_INFO("sig", "unparsable SDP: %s",
-			sdp_parsing_error(parser));
+		FC_INFO("sig", "unparsable SDP: %s", sdp_parsing_error(parser));
 		*statusp = 400;
 		*phrasep = "Bad Request - Unparsable SDP";
 		err = EBADMSG;
@@ -189,8 +188,8 @@ sdp_print_ours(su_home_t *home, const struct sig_leg *l, bool offer)
 {
 	char ip[INET_ADDRSTRLEN];
 	const struct sig_media *m = &l->media;
-	sdp_mode_t mode = offer ? sdp_sendrecv
-				: sig_sdp_mode_answer(m->peer_mode);
+	sdp_mode_t mode =
+		offer ? sdp_sendrecv : sig_sdp_mode_answer(m->peer_mode);
 	const char *fmt;
 
 	inet_ntop(AF_INET, &(struct in_addr){dp_rtp_addr(l->s->dp).s_addr}, ip,

@@ -42,8 +42,7 @@ sig_fd_wakeup(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
 }
 
 int
-sig_fd_watch(struct sig_fd **wp, struct sig *s, int fd, sig_fd_h *h,
-	     void *arg)
+sig_fd_watch(struct sig_fd **wp, struct sig *s, int fd, sig_fd_h *h, void *arg)
 {
 	struct sig_fd *w;
 
@@ -95,9 +94,9 @@ sig_media_replies(int fd, void *arg)
 }
 
 static void
-sig_nua_callback(nua_event_t event, int status, char const *phrase,
-		 nua_t *nua, nua_magic_t *s, nua_handle_t *nh,
-		 nua_hmagic_t *leg, sip_t const *sip, tagi_t tags[])
+sig_nua_callback(nua_event_t event, int status, char const *phrase, nua_t *nua,
+		 nua_magic_t *s, nua_handle_t *nh, nua_hmagic_t *leg,
+		 sip_t const *sip, tagi_t tags[])
 {
 	(void)nua;
 
@@ -205,8 +204,8 @@ sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 		s->domain = su_strdup(s->home, host);
 	else
 		s->domain = su_strdup(s->home, s->listen);
-	s->opts.factory = su_strdup(s->home, opts->factory ? opts->factory
-							   : "conf");
+	s->opts.factory =
+		su_strdup(s->home, opts->factory ? opts->factory : "conf");
 	s->opts.domain = s->domain;
 	s->opts.listen = s->listen;
 
@@ -221,11 +220,11 @@ sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 	snprintf(url, sizeof(url), "sip:%s:%u", host, port);
 	s->nua = nua_create(
 		s->root, sig_nua_callback, s, NUTAG_URL(url),
-		NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOANSWER(0),
-		NUTAG_AUTOALERT(0), NUTAG_APPL_METHOD("OPTIONS"),
-		SIPTAG_ALLOW_STR(SIG_ALLOW), SIPTAG_ACCEPT_STR(SIG_ACCEPT),
-		SIPTAG_SUPPORTED_STR(SIG_SUPPORTED),
-		NUTAG_SESSION_TIMER(0), NUTAG_ENABLEMESSAGE(0),
+		NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOANSWER(0), NUTAG_AUTOALERT(0),
+		NUTAG_APPL_METHOD("OPTIONS"), SIPTAG_ALLOW_STR(SIG_ALLOW),
+		SIPTAG_ACCEPT_STR(SIG_ACCEPT),
+		SIPTAG_SUPPORTED_STR(SIG_SUPPORTED), NUTAG_SESSION_TIMER(0),
+		NUTAG_ENABLEMESSAGE(0),
 		SIPTAG_USER_AGENT_STR(opts->user_agent ? opts->user_agent
 						       : "focusd"),
 		TAG_END());
@@ -276,8 +275,9 @@ sig_free(struct sig *s)
 int
 sig_run(struct sig *s)
 {
-	FC_INFO("sig", "SIP on %s (UDP, TCP); conference URIs sip:ID@%s, "
-		       "factory sip:%s@%s, auto-create %s",
+	FC_INFO("sig",
+		"SIP on %s (UDP, TCP); conference URIs sip:ID@%s, "
+		"factory sip:%s@%s, auto-create %s",
 		s->listen, s->domain, s->opts.factory, s->domain,
 		s->opts.auto_create ? "on" : "off");
 	su_root_run(s->root);
@@ -310,8 +310,10 @@ sig_shutdown(struct sig *s)
 		return;
 	s->shutting_down = true;
 	FC_INFO("sig", "shutting down: hanging up %u legs", s->st.legs);
-	TAILQ_FOREACH(c, &s->confs, link) {
-		TAILQ_FOREACH(l, &c->legs, link) {
+	TAILQ_FOREACH(c, &s->confs, link)
+	{
+		TAILQ_FOREACH(l, &c->legs, link)
+		{
 			if (l->nh && l->state != SIG_LEG_DISCONNECTING) {
 				l->state = SIG_LEG_DISCONNECTING;
 				nua_bye(l->nh, TAG_END());
@@ -356,7 +358,8 @@ sig_conf_foreach(struct sig *s, sig_conf_h *h, void *arg)
 {
 	struct sig_conf *c;
 
-	TAILQ_FOREACH(c, &s->confs, link) {
+	TAILQ_FOREACH(c, &s->confs, link)
+	{
 		struct sig_conf_info ci = {
 			.id = c->id,
 			.uri = c->uri,

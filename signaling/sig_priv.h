@@ -12,11 +12,11 @@ struct sig;
 struct sig_leg;
 struct sig_fd;
 
-#define SU_ROOT_MAGIC_T   struct sig
-#define SU_WAKEUP_ARG_T   struct sig_fd
-#define SU_TIMER_ARG_T    struct sig
-#define NUA_MAGIC_T       struct sig
-#define NUA_HMAGIC_T      struct sig_leg
+#define SU_ROOT_MAGIC_T struct sig
+#define SU_WAKEUP_ARG_T struct sig_fd
+#define SU_TIMER_ARG_T	struct sig
+#define NUA_MAGIC_T	struct sig
+#define NUA_HMAGIC_T	struct sig_leg
 
 #include <sys/queue.h>
 
@@ -48,7 +48,7 @@ struct sig_media {
 	uint8_t pt;
 	sdp_mode_t peer_mode; /* the direction the peer offered/answered */
 	struct in_addr addr;  /* peer's RTP address (0.0.0.0: hold) */
-	uint16_t port;        /* peer's RTP port, host order */
+	uint16_t port;	      /* peer's RTP port, host order */
 	/* The offer's other m-lines, rejected (port 0), before and after
 	 * the one we took: an answer keeps the offer's m-line order. */
 	char rejected_before[256];
@@ -64,45 +64,45 @@ struct sig_conf {
 	struct mix_conf *mc;
 	TAILQ_HEAD(, sig_leg) legs;
 	unsigned n_legs;
-	unsigned pending;  /* media replies awaited */
-	bool releasing;    /* out of the table, freed when pending drops */
+	unsigned pending; /* media replies awaited */
+	bool releasing;	  /* out of the table, freed when pending drops */
 	uint64_t created;
 };
 
 struct sig_leg {
 	TAILQ_ENTRY(sig_leg) link; /* in conf->legs, or s->dying */
 	struct sig *s;
-	struct sig_conf *conf;     /* borrowed; NULL once released */
+	struct sig_conf *conf; /* borrowed; NULL once released */
 	nua_handle_t *nh;
 	char *peer_uri;
 	char *call_id;
 	enum sig_leg_state state;
-	bool media_up;             /* attached to worker and io */
+	bool media_up; /* attached to worker and io */
 	bool releasing;
-	unsigned pending;          /* media replies awaited */
+	unsigned pending; /* media replies awaited */
 	struct sig_media media;
 	struct dp_ep ep;
 	struct mix_leg *ml;
 	struct mix_leg_params mp;
 	uint64_t sdp_sess_id;
 	unsigned sdp_version;
-	char *last_answer;         /* our current SDP, for re-offers */
+	char *last_answer; /* our current SDP, for re-offers */
 };
 
 struct sig {
 	struct sig_conf_opts opts;
-	char *listen;        /* "host:port" */
-	char *domain;        /* host[:port] of conference URIs */
+	char *listen; /* "host:port" */
+	char *domain; /* host[:port] of conference URIs */
 	su_home_t home[1];
 	su_root_t *root;
 	nua_t *nua;
-	struct dp *dp;                 /* borrowed */
-	struct mix_worker **workers;   /* borrowed */
+	struct dp *dp;		     /* borrowed */
+	struct mix_worker **workers; /* borrowed */
 	unsigned n_workers;
-	unsigned *worker_legs;         /* legs placed per worker */
+	unsigned *worker_legs; /* legs placed per worker */
 	struct sig_fd *efd_watch;
 	TAILQ_HEAD(, sig_conf) confs;
-	TAILQ_HEAD(, sig_leg) dying;   /* released, awaiting media replies */
+	TAILQ_HEAD(, sig_leg) dying; /* released, awaiting media replies */
 	bool shutting_down;
 	bool nua_done;
 	su_timer_t *stop_timer;
@@ -112,18 +112,16 @@ struct sig {
 /* conf.c */
 struct sig_conf *sig_conf_find(struct sig *s, const char *id);
 int sig_conf_create(struct sig_conf **cp, struct sig *s, const char *id);
-int sig_leg_create(struct sig_leg **lp, struct sig_conf *c,
-		   nua_handle_t *nh, const struct sig_media *m,
-		   const sip_t *sip);
+int sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,
+		   const struct sig_media *m, const sip_t *sip);
 int sig_leg_media_update(struct sig_leg *l, const struct sig_media *m);
 void sig_leg_release(struct sig_leg *l);
 void sig_maybe_finish(struct sig *s);
 const char *sig_leg_state_name(enum sig_leg_state st);
 
 /* sdp.c */
-int sig_sdp_offer_parse(struct sig_media *m, su_home_t *home,
-			const char *body, size_t len, int *statusp,
-			const char **phrasep);
+int sig_sdp_offer_parse(struct sig_media *m, su_home_t *home, const char *body,
+			size_t len, int *statusp, const char **phrasep);
 char *sig_sdp_answer(su_home_t *home, const struct sig_leg *l);
 char *sig_sdp_offer(su_home_t *home, const struct sig_leg *l);
 const char *sig_sdp_mode_name(sdp_mode_t mode);

@@ -22,18 +22,17 @@
 #include "mixer/mixer.h"
 
 struct sig_conf_opts {
-	const char *listen;   /* "ADDR:PORT" for SIP over UDP and TCP */
-	const char *domain;   /* conference URIs are sip:ID@domain */
-	const char *factory;  /* user part of the conference factory URI */
-	bool auto_create;     /* RFC 4579 4.4: INVITE creates a conference */
+	const char *listen;  /* "ADDR:PORT" for SIP over UDP and TCP */
+	const char *domain;  /* conference URIs are sip:ID@domain */
+	const char *factory; /* user part of the conference factory URI */
+	bool auto_create;    /* RFC 4579 4.4: INVITE creates a conference */
 	const char *user_agent;
 };
 
 struct sig;
 
-int sig_alloc(struct sig **sp, const struct sig_conf_opts *opts,
-	      struct dp *dp, struct mix_worker **workers, unsigned n_workers,
-	      int efd);
+int sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
+	      struct mix_worker **workers, unsigned n_workers, int efd);
 /* Run the event loop until sig_shutdown() completes. */
 int sig_run(struct sig *s);
 /*
@@ -62,16 +61,16 @@ struct sig_conf_info {
 };
 
 struct sig_part_info {
-	const char *uri;      /* the participant's address (From or To) */
+	const char *uri; /* the participant's address (From or To) */
 	const char *call_id;
-	const char *codec;    /* "PCMU", "PCMA" */
-	const char *state;    /* RFC 4575 endpoint status words */
-	const char *direction;/* the peer's SDP direction */
-	const char *joining;  /* "dialed-in" */
-	char local_rtp[48];   /* "addr:port" */
-	char remote_rtp[48];  /* where RTP goes now */
+	const char *codec;     /* "PCMU", "PCMA" */
+	const char *state;     /* RFC 4575 endpoint status words */
+	const char *direction; /* the peer's SDP direction */
+	const char *joining;   /* "dialed-in" */
+	char local_rtp[48];    /* "addr:port" */
+	char remote_rtp[48];   /* where RTP goes now */
 	struct mix_leg_stats rtp;
-	bool have_rtp;        /* the worker answered with counters */
+	bool have_rtp; /* the worker answered with counters */
 };
 
 typedef void(sig_conf_h)(const struct sig_conf_info *ci, void *arg);
