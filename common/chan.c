@@ -43,14 +43,22 @@ fc_chan_alloc(struct fc_chan **chp, const char *name, unsigned size, int efd)
 		return ENOMEM;
 	ch->efd = efd;
 
-	snprintf(rname, sizeof(rname), "%s.req", name);
+	if ((size_t)snprintf(rname, sizeof(rname), "%s.req", name) >=
+	    sizeof(rname)) {
+		err = ENAMETOOLONG;
+		goto out;
+	}
 	ch->req = rte_ring_create(rname, size, SOCKET_ID_ANY,
 				  RING_F_SP_ENQ | RING_F_SC_DEQ);
 	if (ch->req == NULL) {
 		err = rte_errno ? rte_errno : ENOMEM;
 		goto out;
 	}
-	snprintf(rname, sizeof(rname), "%s.rep", name);
+	if ((size_t)snprintf(rname, sizeof(rname), "%s.rep", name) >=
+	    sizeof(rname)) {
+		err = ENAMETOOLONG;
+		goto out;
+	}
 	ch->rep = rte_ring_create(rname, size, SOCKET_ID_ANY,
 				  RING_F_SP_ENQ | RING_F_SC_DEQ);
 	if (ch->rep == NULL) {

@@ -25,7 +25,8 @@
  * non-blocking syscall per batch of commands, never per packet.
  *
  * Threads: fc_chan_alloc/free/send/collect on the control thread only;
- * fc_chan_take/reply on the channel's lcore only.
+ * fc_chan_take/reply on the channel's lcore only. fc_chan_free frees the
+ * messages still queued, so it runs only once the lcore has stopped.
  */
 #ifndef FOCUSD_COMMON_H
 #define FOCUSD_COMMON_H
@@ -77,6 +78,7 @@ struct fc_chan;
 
 /*
  * Create a channel whose rings hold `size` messages (a power of two).
+ * `name` is at most RTE_RING_NAMESIZE - 5 characters (ENAMETOOLONG).
  * `efd` is the eventfd the lcore kicks after replies (borrowed).
  */
 int fc_chan_alloc(struct fc_chan **chp, const char *name, unsigned size,

@@ -52,7 +52,7 @@ struct dp_rtp_hdr {
 /*
  * Parse an RTP packet. Returns 0, or -EBADMSG for anything malformed: short,
  * version not 2, CSRC list or extension past the end, bad padding count.
- * Borrows buf.
+ * len is at most a UDP payload (< 65536). Borrows buf.
  */
 int dp_rtp_parse(const uint8_t *buf, size_t len, struct dp_rtp_hdr *h);
 /* Write a 12-byte header (no CSRC, no extension); returns 12 or -ENOSPC. */

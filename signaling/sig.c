@@ -378,3 +378,94 @@ sig_stats_get(struct sig *s, struct sig_stats *st)
 {
 	*st = s->st;
 }
+
+/* ---- media plane counters ---------------------------------------------- */
+
+struct media_stats_req {
+	sig_media_stats_h *h;
+	void *arg;
+	unsigned waiting;
+	unsigned n;
+	struct dp_stats io;
+	struct mix_worker_stats ws[];
+};
+
+static void
+media_stats_reply(struct media_stats_req *r)
+{
+	if (--r->waiting == 0) {
+		r->h(r->arg, &r->io, r->ws, r->n);
+		free(r);
+	}
+}
+
+static void
+media_stats_io(void *arg, const struct dp_stats *st)
+{
+	struct media_stats_req *r = arg;
+
+	r->io = *st;
+	media_stats_reply(r);
+}
+
+struct media_stats_slot {
+	struct media_stats_req *r;
+	unsigned i;
+};
+
+static void
+media_stats_worker(void *arg, int err, const struct mix_worker_stats *ws,
+		   const struct mix_leg_stats *ls, unsigned n)
+{
+	struct media_stats_slot *slot = arg;
+	struct media_stats_req *r = slot->r;
+
+	(void)ls;
+	(void)n;
+	if (!err)
+		r->ws[slot->i] = *ws;
+	free(slot);
+	media_stats_reply(r);
+}
+
+int
+sig_media_stats(struct sig *s, sig_media_stats_h *h, void *arg)
+{
+	struct media_stats_req *r;
+	int err;
+
+	if (s == NULL || h == NULL)
+		return EINVAL;
+	r = calloc(1, sizeof(*r) + s->n_workers * sizeof(r->ws[0]));
+	if (r == NULL)
+		return ENOMEM;
+	r->h = h;
+	r->arg = arg;
+	r->n = s->n_workers;
+	/* One extra count so that h cannot run before every request is
+	 * out; dropped at the end. */
+	r->waiting = 1;
+	err = dp_stats_get(s->dp, media_stats_io, r);
+	if (err)
+		goto out;
+	r->waiting++;
+	for (unsigned i = 0; i < s->n_workers; i++) {
+		struct media_stats_slot *slot = malloc(sizeof(*slot));
+
+		if (slot == NULL)
+			continue; /* that worker's counters stay zero */
+		slot->r = r;
+		slot->i = i;
+		if (mix_stats_get(s->workers[i], NULL, 0, media_stats_worker,
+				  slot) != 0) {
+			free(slot);
+			continue;
+		}
+		r->waiting++;
+	}
+	media_stats_reply(r);
+	return 0;
+out:
+	free(r);
+	return err;
+}

@@ -96,4 +96,15 @@ struct sig_stats {
 };
 void sig_stats_get(struct sig *s, struct sig_stats *st);
 
+/*
+ * The media plane's counters: the io lcore's (packets to no participant's
+ * port, not RTP, ring full, ...) and every worker's (ticks, overruns, tick
+ * time). Asynchronous like sig_conf_show: returns 0 and h runs once every
+ * lcore replied, or an errno and h never runs.
+ */
+typedef void(sig_media_stats_h)(void *arg, const struct dp_stats *io,
+				const struct mix_worker_stats *workers,
+				unsigned n_workers);
+int sig_media_stats(struct sig *s, sig_media_stats_h *h, void *arg);
+
 #endif
