@@ -167,11 +167,8 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 
 	err = sig_leg_create(&l, c, nh, &media, sip);
 	if (err) {
-		if (created && c->n_legs == 0) {
-			/* Nobody joined: take the empty conference down by
-			 * releasing a leg-less one through the same path. */
-			FC_WARN("sig", "conference %s: first leg failed", id);
-		}
+		if (created)
+			sig_conf_gc(c); /* nobody joined it */
 		REJECT(s, nh, 503,
 		       err == EADDRINUSE
 			       ? "Service Unavailable - No RTP Port"

@@ -138,6 +138,15 @@ out:
 	return err;
 }
 
+static void conf_release(struct sig_conf *c);
+
+void
+sig_conf_gc(struct sig_conf *c)
+{
+	if (c->n_legs == 0 && !c->releasing)
+		conf_release(c);
+}
+
 static void
 conf_release(struct sig_conf *c)
 {
@@ -257,9 +266,9 @@ sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,
 		goto out;
 	l->pending++;
 	l->media_up = true;
-	/* From here the worker owns l->ml: failures must release. */
+	/* From here the worker owns l->ml: failures must release. The
+	 * caller keeps nh until we succeed. */
 	l->conf = c;
-	l->nh = nh;
 	TAILQ_INSERT_TAIL(&c->legs, l, link);
 	c->n_legs++;
 	s->worker_legs[c->worker]++;
@@ -270,6 +279,7 @@ sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,
 		return err;
 	}
 	l->pending++;
+	l->nh = nh;
 	*lp = l;
 	return 0;
 out:

@@ -335,18 +335,19 @@ sig_shutdown(struct sig *s)
 void
 sig_maybe_finish(struct sig *s)
 {
+	struct sig_conf *c, *next;
 	unsigned in_flight = 0;
 
-	if (!s->shutting_down || !s->nua_done)
+	if (!s->shutting_down || !s->nua_done || s->finishing)
 		return;
+	s->finishing = true;
 	/* Legs nua never told us about again are released now. */
-	while (!TAILQ_EMPTY(&s->confs)) {
-		struct sig_conf *c = TAILQ_FIRST(&s->confs);
-
-		if (TAILQ_EMPTY(&c->legs))
-			break; /* being released */
-		sig_leg_release(TAILQ_FIRST(&c->legs));
+	for (c = TAILQ_FIRST(&s->confs); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		while (!TAILQ_EMPTY(&c->legs))
+			sig_leg_release(TAILQ_FIRST(&c->legs));
 	}
+	s->finishing = false;
 	for (unsigned i = 0; i < s->n_workers; i++)
 		in_flight += mix_in_flight(s->workers[i]);
 	if (in_flight == 0 && TAILQ_EMPTY(&s->dying) && TAILQ_EMPTY(&s->confs))

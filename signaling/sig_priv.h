@@ -105,6 +105,7 @@ struct sig {
 	TAILQ_HEAD(, sig_leg) dying; /* released, awaiting media replies */
 	bool shutting_down;
 	bool nua_done;
+	bool finishing; /* in sig_maybe_finish */
 	su_timer_t *stop_timer;
 	struct sig_stats st;
 };
@@ -112,6 +113,8 @@ struct sig {
 /* conf.c */
 struct sig_conf *sig_conf_find(struct sig *s, const char *id);
 int sig_conf_create(struct sig_conf **cp, struct sig *s, const char *id);
+/* Take a conference that no leg joined down. */
+void sig_conf_gc(struct sig_conf *c);
 int sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,
 		   const struct sig_media *m, const sip_t *sip);
 int sig_leg_media_update(struct sig_leg *l, const struct sig_media *m);
