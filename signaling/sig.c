@@ -238,6 +238,11 @@ sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 	err = sig_fd_watch(&s->efd_watch, s, efd, sig_media_replies, s);
 	if (err)
 		goto out;
+	FC_INFO("sig",
+		"SIP on %s (UDP, TCP); conference URIs sip:ID@%s, "
+		"factory sip:%s@%s, auto-create %s",
+		s->listen, s->domain, s->opts.factory, s->domain,
+		s->opts.auto_create ? "on" : "off");
 	*sp = s;
 	return 0;
 out:
@@ -275,11 +280,6 @@ sig_free(struct sig *s)
 int
 sig_run(struct sig *s)
 {
-	FC_INFO("sig",
-		"SIP on %s (UDP, TCP); conference URIs sip:ID@%s, "
-		"factory sip:%s@%s, auto-create %s",
-		s->listen, s->domain, s->opts.factory, s->domain,
-		s->opts.auto_create ? "on" : "off");
 	su_root_run(s->root);
 	return 0;
 }
