@@ -277,11 +277,9 @@ main(int argc, char **argv)
 			"ready: dial sip:ROOM@%s (auto-create %s) or the "
 			"factory sip:%s@%s; RTP on %s:%u-%u; management "
 			"socket %s",
-			f.cfg.domain ? f.cfg.domain : sig_listen_addr(f.sig),
-			f.cfg.auto_create ? "on" : "off", f.cfg.factory,
-			f.cfg.domain ? f.cfg.domain : sig_listen_addr(f.sig),
-			f.cfg.rtp_addr, f.cfg.rtp_port_lo, f.cfg.rtp_port_hi,
-			f.cfg.mgmt);
+			sig_domain(f.sig), f.cfg.auto_create ? "on" : "off",
+			f.cfg.factory, sig_domain(f.sig), f.cfg.rtp_addr,
+			f.cfg.rtp_port_lo, f.cfg.rtp_port_hi, f.cfg.mgmt);
 		sig_run(f.sig);
 		FC_INFO("focusd", "stopped");
 	}

@@ -290,6 +290,12 @@ sig_listen_addr(const struct sig *s)
 	return s->listen;
 }
 
+const char *
+sig_domain(const struct sig *s)
+{
+	return s->domain;
+}
+
 static void
 sig_stop_timeout(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *s)
 {

@@ -41,8 +41,10 @@ int sig_run(struct sig *s);
  */
 void sig_shutdown(struct sig *s);
 void sig_free(struct sig *s);
-/* The address SIP listens on, as "host:port" (after binding). */
+/* The address SIP listens on, as "host:port". */
 const char *sig_listen_addr(const struct sig *s);
+/* The host[:port] of conference URIs (--domain or derived). */
+const char *sig_domain(const struct sig *s);
 
 /* File descriptors served from the same loop (mgmt socket, signals). */
 typedef void(sig_fd_h)(int fd, void *arg);

@@ -15,7 +15,8 @@ focusd is starting. To join a conference, dial from any SIP phone (G.711):
     sip:conf@127.0.0.1         the factory: creates a new conference
 or with SIPp, from another terminal (plays nothing, holds the call 30 s):
     sipp -sf tests/sipp/uac_join.xml -s room1 127.0.0.1:5060 -m 1 \\
-         -key rtp_port 40000 -key hold_ms 30000
+         -i 127.0.0.1 -p 5070 -key rtp_port 40000 -key pause_ms 30000 \\
+         -key port_file /dev/null
 Watch it with:
     build/mgmt/focusctl list
     build/mgmt/focusctl show room1
