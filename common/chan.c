@@ -20,12 +20,14 @@
 #include "common/common.h"
 
 struct fc_chan {
-	struct rte_ring *req; /* control -> lcore */
-	struct rte_ring *rep; /* lcore -> control */
-	int efd;	      /* borrowed */
-	unsigned cap;	      /* most messages in flight */
-	unsigned in_flight;   /* control thread only */
-	bool kick_pending;    /* lcore only */
+	struct rte_ring *req;			/* control -> lcore */
+	struct rte_ring *rep;			/* lcore -> control */
+	int efd;				/* borrowed */
+	unsigned cap;				/* most messages in flight */
+	unsigned in_flight;			/* control thread only */
+	struct fc_msg *backlog, **backlog_tail; /* control thread only */
+	unsigned n_backlog;
+	bool kick_pending; /* lcore only */
 };
 
 int
@@ -66,6 +68,7 @@ fc_chan_alloc(struct fc_chan **chp, const char *name, unsigned size, int efd)
 		goto out;
 	}
 	ch->cap = rte_ring_get_capacity(ch->rep);
+	ch->backlog_tail = &ch->backlog;
 	*chp = ch;
 	return 0;
 out:
@@ -85,20 +88,48 @@ fc_chan_free(struct fc_chan *ch)
 		free(msg);
 	while (ch->rep && rte_ring_dequeue(ch->rep, &msg) == 0)
 		free(msg);
+	while (ch->backlog) {
+		struct fc_msg *m = ch->backlog;
+
+		ch->backlog = m->next;
+		free(m);
+	}
 	rte_ring_free(ch->req);
 	rte_ring_free(ch->rep);
 	free(ch);
 }
 
+static bool
+chan_push(struct fc_chan *ch, struct fc_msg *msg)
+{
+	if (ch->in_flight >= ch->cap || rte_ring_enqueue(ch->req, msg) != 0)
+		return false;
+	ch->in_flight++;
+	return true;
+}
+
 int
 fc_chan_send(struct fc_chan *ch, struct fc_msg *msg)
 {
-	if (ch->in_flight >= ch->cap)
-		return -EBUSY;
-	if (rte_ring_enqueue(ch->req, msg) != 0)
-		return -EBUSY;
-	ch->in_flight++;
+	msg->next = NULL;
+	if (ch->backlog == NULL && chan_push(ch, msg))
+		return 0;
+	/* Full: keep it, in order, for fc_chan_collect(). */
+	*ch->backlog_tail = msg;
+	ch->backlog_tail = &msg->next;
+	ch->n_backlog++;
 	return 0;
+}
+
+static void
+chan_flush(struct fc_chan *ch)
+{
+	while (ch->backlog && chan_push(ch, ch->backlog)) {
+		ch->backlog = ch->backlog->next;
+		ch->n_backlog--;
+	}
+	if (ch->backlog == NULL)
+		ch->backlog_tail = &ch->backlog;
 }
 
 unsigned
@@ -120,13 +151,14 @@ fc_chan_collect(struct fc_chan *ch)
 		}
 		total += n;
 	} while (n == FC_ARRAY_SIZE(msgs));
+	chan_flush(ch);
 	return total;
 }
 
 unsigned
 fc_chan_in_flight(const struct fc_chan *ch)
 {
-	return ch->in_flight;
+	return ch->in_flight + ch->n_backlog;
 }
 
 unsigned

@@ -18,7 +18,9 @@
  * the control thread runs msg->done() and frees it. So the lcore never
  * allocates or frees, and every reply has a slot waiting for it: the control
  * thread never has more messages in flight on a channel than the reply ring
- * holds (fc_chan_send() refuses with -EBUSY past that).
+ * holds. Past that, fc_chan_send() keeps the message in a backlog on the
+ * control side, in order, and fc_chan_collect() sends it as replies free
+ * room; so a burst (every leg hung up at once) is never refused.
  *
  * After each batch of replies the lcore writes the channel's eventfd, which
  * the control thread watches in its event loop; the write is one
@@ -72,6 +74,7 @@ struct fc_msg {
 	void *arg;	     /* borrowed: the sender's context for done() */
 	int type;	     /* the receiving part's command number */
 	int result;	     /* 0 or a negative errno, set by the lcore */
+	struct fc_msg *next; /* the channel's backlog; control side only */
 };
 
 struct fc_chan;
@@ -84,11 +87,11 @@ struct fc_chan;
 int fc_chan_alloc(struct fc_chan **chp, const char *name, unsigned size,
 		  int efd);
 void fc_chan_free(struct fc_chan *ch);
-/* Control side: 0, -EBUSY when too many messages are in flight. */
+/* Control side: 0; the message goes out now or from the backlog. */
 int fc_chan_send(struct fc_chan *ch, struct fc_msg *msg);
 /* Control side: run done() and free() for every reply waiting. */
 unsigned fc_chan_collect(struct fc_chan *ch);
-/* Control side: messages sent whose replies were not collected yet. */
+/* Control side: messages sent (or in the backlog) not collected yet. */
 unsigned fc_chan_in_flight(const struct fc_chan *ch);
 /* Lcore side: take up to n requests. */
 unsigned fc_chan_take(struct fc_chan *ch, struct fc_msg **msgs, unsigned n);

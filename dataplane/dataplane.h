@@ -81,6 +81,7 @@ dp_pkt_meta(struct rte_mbuf *m)
 enum dp_kind {
 	DP_SOCKET = 0,
 	DP_DPDK,
+	DP_NULL, /* benchmarks and tests: no I/O, transmit drops */
 };
 
 struct dp_conf {

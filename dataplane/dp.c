@@ -56,6 +56,9 @@ dp_alloc(struct dp **dpp, const struct dp_conf *conf)
 	case DP_SOCKET:
 		dp->port = &dp_port_socket;
 		break;
+	case DP_NULL:
+		dp->port = &dp_port_null;
+		break;
 	default:
 		err = ENOTSUP;
 		goto out;

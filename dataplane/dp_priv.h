@@ -39,6 +39,7 @@ struct dp_port_ops {
 };
 
 extern const struct dp_port_ops dp_port_socket;
+extern const struct dp_port_ops dp_port_null;
 
 struct dp {
 	struct dp_conf conf;

@@ -1,0 +1,89 @@
+/*
+ * port_null.c - the null port: receives nothing, drops what it is given.
+ *
+ * For benchmarks and tests that drive the io lcore's classifier or a
+ * worker's poll function directly, without kernel sockets in the way: the
+ * caller puts mbufs on the worker rings itself, and whatever the worker
+ * transmits is counted and freed. Endpoints get a slot but no socket.
+ */
+#include <errno.h>
+
+#include <rte_mbuf.h>
+
+#include "dataplane/dp_priv.h"
+
+static int
+null_init(struct dp *dp)
+{
+	(void)dp;
+	return 0;
+}
+
+static void
+null_fini(struct dp *dp)
+{
+	(void)dp;
+}
+
+static int
+null_ep_open(struct dp *dp, struct dp_ep *ep)
+{
+	(void)dp;
+	ep->sock = -1;
+	return 0;
+}
+
+static void
+null_ep_close(struct dp *dp, struct dp_ep *ep)
+{
+	(void)dp;
+	(void)ep;
+}
+
+static int
+null_flow_on(struct dp *dp, uint32_t slot, const struct dp_flow *f)
+{
+	(void)dp;
+	(void)slot;
+	(void)f;
+	return 0;
+}
+
+static void
+null_flow_off(struct dp *dp, uint32_t slot, const struct dp_flow *f)
+{
+	(void)dp;
+	(void)slot;
+	(void)f;
+}
+
+static uint16_t
+null_rx_burst(struct dp *dp, struct rte_mbuf **pkts, uint16_t n, int wait_ms)
+{
+	(void)dp;
+	(void)pkts;
+	(void)n;
+	(void)wait_ms;
+	return 0;
+}
+
+static uint16_t
+null_tx_burst(struct dp *dp, unsigned queue, struct rte_mbuf **pkts, uint16_t n)
+{
+	(void)dp;
+	(void)queue;
+	rte_pktmbuf_free_bulk(pkts, n);
+	return n;
+}
+
+const struct dp_port_ops dp_port_null = {
+	.name = "null",
+	.init = null_init,
+	.fini = null_fini,
+	.ep_open = null_ep_open,
+	.ep_close = null_ep_close,
+	.flow_on = null_flow_on,
+	.flow_off = null_flow_off,
+	.rx_burst = null_rx_burst,
+	.tx_burst = null_tx_burst,
+};
