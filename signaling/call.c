@@ -82,6 +82,9 @@ reject(struct sig *s, nua_handle_t *nh, int status, const char *phrase)
 	if (status == 503)
 		nua_respond(nh, status, phrase, SIPTAG_RETRY_AFTER_STR("5"),
 			    TAG_END());
+	else if (status == 415) /* RFC 3261 21.4.13: say what we take */
+		nua_respond(nh, status, phrase, SIPTAG_ACCEPT_STR(SIG_ACCEPT),
+			    TAG_END());
 	else
 		nua_respond(nh, status, phrase, TAG_END());
 	/* nua keeps the handle until the transaction ends; destroying it now

@@ -87,7 +87,8 @@ def sipp_path():
 
 def scenario_path(name):
     d = os.environ.get("SIPP_SCENARIOS") or os.path.join(HERE, "..", "sipp")
-    return os.path.normpath(os.path.join(d, name))
+    # SIPp runs in its own work dir: the path must not be relative.
+    return os.path.abspath(os.path.join(d, name))
 
 
 # ---------------------------------------------------------------- ports
