@@ -426,14 +426,27 @@ mgmt_conf_list(struct mgmt_client *c, json_t *id, json_t *params)
 	mgmt_reply_result(c, id, json_pack("{s:o}", "conferences", list));
 }
 
+/* Counters as a JSON object, in the table's order. */
+struct mgmt_counter {
+	const char *name;
+	uint64_t v;
+};
+
+static json_t *
+mgmt_counters_json(const struct mgmt_counter *c, size_t n)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < n; i++)
+		mgmt_set(&o, c[i].name, mgmt_json_uint(c[i].v));
+	return o;
+}
+
 static json_t *
 mgmt_rtp_json(const struct sig_part_info *p)
 {
 	const struct mix_leg_stats *r = &p->rtp;
-	const struct {
-		const char *name;
-		uint64_t v;
-	} counters[] = {
+	const struct mgmt_counter counters[] = {
 		{"rx_packets", r->rx_packets},
 		{"rx_bytes", r->rx_bytes},
 		{"rx_foreign", r->rx_foreign},
@@ -451,9 +464,7 @@ mgmt_rtp_json(const struct sig_part_info *p)
 
 	if (!p->have_rtp)
 		return json_null();
-	o = json_object();
-	for (size_t i = 0; i < FC_ARRAY_SIZE(counters); i++)
-		mgmt_set(&o, counters[i].name, mgmt_json_uint(counters[i].v));
+	o = mgmt_counters_json(counters, FC_ARRAY_SIZE(counters));
 	mgmt_set(&o, "latched", json_boolean(r->latched));
 	return o;
 }
@@ -582,32 +593,34 @@ mgmt_conf_show(struct mgmt_client *c, json_t *id, json_t *params)
 static json_t *
 mgmt_io_json(const struct dp_stats *io)
 {
-	json_t *o = json_object();
+	const struct mgmt_counter counters[] = {
+		{"rx_packets", io->rx_packets},
+		{"rx_no_flow", io->rx_no_flow},
+		{"rx_malformed", io->rx_malformed},
+		{"rx_ring_full", io->rx_ring_full},
+		{"rx_errors", io->rx_errors},
+		{"rx_nombuf", io->rx_nombuf},
+		{"flows", io->flows},
+	};
 
-	mgmt_set(&o, "rx_packets", mgmt_json_uint(io->rx_packets));
-	mgmt_set(&o, "rx_no_flow", mgmt_json_uint(io->rx_no_flow));
-	mgmt_set(&o, "rx_malformed", mgmt_json_uint(io->rx_malformed));
-	mgmt_set(&o, "rx_ring_full", mgmt_json_uint(io->rx_ring_full));
-	mgmt_set(&o, "rx_errors", mgmt_json_uint(io->rx_errors));
-	mgmt_set(&o, "rx_nombuf", mgmt_json_uint(io->rx_nombuf));
-	mgmt_set(&o, "flows", mgmt_json_uint(io->flows));
-	return o;
+	return mgmt_counters_json(counters, FC_ARRAY_SIZE(counters));
 }
 
 static json_t *
 mgmt_worker_json(unsigned index, const struct mix_worker_stats *w)
 {
-	json_t *o = json_object();
+	const struct mgmt_counter counters[] = {
+		{"worker", index},
+		{"conferences", w->confs},
+		{"legs", w->legs},
+		{"ticks", w->ticks},
+		{"overruns", w->overruns},
+		{"tick_us_last", w->tick_ns_last / 1000},
+		{"tick_us_max", w->tick_ns_max / 1000},
+		{"rx_no_leg", w->rx_no_leg},
+	};
 
-	mgmt_set(&o, "worker", json_integer(index));
-	mgmt_set(&o, "conferences", json_integer(w->confs));
-	mgmt_set(&o, "legs", json_integer(w->legs));
-	mgmt_set(&o, "ticks", mgmt_json_uint(w->ticks));
-	mgmt_set(&o, "overruns", mgmt_json_uint(w->overruns));
-	mgmt_set(&o, "tick_us_last", mgmt_json_uint(w->tick_ns_last / 1000));
-	mgmt_set(&o, "tick_us_max", mgmt_json_uint(w->tick_ns_max / 1000));
-	mgmt_set(&o, "rx_no_leg", mgmt_json_uint(w->rx_no_leg));
-	return o;
+	return mgmt_counters_json(counters, FC_ARRAY_SIZE(counters));
 }
 
 /* sig_media_stats's answer, on the control thread. */
