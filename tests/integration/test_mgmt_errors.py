@@ -388,10 +388,31 @@ def participant_checks(fd, sock, clock):
             run.kill()
 
 
+def stats_checks(fd):
+    """stats carries the io lcore's and every worker's counters; the
+    worker's tick count grows with time (20 ms ticks)."""
+    a = fd.mgmt_result("stats")
+    for key in ("conferences", "legs", "invites", "rejected", "io",
+                "workers"):
+        check(key in a, "stats: no %r in %r" % (key, a))
+    check(isinstance(a["io"].get("rx_malformed"), int) and
+          isinstance(a["io"].get("rx_no_flow"), int),
+          "stats.io lacks its drop counters: %r" % a["io"])
+    check(len(a["workers"]) == 1 and a["workers"][0]["worker"] == 0,
+          "stats.workers: expected one worker 0, got %r" % a["workers"])
+    time.sleep(0.5)
+    b = fd.mgmt_result("stats")
+    grew = b["workers"][0]["ticks"] - a["workers"][0]["ticks"]
+    check(10 <= grew <= 40, "worker ticks grew by %d in 0.5 s; expected "
+          "about 25 (20 ms ticks)" % grew)
+    log("stats: io and worker counters present; %d ticks in 0.5 s" % grew)
+
+
 def main():
     clock = mc.Clock()
     with harness.Focusd(auto_create=True) as fd:
         raw_checks(fd)
+        stats_checks(fd)
         focusctl_checks(fd, fd.mgmt_path)
         participant_checks(fd, fd.mgmt_path, clock)
         check(fd.alive(), "focusd died")
