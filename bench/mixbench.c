@@ -143,6 +143,7 @@ run_room(struct dp *dp, unsigned room, unsigned total, unsigned ticks,
 				       audio[i] + (tick % 50) * MIX_FRAME,
 				       MIX_FRAME);
 				pm->slot = eps[i].slot;
+				pm->rx_ns = fc_now_ns();
 				pm->remote_ip = htonl(0x7f000001);
 				pm->remote_port =
 					htons((uint16_t)(40000 + i % 20000));

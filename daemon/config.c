@@ -323,6 +323,21 @@ fd_config_load(struct fd_config *c, int argc, char **argv)
 				c->rtp_addr);
 			return -1;
 		}
+		if (a.s_addr == INADDR_ANY) {
+			fprintf(stderr,
+				"focusd: --rtp-addr must be the address "
+				"peers send RTP to; 0.0.0.0 in SDP means "
+				"hold\n");
+			return -1;
+		}
+	}
+	if ((strncmp(c->sip_listen, "0.0.0.0", 7) == 0 ||
+	     strncmp(c->sip_listen, "[::]", 4) == 0) &&
+	    c->domain == NULL) {
+		fprintf(stderr, "focusd: --sip-listen on a wildcard address "
+				"needs --domain (the host in conference URIs "
+				"and the isfocus Contact)\n");
+		return -1;
 	}
 	return 0;
 }

@@ -228,11 +228,8 @@ start(struct focusd *f, int argc, char **argv)
 		return err;
 	}
 	err = mgmt_alloc(&f->mgmt, f->sig, f->cfg.mgmt);
-	if (err) {
-		FC_ERR("focusd", "management socket %s: %s", f->cfg.mgmt,
-		       strerror(err));
-		return err;
-	}
+	if (err)
+		return err; /* mgmt_alloc said why */
 	err = sig_fd_watch(&f->sig_watch, f->sig, f->sfd, on_signal, f);
 	if (err)
 		return err;

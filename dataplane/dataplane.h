@@ -137,6 +137,8 @@ int dp_flow_del(struct dp *dp, const struct dp_ep *ep, dp_done_h *done,
 		void *arg);
 /* Control thread: run done() of every reply from the io lcore. */
 void dp_collect(struct dp *dp);
+/* Control thread: messages sent to the io lcore and not answered yet. */
+unsigned dp_in_flight(const struct dp *dp);
 /* Control thread: a snapshot of the io counters. */
 typedef void(dp_stats_h)(void *arg, const struct dp_stats *st);
 int dp_stats_get(struct dp *dp, dp_stats_h *h, void *arg);

@@ -297,6 +297,12 @@ dp_collect(struct dp *dp)
 	fc_chan_collect(dp->io_chan);
 }
 
+unsigned
+dp_in_flight(const struct dp *dp)
+{
+	return fc_chan_in_flight(dp->io_chan);
+}
+
 /* io lcore: act on the control thread's messages. */
 static void
 dp_io_commands(struct dp *dp)

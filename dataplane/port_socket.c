@@ -139,17 +139,19 @@ sock_read(struct dp *dp, struct port_socket *ps, uint32_t slot,
 	struct mmsghdr msgs[DP_RX_BURST];
 	struct iovec iov[DP_RX_BURST];
 	struct sockaddr_in from[DP_RX_BURST];
+	struct rte_mbuf *m[DP_RX_BURST];
 	const struct dp_flow *f = &dp->flows[slot];
 	uint64_t now = fc_now_ns();
+	unsigned got = 0;
 	int n;
 
 	if (room > ps->n_spare)
 		room = ps->n_spare;
+	ps->n_spare -= room;
 	for (unsigned i = 0; i < room; i++) {
-		struct rte_mbuf *m = ps->spare[ps->n_spare - 1 - i];
-
-		iov[i].iov_base = rte_pktmbuf_mtod(m, void *);
-		iov[i].iov_len = rte_pktmbuf_tailroom(m);
+		m[i] = ps->spare[ps->n_spare + i];
+		iov[i].iov_base = rte_pktmbuf_mtod(m[i], void *);
+		iov[i].iov_len = rte_pktmbuf_tailroom(m[i]);
 		memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
 		msgs[i].msg_hdr.msg_iov = &iov[i];
 		msgs[i].msg_hdr.msg_iovlen = 1;
@@ -157,26 +159,33 @@ sock_read(struct dp *dp, struct port_socket *ps, uint32_t slot,
 		msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
 	}
 	n = recvmmsg(f->sock, msgs, room, MSG_DONTWAIT, NULL);
-	if (n <= 0) {
-		if (n < 0 && errno != EAGAIN && errno != EINTR)
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
 			dp->st.rx_errors++;
-		return 0;
+		n = 0;
 	}
-	for (int i = 0; i < n; i++) {
-		struct rte_mbuf *m = ps->spare[--ps->n_spare];
-		struct dp_pkt_meta *pm = dp_pkt_meta(m);
+	for (unsigned i = 0; i < room; i++) {
+		struct dp_pkt_meta *pm = dp_pkt_meta(m[i]);
 
-		rte_pktmbuf_data_len(m) = (uint16_t)msgs[i].msg_len;
-		rte_pktmbuf_pkt_len(m) = msgs[i].msg_len;
+		if ((int)i >= n || (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+			/* Unused, or larger than an mbuf (no RTP we take
+			 * is): the mbuf goes back to the spares. */
+			if ((int)i < n)
+				dp->st.rx_malformed++;
+			ps->spare[ps->n_spare++] = m[i];
+			continue;
+		}
+		rte_pktmbuf_data_len(m[i]) = (uint16_t)msgs[i].msg_len;
+		rte_pktmbuf_pkt_len(m[i]) = msgs[i].msg_len;
 		pm->rx_ns = now;
 		pm->remote_ip = from[i].sin_addr.s_addr;
 		pm->remote_port = from[i].sin_port;
 		pm->local_port = f->local_port;
 		pm->slot = slot;
 		pm->sock = f->sock;
-		pkts[i] = m;
+		pkts[got++] = m[i];
 	}
-	return (unsigned)n;
+	return got;
 }
 
 static uint16_t

@@ -7,7 +7,8 @@
  *
  * Receive: packets come from the io lcore's ring for this worker. Each is
  * matched to its leg by endpoint slot, checked against the peer's address
- * (symmetric RTP: the first valid RTP packet latches the address we send to;
+ * (symmetric RTP: the first valid RTP packet received after the leg was
+ * built latches the address we send to;
  * after that, packets from anywhere else are counted and dropped), parsed,
  * and decoded straight into the leg's sample FIFO. The FIFO starts playing
  * once it holds two frames and is trimmed from the old end when it holds
@@ -49,6 +50,8 @@
 #define RX_PASSES	8
 #define TX_BURST	64
 #define CHAN_SIZE	1024
+#define SEQ_MISORDER	100 /* RFC 3550 A.1 */
+#define SEQ_DROPOUT	3000
 
 struct mix_leg {
 	TAILQ_ENTRY(mix_leg) link;
@@ -62,7 +65,8 @@ struct mix_leg {
 	uint32_t last_ssrc;
 	uint32_t fifo_rd, fifo_wr; /* free-running sample counters */
 	int16_t fifo[FIFO_CAP];
-	bool talking; /* contributed to this tick's sum */
+	bool talking;	      /* contributed to this tick's sum */
+	uint64_t attached_ns; /* packets received before are a past call's */
 	int16_t in[MIX_FRAME];
 
 	/* transmit */
@@ -239,6 +243,7 @@ mix_leg_alloc(struct mix_leg **lp, const struct mix_leg_params *p)
 	if (l == NULL)
 		return ENOMEM;
 	l->p = *p;
+	l->attached_ns = fc_now_ns();
 	l->seq = p->seq;
 	l->ts = p->ts;
 	l->st.remote_ip = p->remote_ip;
@@ -509,6 +514,11 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 		return;
 	}
 	if (!l->st.latched) {
+		if (pm->rx_ns < l->attached_ns) {
+			/* Queued for an earlier call on this port. */
+			l->st.rx_foreign++;
+			return;
+		}
 		l->st.latched = true;
 		l->st.remote_ip = pm->remote_ip;
 		l->st.remote_port = pm->remote_port;
@@ -523,13 +533,20 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 		l->st.rx_unmixed++;
 		return;
 	}
-	if (l->have_seq && h.ssrc == l->last_ssrc &&
-	    (int16_t)(h.seq - l->last_seq) <= 0) {
-		l->st.rx_late++;
-		return;
-	}
-	if (!l->have_seq || h.ssrc != l->last_ssrc)
+	if (l->have_seq && h.ssrc == l->last_ssrc) {
+		int16_t d = (int16_t)(h.seq - l->last_seq);
+
+		/* RFC 3550 A.1: a little behind is late or a duplicate; a big
+		 * jump either way is the sender starting over. */
+		if (d <= 0 && d > -SEQ_MISORDER) {
+			l->st.rx_late++;
+			return;
+		}
+		if (d <= -SEQ_MISORDER || d > SEQ_DROPOUT)
+			leg_reset_rx(l);
+	} else {
 		leg_reset_rx(l);
+	}
 	l->have_seq = true;
 	l->last_seq = h.seq;
 	l->last_ssrc = h.ssrc;

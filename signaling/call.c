@@ -98,17 +98,25 @@ reject(struct sig *s, nua_handle_t *nh, int status, const char *phrase)
 		return;              \
 	} while (0)
 
+/*
+ * 200 with the isfocus Contact and our SDP: an answer, or an offer when
+ * the INVITE had none (the ACK must then carry the answer). The o= version
+ * goes up only when the SDP changed (RFC 3264 section 8).
+ */
 static void
-respond_2xx(struct sig_leg *l, nua_handle_t *nh)
+respond_2xx(struct sig_leg *l, nua_handle_t *nh, bool offer)
 {
 	su_home_t home[1] = {SU_HOME_INIT(home)};
-	const char *sdp;
+	char *sdp;
 
-	sdp = l->media.port || l->state != SIG_LEG_DIALING_IN
-		      ? sig_sdp_answer(home, l)
-		      : sig_sdp_offer(home, l);
-	free(l->last_answer);
-	l->last_answer = sdp ? strdup(sdp) : NULL;
+	sdp = offer ? sig_sdp_offer(home, l) : sig_sdp_answer(home, l);
+	if (sdp && l->last_sdp && strcmp(sdp, l->last_sdp) != 0) {
+		l->sdp_version++;
+		sdp = offer ? sig_sdp_offer(home, l) : sig_sdp_answer(home, l);
+	}
+	free(l->last_sdp);
+	l->last_sdp = sdp ? strdup(sdp) : NULL;
+	l->answer_due = offer;
 	nua_respond(nh, SIP_200_OK,
 		    SIPTAG_CONTACT_STR(sig_contact(home, l->s, l->conf->id)),
 		    SIPTAG_CONTENT_TYPE_STR("application/sdp"),
@@ -183,7 +191,7 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 		l->peer_uri ? l->peer_uri : "?", c->id,
 		mix_codec_name(media.codec), l->ep.local_port,
 		sig_sdp_mode_name(media.peer_mode));
-	respond_2xx(l, nh);
+	respond_2xx(l, nh, media.port == 0);
 }
 
 static enum sig_leg_state
@@ -203,8 +211,8 @@ invite_again(struct sig *s, struct sig_leg *l, nua_handle_t *nh,
 	int status;
 
 	if (!(sip->sip_payload && sip->sip_payload->pl_len)) {
-		/* Re-INVITE without SDP: offer what we have, answer in ACK. */
-		respond_2xx(l, nh);
+		/* Re-INVITE without SDP: we offer, the ACK answers. */
+		respond_2xx(l, nh, true);
 		return;
 	}
 	if (sig_sdp_offer_parse(&media, s->home, sip->sip_payload->pl_data,
@@ -219,14 +227,25 @@ invite_again(struct sig *s, struct sig_leg *l, nua_handle_t *nh,
 			    SIPTAG_RETRY_AFTER_STR("5"), TAG_END());
 		return;
 	}
-	l->sdp_version++;
 	l->state = state_for(&media);
 	FC_INFO("sig", "%s in %s: %s", l->peer_uri ? l->peer_uri : "?",
 		l->conf->id, sig_sdp_mode_name(media.peer_mode));
-	respond_2xx(l, nh);
+	respond_2xx(l, nh, false);
 }
 
-/* ACK: confirms the dialog, and carries the answer to a delayed offer. */
+static void
+hang_up(struct sig_leg *l, const char *why)
+{
+	FC_INFO("sig", "%s: %s, hanging up", l->peer_uri ? l->peer_uri : "?",
+		why);
+	l->state = SIG_LEG_DISCONNECTING;
+	nua_bye(l->nh, TAG_END());
+}
+
+/*
+ * ACK: confirms the dialog, and carries the answer when our 2xx offered.
+ * SDP in any other ACK is not an answer to anything and is ignored.
+ */
 static void
 ack(struct sig *s, struct sig_leg *l, const sip_t *sip)
 {
@@ -234,25 +253,16 @@ ack(struct sig *s, struct sig_leg *l, const sip_t *sip)
 	const char *phrase;
 	int status;
 
-	if (sip && sip->sip_payload && sip->sip_payload->pl_len) {
+	if (l->answer_due) {
+		l->answer_due = false;
+		if (!(sip && sip->sip_payload && sip->sip_payload->pl_len))
+			return hang_up(l, "no SDP answer in the ACK");
 		if (sig_sdp_offer_parse(
 			    &media, s->home, sip->sip_payload->pl_data,
 			    sip->sip_payload->pl_len, &status, &phrase) != 0 ||
-		    sig_leg_media_update(l, &media) != 0) {
-			FC_INFO("sig", "%s: unusable SDP in ACK, hanging up",
-				l->peer_uri ? l->peer_uri : "?");
-			l->state = SIG_LEG_DISCONNECTING;
-			nua_bye(l->nh, TAG_END());
-			return;
-		}
+		    sig_leg_media_update(l, &media) != 0)
+			return hang_up(l, "unusable SDP answer in the ACK");
 		l->state = state_for(&media);
-		return;
-	}
-	if (l->media.port == 0) {
-		FC_INFO("sig", "%s: no SDP answer in ACK, hanging up",
-			l->peer_uri ? l->peer_uri : "?");
-		l->state = SIG_LEG_DISCONNECTING;
-		nua_bye(l->nh, TAG_END());
 		return;
 	}
 	if (l->state == SIG_LEG_DIALING_IN)
@@ -304,12 +314,15 @@ sig_call_event(struct sig *s, nua_event_t event, int status, const char *phrase,
 
 /* OPTIONS to the factory or a conference URI (RFC 4579 4.12). */
 void
-sig_options(struct sig *s, nua_handle_t *nh, const sip_t *sip)
+sig_options(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
+	    const sip_t *sip)
 {
 	su_home_t home[1] = {SU_HOME_INIT(home)};
 	const url_t *ru = sip->sip_request->rq_url;
 	const char *user = ru->url_user;
 
+	if (l && l->conf)
+		user = l->conf->id; /* in a dialog: the conference's */
 	if (user == NULL ||
 	    (!is_factory(s, user) && sig_conf_find(s, user) == NULL &&
 	     !(s->opts.auto_create && conf_id_valid(user)))) {
@@ -320,6 +333,8 @@ sig_options(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 			    SIPTAG_CONTACT_STR(sig_contact(home, s, user)),
 			    SIPTAG_ALLOW_STR(SIG_ALLOW), TAG_END());
 	}
-	nua_handle_destroy(nh);
+	/* In a dialog (a keepalive) the handle is the call's: keep it. */
+	if (l == NULL)
+		nua_handle_destroy(nh);
 	su_home_deinit(home);
 }

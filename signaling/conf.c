@@ -70,23 +70,33 @@ conf_free(struct sig_conf *c)
 	free(c);
 }
 
+/* A released conference goes once the worker has answered everything. */
+static void
+conf_maybe_free(struct sig_conf *c)
+{
+	struct sig *s = c->s;
+
+	if (!c->releasing || c->pending)
+		return;
+	TAILQ_REMOVE(&s->confs, c, link);
+	FC_INFO("sig", "conference %s ended", c->id);
+	conf_free(c);
+	sig_maybe_finish(s);
+}
+
 static void
 conf_media_done(void *arg, int err)
 {
 	struct sig_conf *c = arg;
 
-	if (err)
+	if (err) {
 		FC_ERR("sig", "conference %s: worker %u refused: %s", c->id,
 		       c->worker, strerror(err));
-	c->pending--;
-	if (c->releasing && c->pending == 0) {
-		struct sig *s = c->s;
-
-		TAILQ_REMOVE(&s->confs, c, link);
-		FC_INFO("sig", "conference %s ended", c->id);
-		conf_free(c);
-		sig_maybe_finish(s);
+		if (c->releasing)
+			c->mc = NULL; /* the worker still holds it */
 	}
+	c->pending--;
+	conf_maybe_free(c);
 }
 
 static unsigned
@@ -158,11 +168,11 @@ conf_release(struct sig_conf *c)
 	    0) {
 		c->pending++;
 	} else {
-		/* The worker still holds it: keep the memory, lose nothing
-		 * but the slot in the table. */
+		/* The worker keeps it: never free what it may still tick. */
 		FC_ERR("sig", "conference %s: cannot detach from worker %u",
 		       c->id, c->worker);
-		TAILQ_REMOVE(&s->confs, c, link);
+		c->mc = NULL;
+		conf_maybe_free(c);
 	}
 }
 
@@ -177,7 +187,7 @@ leg_free(struct sig_leg *l)
 	mix_leg_free(l->ml);
 	free(l->peer_uri);
 	free(l->call_id);
-	free(l->last_answer);
+	free(l->last_sdp);
 	free(l);
 	sig_maybe_finish(s);
 }
@@ -239,10 +249,10 @@ sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,
 	}
 	l->sdp_sess_id = ((uint64_t)rnd[0] << 16) ^ rnd[1];
 	if (sip && sip->sip_from) {
-		char buf[512];
+		char *u = url_as_string(NULL, sip->sip_from->a_url);
 
-		url_e(buf, sizeof(buf), sip->sip_from->a_url);
-		l->peer_uri = strdup(buf);
+		l->peer_uri = u ? strdup(u) : NULL;
+		su_free(NULL, u);
 	}
 	if (sip && sip->sip_call_id)
 		l->call_id = strdup(sip->sip_call_id->i_id);

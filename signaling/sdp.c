@@ -80,13 +80,17 @@ media_connection(const sdp_session_t *sess, const sdp_media_t *m)
 	return sess->sdp_connection;
 }
 
-/* Append "m=<type> 0 <proto> <fmt>" for a stream we do not take. */
-static void
+/*
+ * Append "m=<type> 0 <proto> <fmt>" for a stream we do not take; false
+ * when it does not fit.
+ */
+static bool
 reject_line(char *buf, size_t size, const sdp_media_t *m)
 {
 	size_t used = strlen(buf);
 	char pt[8];
 	const char *fmt = "0";
+	int n;
 
 	if (m->m_rtpmaps) {
 		snprintf(pt, sizeof(pt), "%u", m->m_rtpmaps->rm_pt);
@@ -94,9 +98,59 @@ reject_line(char *buf, size_t size, const sdp_media_t *m)
 	} else if (m->m_format && m->m_format->l_text) {
 		fmt = m->m_format->l_text;
 	}
-	snprintf(buf + used, size - used, "m=%s 0 %s %s\r\n",
-		 m->m_type_name ? m->m_type_name : "audio",
-		 m->m_proto_name ? m->m_proto_name : "RTP/AVP", fmt);
+	n = snprintf(buf + used, size - used, "m=%s 0 %s %s\r\n",
+		     m->m_type_name ? m->m_type_name : "audio",
+		     m->m_proto_name ? m->m_proto_name : "RTP/AVP", fmt);
+	if (n < 0 || (size_t)n >= size - used) {
+		buf[used] = '\0';
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Can the focus take stream m? 0 and out filled in, or the status and
+ * phrase that say why not (400: broken, 488: nothing we can use).
+ */
+static int
+media_take(struct sig_media *out, const sdp_session_t *sess,
+	   const sdp_media_t *m, int *statusp, const char **phrasep)
+{
+	const sdp_connection_t *c = media_connection(sess, m);
+
+	*statusp = 488;
+	if (m->m_type != sdp_media_audio || m->m_rejected || m->m_port == 0) {
+		*phrasep = "Not Acceptable Here - No Audio Stream";
+		return ENOTSUP;
+	}
+	if (m->m_proto != sdp_proto_rtp) {
+		*phrasep = "Not Acceptable Here - RTP/AVP only";
+		return ENOTSUP;
+	}
+	if (c == NULL || c->c_address == NULL) {
+		*statusp = 400;
+		*phrasep = "Bad Request - No Connection Address";
+		return EBADMSG;
+	}
+	if (c->c_addrtype != sdp_addr_ip4 ||
+	    inet_pton(AF_INET, c->c_address, &out->addr) != 1) {
+		*phrasep = "Not Acceptable Here - IPv4 Only";
+		return ENOTSUP;
+	}
+	if (m->m_port > 65535) {
+		*statusp = 400;
+		*phrasep = "Bad Request - Bad Port";
+		return EBADMSG;
+	}
+	if (!codec_pick(m, &out->codec, &out->pt)) {
+		*phrasep = "Not Acceptable Here - No Common Codec";
+		return ENOTSUP;
+	}
+	out->port = (uint16_t)m->m_port;
+	out->peer_mode = (sdp_mode_t)m->m_mode;
+	if (out->addr.s_addr == INADDR_ANY)
+		out->peer_mode &= sdp_sendonly; /* RFC 2543 hold */
+	return 0;
 }
 
 int
@@ -106,7 +160,9 @@ sig_sdp_offer_parse(struct sig_media *out, su_home_t *home, const char *body,
 	sdp_parser_t *parser;
 	sdp_session_t *sess;
 	const sdp_media_t *m;
-	int err = 0;
+	bool taken = false, fits = true;
+	int err = 0, why_status = 488;
+	const char *why = "Not Acceptable Here - No Audio Stream";
 
 	parser = sdp_parse(home, body, (issize_t)len, sdp_f_all_rtpmaps);
 	sess = sdp_session(parser);
@@ -118,59 +174,38 @@ sig_sdp_offer_parse(struct sig_media *out, su_home_t *home, const char *body,
 		goto out;
 	}
 
-	*statusp = 488;
-	*phrasep = "Not Acceptable Here";
-	err = ENOTSUP;
+	/* The first stream we can take is answered; every other one is
+	 * rejected in place, keeping the offer's m-line order. */
 	out->rejected_before[0] = out->rejected_after[0] = '\0';
 	for (m = sess->sdp_media; m; m = m->m_next) {
-		const sdp_connection_t *c = media_connection(sess, m);
+		int st;
+		const char *ph;
 
-		if (err == 0) {
-			reject_line(out->rejected_after,
-				    sizeof(out->rejected_after), m);
+		if (!taken && media_take(out, sess, m, &st, &ph) == 0) {
+			taken = true;
 			continue;
 		}
-		/* Not taken (yet): rejected unless the loop takes it. */
-		if (m->m_type != sdp_media_audio || m->m_rejected ||
-		    m->m_port == 0 || m->m_proto != sdp_proto_rtp ||
-		    c == NULL || c->c_address == NULL ||
-		    c->c_addrtype != sdp_addr_ip4 || m->m_port > 65535 ||
-		    !codec_pick(m, &out->codec, &out->pt))
-			reject_line(out->rejected_before,
-				    sizeof(out->rejected_before), m);
-		if (m->m_type != sdp_media_audio || m->m_rejected ||
-		    m->m_port == 0)
-			continue;
-		if (m->m_proto != sdp_proto_rtp) {
-			*phrasep = "Not Acceptable Here - RTP/AVP only";
-			continue;
+		if (!taken && m->m_type == sdp_media_audio && !m->m_rejected &&
+		    m->m_port != 0 && why_status != 400) {
+			why_status = st; /* a broken audio stream says 400 */
+			why = ph;
 		}
-		if (c == NULL || c->c_address == NULL) {
-			*statusp = 400;
-			*phrasep = "Bad Request - No Connection Address";
-			err = EBADMSG;
-			continue;
-		}
-		if (c->c_addrtype != sdp_addr_ip4 ||
-		    inet_pton(AF_INET, c->c_address, &out->addr) != 1) {
-			*phrasep = "Not Acceptable Here - IPv4 Only";
-			continue;
-		}
-		if (m->m_port > 65535) {
-			*statusp = 400;
-			*phrasep = "Bad Request - Bad Port";
-			err = EBADMSG;
-			continue;
-		}
-		if (!codec_pick(m, &out->codec, &out->pt)) {
-			*phrasep = "Not Acceptable Here - No Common Codec";
-			continue;
-		}
-		out->port = (uint16_t)m->m_port;
-		out->peer_mode = (sdp_mode_t)m->m_mode;
-		if (out->addr.s_addr == INADDR_ANY)
-			out->peer_mode &= sdp_sendonly; /* RFC 2543 hold */
-		err = 0;
+		if (taken)
+			fits &= reject_line(out->rejected_after,
+					    sizeof(out->rejected_after), m);
+		else
+			fits &= reject_line(out->rejected_before,
+					    sizeof(out->rejected_before), m);
+	}
+	if (!taken) {
+		*statusp = why_status;
+		*phrasep = why;
+		err = why_status == 400 ? EBADMSG : ENOTSUP;
+	} else if (!fits) {
+		*statusp = 488;
+		*phrasep = "Not Acceptable Here - Too Many Streams";
+		err = E2BIG;
+	} else {
 		*statusp = 200;
 		*phrasep = "OK";
 	}
@@ -180,32 +215,35 @@ out:
 }
 
 /*
- * Our SDP for leg l: `mode` is our direction. Offers (for INVITEs without
- * SDP) list both codecs; answers the one chosen.
+ * Our SDP for leg l. An answer has the chosen codec and mirrors the
+ * peer's direction; an offer (to an INVITE without SDP) lists both codecs,
+ * the current one first, sendrecv. Either keeps the streams we rejected in
+ * their places, so a re-offer has as many m-lines as before (RFC 3264 8).
  */
 static char *
 sdp_print_ours(su_home_t *home, const struct sig_leg *l, bool offer)
 {
-	char ip[INET_ADDRSTRLEN];
+	char ip[INET_ADDRSTRLEN], media[256];
 	const struct sig_media *m = &l->media;
 	sdp_mode_t mode =
 		offer ? sdp_sendrecv : sig_sdp_mode_answer(m->peer_mode);
-	const char *fmt;
 
 	inet_ntop(AF_INET, &(struct in_addr){dp_rtp_addr(l->s->dp).s_addr}, ip,
 		  sizeof(ip));
-	fmt = offer ? "m=audio %u RTP/AVP 0 8\r\n"
-		      "a=rtpmap:0 PCMU/8000\r\n"
-		      "a=rtpmap:8 PCMA/8000\r\n"
-		    : "m=audio %u RTP/AVP %u\r\n"
-		      "a=rtpmap:%u %s/8000\r\n";
-	char media[256];
-
 	if (offer)
-		snprintf(media, sizeof(media), fmt, l->ep.local_port);
+		snprintf(media, sizeof(media),
+			 m->codec == MIX_PCMA ? "m=audio %u RTP/AVP 8 0\r\n"
+						"a=rtpmap:8 PCMA/8000\r\n"
+						"a=rtpmap:0 PCMU/8000\r\n"
+					      : "m=audio %u RTP/AVP 0 8\r\n"
+						"a=rtpmap:0 PCMU/8000\r\n"
+						"a=rtpmap:8 PCMA/8000\r\n",
+			 l->ep.local_port);
 	else
-		snprintf(media, sizeof(media), fmt, l->ep.local_port, m->pt,
-			 m->pt, mix_codec_name(m->codec));
+		snprintf(media, sizeof(media),
+			 "m=audio %u RTP/AVP %u\r\na=rtpmap:%u %s/8000\r\n",
+			 l->ep.local_port, m->pt, m->pt,
+			 mix_codec_name(m->codec));
 
 	return su_sprintf(home,
 			  "v=0\r\n"
@@ -218,9 +256,8 @@ sdp_print_ours(su_home_t *home, const struct sig_leg *l, bool offer)
 			  "a=%s\r\n"
 			  "%s",
 			  (unsigned long long)l->sdp_sess_id, l->sdp_version,
-			  ip, ip, offer ? "" : m->rejected_before, media,
-			  MIX_PTIME_MS, sig_sdp_mode_name(mode),
-			  offer ? "" : m->rejected_after);
+			  ip, ip, m->rejected_before, media, MIX_PTIME_MS,
+			  sig_sdp_mode_name(mode), m->rejected_after);
 }
 
 char *

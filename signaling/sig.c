@@ -112,7 +112,7 @@ sig_nua_callback(nua_event_t event, int status, char const *phrase, nua_t *nua,
 		sig_call_event(s, event, status, phrase, nh, leg, sip, tags);
 		break;
 	case nua_i_options:
-		sig_options(s, nh, sip);
+		sig_options(s, nh, leg, sip);
 		break;
 	case nua_r_shutdown:
 		if (status >= 200) {
@@ -260,15 +260,27 @@ sig_free(struct sig *s)
 	sig_fd_unwatch(s->efd_watch);
 	if (s->stop_timer)
 		su_timer_destroy(s->stop_timer);
-	if (s->nua)
-		nua_destroy(s->nua);
+	if (s->nua) {
+		/* nua must be shut down before it is destroyed: when start-up
+		 * failed after nua_create, do it here, bounded. */
+		if (!s->nua_done) {
+			uint64_t until = fc_now_ns() + 2000000000ull;
+
+			s->shutting_down = true;
+			nua_shutdown(s->nua);
+			while (!s->nua_done && fc_now_ns() < until)
+				su_root_step(s->root, 100);
+		}
+		if (s->nua_done)
+			nua_destroy(s->nua);
+	}
 	/* Legs still waiting for the media plane: the workers have stopped
 	 * and their memory goes with mix_worker_free(); forget ours. */
 	while ((l = TAILQ_FIRST(&s->dying)) != NULL) {
 		TAILQ_REMOVE(&s->dying, l, link);
 		free(l->peer_uri);
 		free(l->call_id);
-		free(l->last_answer);
+		free(l->last_sdp);
 		free(l);
 	}
 	if (s->root)
@@ -342,7 +354,7 @@ void
 sig_maybe_finish(struct sig *s)
 {
 	struct sig_conf *c, *next;
-	unsigned in_flight = 0;
+	unsigned in_flight = dp_in_flight(s->dp);
 
 	if (!s->shutting_down || !s->nua_done || s->finishing)
 		return;

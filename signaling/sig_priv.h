@@ -51,8 +51,8 @@ struct sig_media {
 	uint16_t port;	      /* peer's RTP port, host order */
 	/* The offer's other m-lines, rejected (port 0), before and after
 	 * the one we took: an answer keeps the offer's m-line order. */
-	char rejected_before[256];
-	char rejected_after[256];
+	char rejected_before[1024];
+	char rejected_after[1024];
 };
 
 struct sig_conf {
@@ -86,7 +86,8 @@ struct sig_leg {
 	struct mix_leg_params mp;
 	uint64_t sdp_sess_id;
 	unsigned sdp_version;
-	char *last_answer; /* our current SDP, for re-offers */
+	char *last_sdp;	 /* the SDP we sent last */
+	bool answer_due; /* our 2xx offered: the ACK must answer */
 };
 
 struct sig {
@@ -134,7 +135,8 @@ sdp_mode_t sig_sdp_mode_answer(sdp_mode_t offered);
 void sig_call_event(struct sig *s, nua_event_t event, int status,
 		    const char *phrase, nua_handle_t *nh, struct sig_leg *l,
 		    const sip_t *sip, tagi_t tags[]);
-void sig_options(struct sig *s, nua_handle_t *nh, const sip_t *sip);
+void sig_options(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
+		 const sip_t *sip);
 char *sig_contact(su_home_t *home, const struct sig *s, const char *id);
 
 #endif

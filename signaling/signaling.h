@@ -81,9 +81,10 @@ void sig_conf_foreach(struct sig *s, sig_conf_h *h, void *arg);
 /*
  * Look conference `id` up and gather its participants with fresh RTP
  * counters from its worker. Returns 0, and then h runs later on the control
- * thread once the worker replied (err ETIMEDOUT if it did not within a
- * second; the participants are given without counters then); or an errno,
- * ENOENT when there is no such conference, and then h never runs.
+ * thread once the worker replied (a worker answers within one poll, 1 ms
+ * when idle; callers that must not wait on a wedged worker keep their own
+ * timeout, as focusctl does); or an errno, ENOENT when there is no such
+ * conference, and then h never runs.
  */
 typedef void(sig_show_h)(void *arg, int err, const struct sig_conf_info *ci,
 			 const struct sig_part_info *parts, unsigned n);
