@@ -618,6 +618,7 @@ mgmt_worker_json(unsigned index, const struct mix_worker_stats *w)
 		{"tick_us_last", w->tick_ns_last / 1000},
 		{"tick_us_max", w->tick_ns_max / 1000},
 		{"rx_no_leg", w->rx_no_leg},
+		{"tx_errors", w->tx_errors},
 	};
 
 	return mgmt_counters_json(counters, FC_ARRAY_SIZE(counters));

@@ -87,6 +87,7 @@ struct mix_worker_stats {
 	uint32_t confs;
 	uint32_t legs;
 	uint64_t rx_no_leg; /* packets for a slot with no leg here */
+	uint64_t tx_errors; /* packets the port did not send */
 };
 
 struct mix_worker;

@@ -600,7 +600,8 @@ mix_tx_flush(struct mix_worker *w)
 {
 	if (w->n_tx == 0)
 		return;
-	dp_tx_burst(w->dp, w->index, w->tx, w->n_tx);
+	w->st.tx_errors +=
+		w->n_tx - dp_tx_burst(w->dp, w->index, w->tx, w->n_tx);
 	w->n_tx = 0;
 }
 
