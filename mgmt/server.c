@@ -373,13 +373,21 @@ mgmt_reply_result(struct mgmt_client *c, json_t *id, json_t *result)
 	json_decref(msg);
 }
 
+/* An error whose message is "<what>: <why>". */
 static void
-mgmt_reply_bad_params(struct mgmt_client *c, json_t *id, const char *usage)
+mgmt_reply_why(struct mgmt_client *c, json_t *id, int code, const char *what,
+	       const char *why)
 {
 	char message[160];
 
-	snprintf(message, sizeof(message), "invalid params: %s", usage);
-	mgmt_reply_error(c, id, MGMT_RPC_INVALID_PARAMS, message, NULL);
+	snprintf(message, sizeof(message), "%s: %s", what, why);
+	mgmt_reply_error(c, id, code, message, NULL);
+}
+
+static void
+mgmt_reply_bad_params(struct mgmt_client *c, json_t *id, const char *usage)
+{
+	mgmt_reply_why(c, id, MGMT_RPC_INVALID_PARAMS, "invalid params", usage);
 }
 
 /* Methods. */
@@ -697,10 +705,7 @@ static const struct {
 static void
 mgmt_invalid_request(struct mgmt_client *c, json_t *id, const char *why)
 {
-	char message[160];
-
-	snprintf(message, sizeof(message), "invalid request: %s", why);
-	mgmt_reply_error(c, id, MGMT_RPC_INVALID_REQUEST, message, NULL);
+	mgmt_reply_why(c, id, MGMT_RPC_INVALID_REQUEST, "invalid request", why);
 }
 
 static void
