@@ -27,6 +27,7 @@ struct opt {
 	enum opt_kind kind;
 	size_t off;
 	const char *help;
+	unsigned min, max; /* OPT_UINT */
 };
 
 #define OFF(f) offsetof(struct fd_config, f)
@@ -38,13 +39,21 @@ static const struct opt opts[] = {
 	 "host[:port] of conference URIs sip:ID@HOST (the listen address)"},
 	{"factory", OPT_STR, OFF(factory),
 	 "user part of the conference factory URI (conf)"},
+	{"factory-mode", OPT_STR, OFF(factory_mode),
+	 "answer (200 from the new conference) or redirect (302 to it)"},
+	{"conf-id-pattern", OPT_STR, OFF(conf_id_pattern),
+	 "POSIX extended regex an auto-created conference ID must match"},
 	{"auto-create", OPT_BOOL, OFF(auto_create),
 	 "an INVITE to an unknown ID creates that conference (off)"},
 	{"rtp-addr", OPT_STR, OFF(rtp_addr),
 	 "IPv4 address for RTP (127.0.0.1)"},
 	{"rtp-ports", OPT_RANGE, OFF(rtp_port_lo),
 	 "LO-HI range of RTP ports, even ones used (20000-29999)"},
-	{"workers", OPT_UINT, OFF(workers), "mixer lcores (1)"},
+	{"workers", OPT_UINT, OFF(workers), "mixer lcores (1)", 1, 64},
+	{"conf-empty-timeout", OPT_UINT, OFF(conf_empty_timeout),
+	 "seconds a redirecting factory's conference waits for its first "
+	 "participant (32)",
+	 1, 3600},
 	{"dataplane", OPT_STR, OFF(dataplane), "socket or dpdk (socket)"},
 	{"eal", OPT_STR, OFF(eal),
 	 "DPDK EAL arguments, replacing the unprivileged defaults"},
@@ -120,7 +129,7 @@ opt_set(struct fd_config *c, const struct opt *o, const char *v,
 			goto bad;
 		return 0;
 	case OPT_UINT:
-		if (v == NULL || parse_uint(v, 1, 64, (unsigned *)p))
+		if (v == NULL || parse_uint(v, o->min, o->max, (unsigned *)p))
 			goto bad;
 		return 0;
 	case OPT_RANGE: {
@@ -231,6 +240,8 @@ fd_config_load(struct fd_config *c, int argc, char **argv)
 	memset(c, 0, sizeof(*c));
 	c->sip_listen = strdup("127.0.0.1:5060");
 	c->factory = strdup("conf");
+	c->factory_mode = strdup("answer");
+	c->conf_empty_timeout = 32;
 	c->rtp_addr = strdup("127.0.0.1");
 	c->rtp_port_lo = 20000;
 	c->rtp_port_hi = 29999;
@@ -309,6 +320,12 @@ fd_config_load(struct fd_config *c, int argc, char **argv)
 		fprintf(stderr, "focusd: --dataplane must be socket or dpdk\n");
 		return -1;
 	}
+	if (strcmp(c->factory_mode, "answer") &&
+	    strcmp(c->factory_mode, "redirect")) {
+		fprintf(stderr, "focusd: --factory-mode must be answer or "
+				"redirect\n");
+		return -1;
+	}
 	if (fc_log_level_parse(c->log_level) < 0) {
 		fprintf(stderr, "focusd: bad --log-level '%s'\n", c->log_level);
 		return -1;
@@ -348,6 +365,8 @@ fd_config_free(struct fd_config *c)
 	free(c->sip_listen);
 	free(c->domain);
 	free(c->factory);
+	free(c->factory_mode);
+	free(c->conf_id_pattern);
 	free(c->rtp_addr);
 	free(c->dataplane);
 	free(c->eal);

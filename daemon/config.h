@@ -12,6 +12,9 @@ struct fd_config {
 	char *domain;	  /* default: derived from sip_listen */
 	char *factory;
 	bool auto_create;
+	char *conf_id_pattern;	     /* auto-create policy: POSIX ERE */
+	char *factory_mode;	     /* "answer" or "redirect" */
+	unsigned conf_empty_timeout; /* seconds */
 	char *rtp_addr;
 	unsigned rtp_port_lo, rtp_port_hi;
 	unsigned workers;

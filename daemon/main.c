@@ -220,6 +220,9 @@ start(struct focusd *f, int argc, char **argv)
 	so.domain = f->cfg.domain;
 	so.factory = f->cfg.factory;
 	so.auto_create = f->cfg.auto_create;
+	so.conf_id_pattern = f->cfg.conf_id_pattern;
+	so.factory_redirect = strcmp(f->cfg.factory_mode, "redirect") == 0;
+	so.conf_empty_timeout = f->cfg.conf_empty_timeout;
 	so.user_agent = "focusd/" FOCUSD_VERSION;
 	err = sig_alloc(&f->sig, &so, f->dp, f->workers, f->n_workers, f->efd);
 	if (err) {

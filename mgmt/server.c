@@ -408,6 +408,7 @@ mgmt_conf_list_one(const struct sig_conf_info *ci, void *arg)
 
 	mgmt_set(&o, "id", mgmt_json_str(ci->id));
 	mgmt_set(&o, "uri", mgmt_json_str(ci->uri));
+	mgmt_set(&o, "owner", mgmt_json_str(ci->owner));
 	mgmt_set(&o, "participants", json_integer(ci->participants));
 	mgmt_set(&o, "worker", json_integer(ci->worker));
 	mgmt_set(&o, "created", mgmt_json_uint(ci->created));
@@ -511,6 +512,7 @@ mgmt_conf_json(const struct sig_conf_info *ci,
 	}
 	mgmt_set(&o, "id", mgmt_json_str(ci->id));
 	mgmt_set(&o, "uri", mgmt_json_str(ci->uri));
+	mgmt_set(&o, "owner", mgmt_json_str(ci->owner));
 	mgmt_set(&o, "worker", json_integer(ci->worker));
 	mgmt_set(&o, "created", mgmt_json_uint(ci->created));
 	mgmt_set(&o, "participants", list);

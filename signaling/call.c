@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "signaling/sig_priv.h"
 
@@ -124,6 +125,43 @@ respond_2xx(struct sig_leg *l, nua_handle_t *nh, bool offer)
 	su_home_deinit(home);
 }
 
+/* The From AOR (no parameters), malloc'd; NULL if there is none. */
+static char *
+from_aor(const sip_t *sip)
+{
+	url_t u;
+	char *txt, *out;
+
+	if (sip->sip_from == NULL)
+		return NULL;
+	u = *sip->sip_from->a_url;
+	u.url_params = NULL;
+	u.url_headers = NULL;
+	u.url_port = NULL;
+	txt = url_as_string(NULL, &u);
+	out = txt ? strdup(txt) : NULL;
+	su_free(NULL, txt);
+	return out;
+}
+
+/*
+ * RFC 4579 4.5, the redirecting factory: the conference exists now, with
+ * the caller as its owner; 302 sends the caller there. If nobody joins
+ * within --conf-empty-timeout seconds it goes again.
+ */
+static void
+factory_redirect(struct sig *s, struct sig_conf *c, nua_handle_t *nh)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+
+	c->empty_until = (uint64_t)time(NULL) + s->opts.conf_empty_timeout;
+	FC_INFO("sig", "factory: conference %s made, redirecting there", c->id);
+	nua_respond(nh, SIP_302_MOVED_TEMPORARILY,
+		    SIPTAG_CONTACT_STR(sig_contact(home, s, c->id)), TAG_END());
+	nua_handle_destroy(nh);
+	su_home_deinit(home);
+}
+
 static void
 invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 {
@@ -167,13 +205,23 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 		c = sig_conf_find(s, id);
 		if (c == NULL && !s->opts.auto_create)
 			REJECT(s, nh, 404, "Conference Not Found");
+		if (c == NULL && !sig_conf_may_create(s, id))
+			REJECT(s, nh, 403,
+			       "Forbidden - Conference ID Not Allowed");
 	}
 	if (c == NULL) {
-		err = sig_conf_create(&c, s, id);
+		char *owner = from_aor(sip);
+
+		err = sig_conf_create(&c, s, id, owner);
+		free(owner);
 		if (err)
 			REJECT(s, nh, 503,
 			       "Service Unavailable - Media Plane Busy");
 		created = true;
+		if (is_factory(s, ru->url_user) && s->opts.factory_redirect) {
+			factory_redirect(s, c, nh);
+			return;
+		}
 	}
 
 	err = sig_leg_create(&l, c, nh, &media, sip);
@@ -325,7 +373,7 @@ sig_options(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 		user = l->conf->id; /* in a dialog: the conference's */
 	if (user == NULL ||
 	    (!is_factory(s, user) && sig_conf_find(s, user) == NULL &&
-	     !(s->opts.auto_create && conf_id_valid(user)))) {
+	     !(conf_id_valid(user) && sig_conf_may_create(s, user)))) {
 		nua_respond(nh, SIP_404_NOT_FOUND, NUTAG_WITH_THIS(s->nua),
 			    TAG_END());
 	} else {

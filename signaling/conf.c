@@ -67,6 +67,7 @@ conf_free(struct sig_conf *c)
 	mix_conf_free(c->mc);
 	free(c->id);
 	free(c->uri);
+	free(c->owner);
 	free(c);
 }
 
@@ -112,7 +113,8 @@ sig_worker_pick(const struct sig *s)
 }
 
 int
-sig_conf_create(struct sig_conf **cp, struct sig *s, const char *id)
+sig_conf_create(struct sig_conf **cp, struct sig *s, const char *id,
+		const char *owner)
 {
 	struct sig_conf *c;
 	int err;
@@ -124,7 +126,8 @@ sig_conf_create(struct sig_conf **cp, struct sig *s, const char *id)
 	c->s = s;
 	c->id = strdup(id);
 	c->uri = malloc(strlen(id) + strlen(s->domain) + 8);
-	if (c->id == NULL || c->uri == NULL) {
+	c->owner = owner ? strdup(owner) : NULL;
+	if (c->id == NULL || c->uri == NULL || (owner && c->owner == NULL)) {
 		err = ENOMEM;
 		goto out;
 	}
@@ -149,6 +152,32 @@ out:
 }
 
 static void conf_release(struct sig_conf *c);
+
+bool
+sig_conf_may_create(const struct sig *s, const char *id)
+{
+	if (!s->opts.auto_create)
+		return false;
+	return !s->have_id_pattern ||
+	       regexec(&s->id_pattern, id, 0, NULL, 0) == 0;
+}
+
+void
+sig_conf_housekeeping(struct sig *s)
+{
+	struct sig_conf *c, *next;
+	uint64_t now = (uint64_t)time(NULL);
+
+	for (c = TAILQ_FIRST(&s->confs); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->n_legs == 0 && !c->releasing && c->empty_until &&
+		    now >= c->empty_until) {
+			FC_INFO("sig", "conference %s: nobody joined in %u s",
+				c->id, s->opts.conf_empty_timeout);
+			conf_release(c);
+		}
+	}
+}
 
 void
 sig_conf_gc(struct sig_conf *c)
@@ -362,7 +391,7 @@ sig_leg_release(struct sig_leg *l)
 struct show_req {
 	struct sig *s;
 	struct sig_conf_info ci;
-	char *id, *uri;
+	char *id, *uri, *owner;
 	unsigned n;
 	sig_show_h *h;
 	void *arg;
@@ -379,6 +408,7 @@ show_req_free(struct show_req *r)
 	free(r->parts);
 	free(r->id);
 	free(r->uri);
+	free(r->owner);
 	free(r);
 }
 
@@ -437,6 +467,8 @@ sig_conf_show(struct sig *s, const char *id, sig_show_h *h, void *arg)
 		goto out;
 	r->ci.id = r->id;
 	r->ci.uri = r->uri;
+	r->owner = c->owner ? strdup(c->owner) : NULL;
+	r->ci.owner = r->owner;
 	r->ci.participants = c->n_legs;
 	r->ci.worker = c->worker;
 	r->ci.created = c->created;

@@ -167,6 +167,14 @@ sig_hostport(char *buf, size_t len, unsigned *portp, const char *in)
 	return 0;
 }
 
+static void
+sig_housekeeping(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *s)
+{
+	(void)magic;
+	(void)t;
+	sig_conf_housekeeping(s);
+}
+
 int
 sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 	  struct mix_worker **workers, unsigned n_workers, int efd)
@@ -208,6 +216,23 @@ sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 		su_strdup(s->home, opts->factory ? opts->factory : "conf");
 	s->opts.domain = s->domain;
 	s->opts.listen = s->listen;
+	s->opts.conf_id_pattern = NULL; /* compiled below, not kept */
+	if (s->opts.conf_empty_timeout == 0)
+		s->opts.conf_empty_timeout = 32; /* RFC 3261 Timer B */
+	if (opts->conf_id_pattern && *opts->conf_id_pattern) {
+		char why[128];
+		int rc = regcomp(&s->id_pattern, opts->conf_id_pattern,
+				 REG_EXTENDED | REG_NOSUB);
+
+		if (rc) {
+			regerror(rc, &s->id_pattern, why, sizeof(why));
+			FC_ERR("sig", "bad --conf-id-pattern '%s': %s",
+			       opts->conf_id_pattern, why);
+			err = EINVAL;
+			goto out;
+		}
+		s->have_id_pattern = true;
+	}
 
 	s->root = su_root_create(s);
 	if (s->root == NULL) {
@@ -238,6 +263,12 @@ sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 	err = sig_fd_watch(&s->efd_watch, s, efd, sig_media_replies, s);
 	if (err)
 		goto out;
+	s->housekeeping = su_timer_create(su_root_task(s->root), 1000);
+	if (s->housekeeping == NULL ||
+	    su_timer_set_for_ever(s->housekeeping, sig_housekeeping, s) < 0) {
+		err = ENOMEM;
+		goto out;
+	}
 	FC_INFO("sig",
 		"SIP on %s (UDP, TCP); conference URIs sip:ID@%s, "
 		"factory sip:%s@%s, auto-create %s",
@@ -260,6 +291,10 @@ sig_free(struct sig *s)
 	sig_fd_unwatch(s->efd_watch);
 	if (s->stop_timer)
 		su_timer_destroy(s->stop_timer);
+	if (s->housekeeping)
+		su_timer_destroy(s->housekeeping);
+	if (s->have_id_pattern)
+		regfree(&s->id_pattern);
 	if (s->nua) {
 		/* nua must be shut down before it is destroyed: when start-up
 		 * failed after nua_create, do it here, bounded. */
@@ -382,6 +417,7 @@ sig_conf_foreach(struct sig *s, sig_conf_h *h, void *arg)
 		struct sig_conf_info ci = {
 			.id = c->id,
 			.uri = c->uri,
+			.owner = c->owner,
 			.participants = c->n_legs,
 			.worker = c->worker,
 			.created = c->created,

@@ -18,6 +18,7 @@ struct sig_fd;
 #define NUA_MAGIC_T	struct sig
 #define NUA_HMAGIC_T	struct sig_leg
 
+#include <regex.h>
 #include <sys/queue.h>
 
 #include <sofia-sip/nua.h>
@@ -60,6 +61,8 @@ struct sig_conf {
 	struct sig *s;
 	char *id;
 	char *uri;
+	char *owner;	      /* AOR of the creator, RFC 4579 4.11's owner */
+	uint64_t empty_until; /* a conference nobody joined yet goes then */
 	unsigned worker;
 	struct mix_conf *mc;
 	TAILQ_HEAD(, sig_leg) legs;
@@ -107,13 +110,21 @@ struct sig {
 	bool shutting_down;
 	bool nua_done;
 	bool finishing; /* in sig_maybe_finish */
+	regex_t id_pattern;
+	bool have_id_pattern;
+	su_timer_t *housekeeping;
 	su_timer_t *stop_timer;
 	struct sig_stats st;
 };
 
 /* conf.c */
 struct sig_conf *sig_conf_find(struct sig *s, const char *id);
-int sig_conf_create(struct sig_conf **cp, struct sig *s, const char *id);
+int sig_conf_create(struct sig_conf **cp, struct sig *s, const char *id,
+		    const char *owner);
+/* Release conferences left empty past their empty_until (once a second). */
+void sig_conf_housekeeping(struct sig *s);
+/* May an INVITE create conference id (auto-create on, pattern)? */
+bool sig_conf_may_create(const struct sig *s, const char *id);
 /* Take a conference that no leg joined down. */
 void sig_conf_gc(struct sig_conf *c);
 int sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,

@@ -26,6 +26,14 @@ struct sig_conf_opts {
 	const char *domain;  /* conference URIs are sip:ID@domain */
 	const char *factory; /* user part of the conference factory URI */
 	bool auto_create;    /* RFC 4579 4.4: INVITE creates a conference */
+	/* POSIX extended regex an auto-created ID must match; NULL: any ID
+	 * of URI user characters. */
+	const char *conf_id_pattern;
+	/* RFC 4579 4.5: answer a factory INVITE with 200 from the new
+	 * conference (false), or redirect it there with 302 (true). */
+	bool factory_redirect;
+	/* Seconds such a conference waits for its first participant. */
+	unsigned conf_empty_timeout;
 	const char *user_agent;
 };
 
@@ -57,6 +65,7 @@ void sig_fd_unwatch(struct sig_fd *w);
 struct sig_conf_info {
 	const char *id;
 	const char *uri;
+	const char *owner; /* who created it (AOR), or NULL */
 	unsigned participants;
 	unsigned worker;
 	uint64_t created; /* seconds since the epoch */

@@ -1,0 +1,581 @@
+/*
+ * confinfo.c - RFC 4575 conference-info documents, built with libxml2.
+ *
+ * ci_render() turns a struct ci_doc into the XML body of a NOTIFY for the
+ * conference event package. It works in two passes. The first checks the
+ * whole description (entities present, states that make sense together,
+ * the schema's enumerations, UTF-8 text made of XML characters, counts
+ * against arrays) and is the only place EINVAL comes from. The second
+ * builds a libxml2 tree in the element order the schema's sequences
+ * require (RFC 4575 section 5) and serializes it with
+ * xmlDocDumpFormatMemoryEnc; from there on the only failure is ENOMEM, and
+ * every node is attached to the document as soon as it exists, so one
+ * xmlFreeDoc releases a half-built tree on any path.
+ *
+ * Text reaches the tree only through xmlNewTextChild and xmlNewProp, so
+ * libxml2's serializer does all the escaping (&, <, > and quotes in
+ * attributes, tabs and newlines in attributes as character references).
+ * libxml2 2.9 does not check every copy it makes when building nodes (a
+ * text node whose string copy failed is kept, empty), so add() and attr()
+ * check the result of each call and turn a missing piece into ENOMEM
+ * rather than a silently shortened document. The document has its own
+ * dictionary, so each element name is stored once and a failed name
+ * lookup makes the node call fail instead of leaving a nameless node.
+ *
+ * Alternatives rejected: string templates printed with snprintf, as
+ * sdp.c does. SDP is small and fixed in shape; this document has a dozen
+ * optional parts and carries display names that come from other people's
+ * From headers, and one missed escape would be markup injected into every
+ * subscriber's view. xmlTextWriter would save the tree's allocations, but
+ * documents are rare (one per change of the conference) and small, and a
+ * tree gives one checkable call per element. Rendering on a thread of its
+ * own would cost more in handoff than the rendering itself. Checking the
+ * output against the schema at run time would load the schema into every
+ * focusd; the unit test does it instead.
+ *
+ * Threads: any, for different documents at once; libxml2 is thread-safe
+ * for separate trees. xmlInitParser runs once, under pthread_once, before
+ * the first tree is built; nothing here calls xmlCleanupParser, which
+ * would pull libxml2 from under other users in the process.
+ *
+ * Cost: control thread only, once per NOTIFY body. One malloc for the
+ * dictionary, then about three small ones per element (node, text node,
+ * its string), one pass of serialization into libxml2's buffer, and two
+ * copies of the text (libxml2's buffer to an xmlChar string, that to the
+ * caller's malloc'd buffer). Linear in the number of users, endpoints and
+ * media; nothing is kept between calls.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+#include "signaling/confinfo.h"
+
+#define CI_NS "urn:ietf:params:xml:ns:conference-info"
+/* 9999-12-31T23:59:59Z: xs:dateTime takes longer years, but nobody needs
+ * them and four digits keep the format fixed. */
+#define CI_MAX_WHEN 253402300799ULL
+
+static const char *const state_names[] = {
+	[CI_FULL] = "full",
+	[CI_PARTIAL] = "partial",
+	[CI_DELETED] = "deleted",
+};
+
+/* The schema's enumerations, each ended by NULL. */
+static const char *const endpoint_statuses[] = {
+	"pending",	"dialing-out", "dialing-in",	  "alerting",
+	"on-hold",	"connected",   "muted-via-focus", "disconnecting",
+	"disconnected", NULL,
+};
+static const char *const joining_methods[] = {
+	"dialed-in",
+	"dialed-out",
+	"focus-owner",
+	NULL,
+};
+static const char *const disconnection_methods[] = {
+	"departed", "booted", "failed", "busy", NULL,
+};
+static const char *const media_statuses[] = {
+	"recvonly", "sendonly", "sendrecv", "inactive", NULL,
+};
+
+static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
+
+static void
+xml_init(void)
+{
+	xmlInitParser();
+}
+
+/*
+ * The first pass: what ci_render() refuses with EINVAL.
+ */
+
+/* Whether s (NULL counts as absent, so fine) is UTF-8 made only of XML 1.0
+ * Chars (section 2.2): no C0 control but tab, LF and CR, no surrogate,
+ * U+FFFE or U+FFFF, no overlong or truncated sequence. libxml2 would write
+ * most of these into a document no parser takes. */
+static bool
+text_ok(const char *s)
+{
+	static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (s == NULL)
+		return true;
+	while (*p != '\0') {
+		uint32_t c = *p;
+		unsigned n;
+
+		if (c < 0x80) {
+			if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+				return false;
+			p++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			c &= 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			c &= 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			c &= 0x07;
+		} else {
+			return false;
+		}
+		/* A NUL fails the test too, so nothing past it is read. */
+		for (unsigned i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			c = c << 6 | (p[i] & 0x3f);
+		}
+		if (c < min[n] || c > 0x10ffff ||
+		    (c >= 0xd800 && c <= 0xdfff) || c == 0xfffe || c == 0xffff)
+			return false;
+		p += n + 1;
+	}
+	return true;
+}
+
+/* Whether s is absent or one of set. */
+static bool
+one_of(const char *s, const char *const *set)
+{
+	if (s == NULL)
+		return true;
+	for (; *set != NULL; set++) {
+		if (strcmp(s, *set) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* RFC 4575 section 5.1: partial and deleted only mean something in a
+ * partial notification; a full one describes everything as it is. */
+static bool
+state_ok(enum ci_state s, bool full_doc)
+{
+	if ((unsigned)s > CI_DELETED)
+		return false;
+	return !full_doc || s == CI_FULL;
+}
+
+static int
+check_media(const struct ci_media *m)
+{
+	if (m->id == NULL || !text_ok(m->id) || !text_ok(m->type) ||
+	    !text_ok(m->label) || !one_of(m->status, media_statuses))
+		return EINVAL;
+	return 0;
+}
+
+static int
+check_endpoint(const struct ci_endpoint *e, bool full_doc)
+{
+	unsigned n_call = (e->call_id != NULL) + (e->from_tag != NULL) +
+			  (e->to_tag != NULL);
+
+	if (!state_ok(e->state, full_doc) || !text_ok(e->entity) ||
+	    !text_ok(e->display) || !text_ok(e->joining_by) ||
+	    !text_ok(e->disconnection_reason) || !text_ok(e->call_id) ||
+	    !text_ok(e->from_tag) || !text_ok(e->to_tag))
+		return EINVAL;
+	if (!one_of(e->status, endpoint_statuses) ||
+	    !one_of(e->joining_method, joining_methods) ||
+	    !one_of(e->disconnection_method, disconnection_methods))
+		return EINVAL;
+	if (e->joining_when > CI_MAX_WHEN ||
+	    e->disconnection_when > CI_MAX_WHEN)
+		return EINVAL;
+	if (n_call != 0 && n_call != 3)
+		return EINVAL;
+	if (e->n_media > 0 && e->media == NULL)
+		return EINVAL;
+	for (unsigned i = 0; i < e->n_media; i++) {
+		if (check_media(&e->media[i]) != 0)
+			return EINVAL;
+	}
+	return 0;
+}
+
+static int
+check_user(const struct ci_user *u, bool full_doc)
+{
+	if (u->entity == NULL || u->entity[0] == '\0' || !text_ok(u->entity) ||
+	    !state_ok(u->state, full_doc) || !text_ok(u->display))
+		return EINVAL;
+	if ((u->n_roles > 0 && u->roles == NULL) ||
+	    (u->n_endpoints > 0 && u->endpoints == NULL))
+		return EINVAL;
+	for (unsigned i = 0; i < u->n_roles; i++) {
+		if (u->roles[i] == NULL || !text_ok(u->roles[i]))
+			return EINVAL;
+	}
+	for (unsigned i = 0; i < u->n_endpoints; i++) {
+		if (check_endpoint(&u->endpoints[i], full_doc) != 0)
+			return EINVAL;
+	}
+	return 0;
+}
+
+static int
+check_doc(const struct ci_doc *d)
+{
+	bool full = d->state == CI_FULL;
+
+	if (d->entity == NULL || d->entity[0] == '\0' || !text_ok(d->entity))
+		return EINVAL;
+	if (d->state != CI_FULL && d->state != CI_PARTIAL)
+		return EINVAL;
+	if (d->have_description) {
+		if (!text_ok(d->display) || !text_ok(d->subject))
+			return EINVAL;
+		if (d->n_conf_uris > 0 && d->conf_uris == NULL)
+			return EINVAL;
+		for (unsigned i = 0; i < d->n_conf_uris; i++) {
+			if (d->conf_uris[i] == NULL ||
+			    !text_ok(d->conf_uris[i]))
+				return EINVAL;
+		}
+		if (d->n_media_types > 4)
+			return EINVAL;
+		for (unsigned i = 0; i < d->n_media_types; i++) {
+			if (d->media_types[i] == NULL ||
+			    !text_ok(d->media_types[i]) ||
+			    !text_ok(d->media_labels[i]))
+				return EINVAL;
+		}
+	}
+	if (d->have_users) {
+		if (!state_ok(d->users_state, full))
+			return EINVAL;
+		if (d->n_users > 0 && d->users == NULL)
+			return EINVAL;
+		for (unsigned i = 0; i < d->n_users; i++) {
+			if (check_user(&d->users[i], full) != 0)
+				return EINVAL;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The second pass: the tree. Each function returns NULL or false when
+ * libxml2 ran out of memory; what it built so far is already in the tree.
+ */
+
+/* A child element of parent in parent's namespace, with text (escaped by
+ * the serializer) unless text is NULL. */
+static xmlNodePtr
+add(xmlNodePtr parent, const char *name, const char *text)
+{
+	xmlNodePtr n;
+
+	if (text != NULL)
+		n = xmlNewTextChild(parent, parent->ns, BAD_CAST name,
+				    BAD_CAST text);
+	else
+		n = xmlNewChild(parent, parent->ns, BAD_CAST name, NULL);
+	if (n == NULL || n->name == NULL)
+		return NULL;
+	/* A text node whose copy failed is kept without content. */
+	if (text != NULL &&
+	    (n->children == NULL || n->children->content == NULL))
+		return NULL;
+	return n;
+}
+
+static bool
+attr(xmlNodePtr n, const char *name, const char *value)
+{
+	xmlAttrPtr a = xmlNewProp(n, BAD_CAST name, BAD_CAST value);
+
+	return a != NULL && a->name != NULL && a->children != NULL &&
+	       a->children->content != NULL;
+}
+
+static xmlNodePtr
+add_uint(xmlNodePtr parent, const char *name, unsigned long long v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "%llu", v);
+	return add(parent, name, buf);
+}
+
+static xmlNodePtr
+add_bool(xmlNodePtr parent, const char *name, bool v)
+{
+	return add(parent, name, v ? "true" : "false");
+}
+
+/* An execution-type element (when, reason, by), left out when all three
+ * are absent; when is written as an xs:dateTime in UTC. */
+static bool
+add_execution(xmlNodePtr parent, const char *name, uint64_t when,
+	      const char *reason, const char *by)
+{
+	xmlNodePtr x;
+
+	if (when == 0 && reason == NULL && by == NULL)
+		return true;
+	x = add(parent, name, NULL);
+	if (x == NULL)
+		return false;
+	if (when != 0) {
+		time_t t = (time_t)when;
+		struct tm tm;
+		char buf[32];
+
+		/* check_endpoint bounded when, so neither call fails. */
+		gmtime_r(&t, &tm);
+		strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		if (add(x, "when", buf) == NULL)
+			return false;
+	}
+	if (reason != NULL && add(x, "reason", reason) == NULL)
+		return false;
+	if (by != NULL && add(x, "by", by) == NULL)
+		return false;
+	return true;
+}
+
+/* media-type: display-text, type, label, src-id, status. */
+static bool
+build_media(xmlNodePtr ep, const struct ci_media *m)
+{
+	xmlNodePtr x = add(ep, "media", NULL);
+
+	if (x == NULL || !attr(x, "id", m->id))
+		return false;
+	if (m->type != NULL && add(x, "type", m->type) == NULL)
+		return false;
+	if (m->label != NULL && add(x, "label", m->label) == NULL)
+		return false;
+	if (m->have_src_id && add_uint(x, "src-id", m->src_id) == NULL)
+		return false;
+	if (m->status != NULL && add(x, "status", m->status) == NULL)
+		return false;
+	return true;
+}
+
+/* endpoint-type: display-text, status, joining-method, joining-info,
+ * disconnection-method, disconnection-info, media*, call-info. */
+static bool
+build_endpoint(xmlNodePtr user, const struct ci_endpoint *e)
+{
+	xmlNodePtr x = add(user, "endpoint", NULL);
+
+	if (x == NULL)
+		return false;
+	if (e->entity != NULL && !attr(x, "entity", e->entity))
+		return false;
+	if (!attr(x, "state", state_names[e->state]))
+		return false;
+	if (e->display != NULL && add(x, "display-text", e->display) == NULL)
+		return false;
+	if (e->status != NULL && add(x, "status", e->status) == NULL)
+		return false;
+	if (e->joining_method != NULL &&
+	    add(x, "joining-method", e->joining_method) == NULL)
+		return false;
+	if (!add_execution(x, "joining-info", e->joining_when, NULL,
+			   e->joining_by))
+		return false;
+	if (e->disconnection_method != NULL &&
+	    add(x, "disconnection-method", e->disconnection_method) == NULL)
+		return false;
+	if (!add_execution(x, "disconnection-info", e->disconnection_when,
+			   e->disconnection_reason, NULL))
+		return false;
+	for (unsigned i = 0; i < e->n_media; i++) {
+		if (!build_media(x, &e->media[i]))
+			return false;
+	}
+	if (e->call_id != NULL) {
+		xmlNodePtr ci = add(x, "call-info", NULL);
+		xmlNodePtr sip = ci != NULL ? add(ci, "sip", NULL) : NULL;
+
+		if (sip == NULL || add(sip, "call-id", e->call_id) == NULL ||
+		    add(sip, "from-tag", e->from_tag) == NULL ||
+		    add(sip, "to-tag", e->to_tag) == NULL)
+			return false;
+	}
+	return true;
+}
+
+/* user-type: display-text, roles, endpoint*. */
+static bool
+build_user(xmlNodePtr users, const struct ci_user *u)
+{
+	xmlNodePtr x = add(users, "user", NULL);
+
+	if (x == NULL || !attr(x, "entity", u->entity) ||
+	    !attr(x, "state", state_names[u->state]))
+		return false;
+	if (u->display != NULL && add(x, "display-text", u->display) == NULL)
+		return false;
+	if (u->n_roles > 0) {
+		xmlNodePtr roles = add(x, "roles", NULL);
+
+		if (roles == NULL)
+			return false;
+		for (unsigned i = 0; i < u->n_roles; i++) {
+			if (add(roles, "entry", u->roles[i]) == NULL)
+				return false;
+		}
+	}
+	for (unsigned i = 0; i < u->n_endpoints; i++) {
+		if (!build_endpoint(x, &u->endpoints[i]))
+			return false;
+	}
+	return true;
+}
+
+/* conference-description-type: display-text, subject, conf-uris,
+ * maximum-user-count, available-media. */
+static bool
+build_description(xmlNodePtr root, const struct ci_doc *d)
+{
+	xmlNodePtr x = add(root, "conference-description", NULL);
+
+	if (x == NULL)
+		return false;
+	if (d->display != NULL && add(x, "display-text", d->display) == NULL)
+		return false;
+	if (d->subject != NULL && add(x, "subject", d->subject) == NULL)
+		return false;
+	if (d->n_conf_uris > 0) {
+		xmlNodePtr uris = add(x, "conf-uris", NULL);
+
+		if (uris == NULL)
+			return false;
+		for (unsigned i = 0; i < d->n_conf_uris; i++) {
+			xmlNodePtr entry = add(uris, "entry", NULL);
+
+			if (entry == NULL ||
+			    add(entry, "uri", d->conf_uris[i]) == NULL)
+				return false;
+		}
+	}
+	if (d->max_users > 0 &&
+	    add_uint(x, "maximum-user-count", d->max_users) == NULL)
+		return false;
+	if (d->n_media_types > 0) {
+		xmlNodePtr media = add(x, "available-media", NULL);
+
+		if (media == NULL)
+			return false;
+		for (unsigned i = 0; i < d->n_media_types; i++) {
+			xmlNodePtr entry = add(media, "entry", NULL);
+			char index[4];
+			const char *label = d->media_labels[i];
+
+			if (label == NULL) {
+				snprintf(index, sizeof(index), "%u", i + 1);
+				label = index;
+			}
+			if (entry == NULL || !attr(entry, "label", label) ||
+			    add(entry, "type", d->media_types[i]) == NULL)
+				return false;
+		}
+	}
+	return true;
+}
+
+/* conference-type: conference-description, conference-state, users. */
+static bool
+build_doc(xmlDocPtr doc, const struct ci_doc *d, unsigned version)
+{
+	xmlNodePtr root =
+		xmlNewDocNode(doc, NULL, BAD_CAST "conference-info", NULL);
+	xmlNsPtr ns;
+	char buf[16];
+
+	if (root == NULL || root->name == NULL) {
+		xmlFreeNode(root);
+		return false;
+	}
+	xmlDocSetRootElement(doc, root);
+	ns = xmlNewNs(root, BAD_CAST CI_NS, NULL);
+	if (ns == NULL || ns->href == NULL)
+		return false;
+	xmlSetNs(root, ns);
+	snprintf(buf, sizeof(buf), "%u", version);
+	if (!attr(root, "entity", d->entity) ||
+	    !attr(root, "state", state_names[d->state]) ||
+	    !attr(root, "version", buf))
+		return false;
+	if (d->have_description && !build_description(root, d))
+		return false;
+	if (d->have_state) {
+		xmlNodePtr x = add(root, "conference-state", NULL);
+
+		if (x == NULL ||
+		    add_uint(x, "user-count", d->user_count) == NULL ||
+		    add_bool(x, "active", d->active) == NULL ||
+		    add_bool(x, "locked", d->locked) == NULL)
+			return false;
+	}
+	if (d->have_users) {
+		xmlNodePtr x = add(root, "users", NULL);
+
+		if (x == NULL || !attr(x, "state", state_names[d->users_state]))
+			return false;
+		for (unsigned i = 0; i < d->n_users; i++) {
+			if (!build_user(x, &d->users[i]))
+				return false;
+		}
+	}
+	return true;
+}
+
+int
+ci_render(char **xmlp, size_t *lenp, const struct ci_doc *d, unsigned version)
+{
+	xmlDocPtr doc = NULL;
+	xmlChar *mem = NULL;
+	int size = 0;
+	char *out = NULL;
+	int err;
+
+	if (xmlp == NULL || lenp == NULL || d == NULL)
+		return EINVAL;
+	err = check_doc(d);
+	if (err != 0)
+		return err;
+
+	pthread_once(&xml_once, xml_init);
+	err = ENOMEM;
+	doc = xmlNewDoc(BAD_CAST "1.0");
+	if (doc == NULL)
+		goto out;
+	doc->dict = xmlDictCreate();
+	if (doc->dict == NULL || !build_doc(doc, d, version))
+		goto out;
+	xmlDocDumpFormatMemoryEnc(doc, &mem, &size, "UTF-8", 1);
+	if (mem == NULL || size <= 0)
+		goto out;
+	out = malloc((size_t)size + 1);
+	if (out == NULL)
+		goto out;
+	memcpy(out, mem, (size_t)size);
+	out[size] = '\0';
+	*xmlp = out;
+	*lenp = (size_t)size;
+	err = 0;
+out:
+	xmlFree(mem);
+	xmlFreeDoc(doc);
+	return err;
+}
