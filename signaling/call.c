@@ -126,8 +126,8 @@ respond_2xx(struct sig_leg *l, nua_handle_t *nh, bool offer)
 }
 
 /* The From AOR (no parameters), malloc'd; NULL if there is none. */
-static char *
-from_aor(const sip_t *sip)
+char *
+sig_from_aor(const sip_t *sip)
 {
 	url_t u;
 	char *txt, *out;
@@ -210,7 +210,7 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 			       "Forbidden - Conference ID Not Allowed");
 	}
 	if (c == NULL) {
-		char *owner = from_aor(sip);
+		char *owner = sig_from_aor(sip);
 
 		err = sig_conf_create(&c, s, id, owner);
 		free(owner);
@@ -240,6 +240,9 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 		mix_codec_name(media.codec), l->ep.local_port,
 		sig_sdp_mode_name(media.peer_mode));
 	respond_2xx(l, nh, media.port == 0);
+	if (nua_handle_local(nh) && nua_handle_local(nh)->a_tag)
+		l->to_tag = strdup(nua_handle_local(nh)->a_tag);
+	sig_confevent_changed(c, l, NULL);
 }
 
 static enum sig_leg_state
@@ -275,7 +278,7 @@ invite_again(struct sig *s, struct sig_leg *l, nua_handle_t *nh,
 			    SIPTAG_RETRY_AFTER_STR("5"), TAG_END());
 		return;
 	}
-	l->state = state_for(&media);
+	sig_leg_set_state(l, state_for(&media));
 	FC_INFO("sig", "%s in %s: %s", l->peer_uri ? l->peer_uri : "?",
 		l->conf->id, sig_sdp_mode_name(media.peer_mode));
 	respond_2xx(l, nh, false);
@@ -310,11 +313,11 @@ ack(struct sig *s, struct sig_leg *l, const sip_t *sip)
 			    sip->sip_payload->pl_len, &status, &phrase) != 0 ||
 		    sig_leg_media_update(l, &media) != 0)
 			return hang_up(l, "unusable SDP answer in the ACK");
-		l->state = state_for(&media);
+		sig_leg_set_state(l, state_for(&media));
 		return;
 	}
 	if (l->state == SIG_LEG_DIALING_IN)
-		l->state = state_for(&l->media);
+		sig_leg_set_state(l, state_for(&l->media));
 }
 
 void
@@ -379,7 +382,9 @@ sig_options(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 	} else {
 		nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(s->nua),
 			    SIPTAG_CONTACT_STR(sig_contact(home, s, user)),
-			    SIPTAG_ALLOW_STR(SIG_ALLOW), TAG_END());
+			    SIPTAG_ALLOW_STR(SIG_ALLOW),
+			    SIPTAG_ALLOW_EVENTS_STR(SIG_ALLOW_EVENTS),
+			    TAG_END());
 	}
 	/* In a dialog (a keepalive) the handle is the call's: keep it. */
 	if (l == NULL)

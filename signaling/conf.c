@@ -32,6 +32,88 @@
 
 #include "signaling/sig_priv.h"
 
+void
+sig_leg_strings_free(struct sig_leg *l)
+{
+	free(l->peer_uri);
+	free(l->call_id);
+	free(l->display);
+	free(l->contact);
+	free(l->from_tag);
+	free(l->to_tag);
+	free(l->last_sdp);
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if ((p[0] & 0xe0) == 0xc0)
+		len = 2, cp = p[0] & 0x1f;
+	else if ((p[0] & 0xf0) == 0xe0)
+		len = 3, cp = p[0] & 0x0f;
+	else if ((p[0] & 0xf8) == 0xf0)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates, beyond U+10FFFF, U+FFFE/U+FFFF. */
+	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+	    (len == 4 && cp < 0x10000) || (cp >= 0xd800 && cp <= 0xdfff) ||
+	    cp > 0x10ffff || cp == 0xfffe || cp == 0xffff)
+		return 0;
+	return len;
+}
+
+/*
+ * A display name without its quotes and escapes, malloc'd. It ends up in
+ * XML documents and JSON: control characters and bytes that are not
+ * UTF-8 become '?'.
+ */
+char *
+sig_unquote(const char *q)
+{
+	const unsigned char *u = (const unsigned char *)q;
+	size_t n = strlen(q), j = 0;
+	char *out = malloc(n + 1);
+
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t k;
+
+		if (u[i] == '"' && (i == 0 || i == n - 1))
+			continue;
+		if (u[i] == '\\' && i + 1 < n - 1)
+			i++;
+		if (u[i] < 0x20 || u[i] == 0x7f) {
+			out[j++] = '?';
+			continue;
+		}
+		k = utf8_len(u + i, n - i);
+		if (k == 0) {
+			out[j++] = '?';
+			continue;
+		}
+		memcpy(out + j, u + i, k);
+		j += k;
+		i += k - 1;
+	}
+	out[j] = '\0';
+	return out;
+}
+
 const char *
 sig_leg_state_name(enum sig_leg_state st)
 {
@@ -123,6 +205,7 @@ sig_conf_create(struct sig_conf **cp, struct sig *s, const char *id,
 	if (c == NULL)
 		return ENOMEM;
 	TAILQ_INIT(&c->legs);
+	TAILQ_INIT(&c->subs);
 	c->s = s;
 	c->id = strdup(id);
 	c->uri = malloc(strlen(id) + strlen(s->domain) + 8);
@@ -193,6 +276,7 @@ conf_release(struct sig_conf *c)
 
 	c->releasing = true;
 	s->st.conferences--;
+	sig_confevent_ended(c);
 	if (mix_conf_detach(s->workers[c->worker], c->mc, conf_media_done, c) ==
 	    0) {
 		c->pending++;
@@ -214,9 +298,7 @@ leg_free(struct sig_leg *l)
 	if (l->ep.sock >= 0 || l->ep.local_port)
 		dp_ep_close(s->dp, &l->ep);
 	mix_leg_free(l->ml);
-	free(l->peer_uri);
-	free(l->call_id);
-	free(l->last_sdp);
+	sig_leg_strings_free(l);
 	free(l);
 	sig_maybe_finish(s);
 }
@@ -231,6 +313,7 @@ leg_media_done(void *arg, int err)
 		       l->call_id ? l->call_id : "?", strerror(err));
 		if (!l->releasing && l->nh) {
 			/* A leg without media is no use to anyone. */
+			l->disconnection = "failed";
 			l->state = SIG_LEG_DISCONNECTING;
 			nua_bye(l->nh, TAG_END());
 		}
@@ -285,6 +368,18 @@ sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,
 	}
 	if (sip && sip->sip_call_id)
 		l->call_id = strdup(sip->sip_call_id->i_id);
+	if (sip && sip->sip_from && sip->sip_from->a_display)
+		l->display = sig_unquote(sip->sip_from->a_display);
+	if (sip && sip->sip_from && sip->sip_from->a_tag)
+		l->from_tag = strdup(sip->sip_from->a_tag);
+	if (sip && sip->sip_contact) {
+		char *u = url_as_string(NULL, sip->sip_contact->m_url);
+
+		l->contact = u ? strdup(u) : NULL;
+		su_free(NULL, u);
+	}
+	l->joining = "dialed-in";
+	l->joined = (uint64_t)time(NULL);
 
 	err = dp_ep_open(s->dp, &l->ep);
 	if (err) {
@@ -325,8 +420,7 @@ out:
 	if (l->ep.sock >= 0)
 		dp_ep_close(s->dp, &l->ep);
 	mix_leg_free(l->ml);
-	free(l->peer_uri);
-	free(l->call_id);
+	sig_leg_strings_free(l);
 	free(l);
 	return err;
 }
@@ -347,6 +441,16 @@ sig_leg_media_update(struct sig_leg *l, const struct sig_media *m)
 }
 
 void
+sig_leg_set_state(struct sig_leg *l, enum sig_leg_state st)
+{
+	if (l->state == st)
+		return;
+	l->state = st;
+	if (l->conf && !l->releasing)
+		sig_confevent_changed(l->conf, l, NULL);
+}
+
+void
 sig_leg_release(struct sig_leg *l)
 {
 	struct sig *s = l->s;
@@ -357,6 +461,10 @@ sig_leg_release(struct sig_leg *l)
 	l->releasing = true;
 	l->state = SIG_LEG_DISCONNECTING;
 	if (l->nh) {
+		/* A subscription from inside the call outlives it. */
+		sig_confevent_adopt(l);
+	}
+	if (l->nh) {
 		nua_handle_bind(l->nh, NULL);
 		nua_handle_destroy(l->nh);
 		l->nh = NULL;
@@ -365,10 +473,13 @@ sig_leg_release(struct sig_leg *l)
 	c->n_legs--;
 	s->worker_legs[c->worker]--;
 	s->st.legs--;
+	FC_INFO("sig", "leg %s left conference %s (%u left, %s)",
+		l->peer_uri ? l->peer_uri : "?", c->id, c->n_legs,
+		l->disconnection ? l->disconnection : "departed");
+	sig_confevent_changed(c, l,
+			      l->disconnection ? l->disconnection : "departed");
 	l->conf = NULL;
 	TAILQ_INSERT_TAIL(&s->dying, l, link);
-	FC_INFO("sig", "leg %s left conference %s (%u left)",
-		l->peer_uri ? l->peer_uri : "?", c->id, c->n_legs);
 
 	if (l->media_up) {
 		l->media_up = false;

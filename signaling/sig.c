@@ -114,6 +114,10 @@ sig_nua_callback(nua_event_t event, int status, char const *phrase, nua_t *nua,
 	case nua_i_options:
 		sig_options(s, nh, leg, sip);
 		break;
+	case nua_i_subscribe:
+	case nua_r_notify:
+		sig_confevent_event(s, event, status, nh, leg, sip, tags);
+		break;
 	case nua_r_shutdown:
 		if (status >= 200) {
 			FC_INFO("sig", "SIP stack stopped (%d %s)", status,
@@ -130,7 +134,7 @@ sig_nua_callback(nua_event_t event, int status, char const *phrase, nua_t *nua,
 			 status, phrase ? phrase : "");
 		/* Handles the stack created for requests we do not serve. */
 		if (leg == NULL && nh && event < nua_r_set_params &&
-		    event != nua_i_outbound)
+		    event != nua_i_outbound && !sig_confevent_owns(s, nh))
 			nua_handle_destroy(nh);
 		break;
 	}
@@ -248,7 +252,8 @@ sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 		NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOANSWER(0), NUTAG_AUTOALERT(0),
 		NUTAG_APPL_METHOD("OPTIONS"), SIPTAG_ALLOW_STR(SIG_ALLOW),
 		SIPTAG_ACCEPT_STR(SIG_ACCEPT),
-		SIPTAG_SUPPORTED_STR(SIG_SUPPORTED), NUTAG_SESSION_TIMER(0),
+		SIPTAG_SUPPORTED_STR(SIG_SUPPORTED),
+		NUTAG_ALLOW_EVENTS(SIG_ALLOW_EVENTS), NUTAG_SESSION_TIMER(0),
 		NUTAG_ENABLEMESSAGE(0),
 		SIPTAG_USER_AGENT_STR(opts->user_agent ? opts->user_agent
 						       : "focusd"),
@@ -313,9 +318,7 @@ sig_free(struct sig *s)
 	 * and their memory goes with mix_worker_free(); forget ours. */
 	while ((l = TAILQ_FIRST(&s->dying)) != NULL) {
 		TAILQ_REMOVE(&s->dying, l, link);
-		free(l->peer_uri);
-		free(l->call_id);
-		free(l->last_sdp);
+		sig_leg_strings_free(l);
 		free(l);
 	}
 	if (s->root)

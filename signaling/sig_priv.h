@@ -30,9 +30,10 @@ struct sig_fd;
 #include "signaling/signaling.h"
 
 /* What the focus supports, in one place: nua's defaults, OPTIONS. */
-#define SIG_ALLOW     "INVITE, ACK, BYE, CANCEL, OPTIONS"
-#define SIG_ACCEPT    "application/sdp"
-#define SIG_SUPPORTED ""
+#define SIG_ALLOW	 "INVITE, ACK, BYE, CANCEL, OPTIONS, SUBSCRIBE"
+#define SIG_ALLOW_EVENTS "conference"
+#define SIG_ACCEPT	 "application/sdp"
+#define SIG_SUPPORTED	 ""
 
 #define SIG_STOP_TIMEOUT_MS 5000
 
@@ -67,8 +68,9 @@ struct sig_conf {
 	struct mix_conf *mc;
 	TAILQ_HEAD(, sig_leg) legs;
 	unsigned n_legs;
-	unsigned pending; /* media replies awaited */
-	bool releasing;	  /* out of the table, freed when pending drops */
+	TAILQ_HEAD(, sig_sub) subs; /* RFC 4575 subscribers */
+	unsigned pending;	    /* media replies awaited */
+	bool releasing; /* out of the table, freed when pending drops */
 	uint64_t created;
 };
 
@@ -79,6 +81,13 @@ struct sig_leg {
 	nua_handle_t *nh;
 	char *peer_uri;
 	char *call_id;
+	char *display;	/* the participant's display name, or NULL */
+	char *contact;	/* its Contact URI: the endpoint entity */
+	char *from_tag; /* the dialog's tags, as in the INVITE */
+	char *to_tag;
+	const char *joining;	   /* RFC 4575 joining-method */
+	const char *disconnection; /* how it is leaving: NULL is departed */
+	uint64_t joined;	   /* seconds since the epoch */
 	enum sig_leg_state state;
 	bool media_up; /* attached to worker and io */
 	bool releasing;
@@ -133,6 +142,10 @@ int sig_leg_media_update(struct sig_leg *l, const struct sig_media *m);
 void sig_leg_release(struct sig_leg *l);
 void sig_maybe_finish(struct sig *s);
 const char *sig_leg_state_name(enum sig_leg_state st);
+void sig_leg_strings_free(struct sig_leg *l);
+char *sig_unquote(const char *quoted);
+/* The leg's state changed: tell the conference's subscribers. */
+void sig_leg_set_state(struct sig_leg *l, enum sig_leg_state st);
 
 /* sdp.c */
 int sig_sdp_offer_parse(struct sig_media *m, su_home_t *home, const char *body,
@@ -149,5 +162,21 @@ void sig_call_event(struct sig *s, nua_event_t event, int status,
 void sig_options(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 		 const sip_t *sip);
 char *sig_contact(su_home_t *home, const struct sig *s, const char *id);
+char *sig_from_aor(const sip_t *sip);
+
+/* confevent.c: the RFC 4575 conference event package */
+struct sig_sub;
+bool sig_confevent_event(struct sig *s, nua_event_t event, int status,
+			 nua_handle_t *nh, struct sig_leg *l, const sip_t *sip,
+			 tagi_t tags[]);
+bool sig_confevent_owns(struct sig *s, nua_handle_t *nh);
+/* Leg l joined or changed (disconnection NULL), or left (departed,
+ * booted, failed): a partial NOTIFY to every subscriber of c. */
+void sig_confevent_changed(struct sig_conf *c, const struct sig_leg *l,
+			   const char *disconnection);
+/* c is ending: last full NOTIFYs, subscriptions terminated. */
+void sig_confevent_ended(struct sig_conf *c);
+/* l is going: a subscription on its handle takes the handle over. */
+void sig_confevent_adopt(struct sig_leg *l);
 
 #endif

@@ -3,7 +3,8 @@
 Contact for the factory and for conferences, 404 for anyone else.
 
 The README's table: "OPTIONS to the factory or a conference: 200 with the
-isfocus Contact, Allow, Accept, Supported; OPTIONS to any other user:
+isfocus Contact, Allow, Allow-Events, Accept, Supported; OPTIONS to any
+other user:
 404", and the Allow lists what this build implements: INVITE, ACK, BYE,
 CANCEL, OPTIONS. With auto-create on, a valid ID that does not exist yet
 is a conference a caller could make, so it answers 200 too.
@@ -36,7 +37,8 @@ import rtpep  # noqa: E402
 import sipcheck as sc  # noqa: E402
 from harness import check, log  # noqa: E402
 
-ALLOW = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"}
+ALLOW = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "SUBSCRIBE"}
+ALLOW_EVENTS = {"conference"}
 DOMAIN_B = "focus.example.net"
 
 
@@ -84,6 +86,11 @@ def check_focus_200(resp, user, domain):
                                    resp.raw))
     check(sc.header(resp, "Supported") != [],
           "%s: no Supported header\n%s" % (what, resp.raw))
+    events = {e.lower() for e in sc.token_list(sc.header(resp,
+                                                         "Allow-Events"))}
+    check(events == ALLOW_EVENTS, "%s: Allow-Events lists %s, expected "
+          "exactly %s\n%s" % (what, ", ".join(sorted(events)) or "nothing",
+                               ", ".join(sorted(ALLOW_EVENTS)), resp.raw))
 
 
 def main():
