@@ -226,8 +226,9 @@ start(struct focusd *f, int argc, char **argv)
 	so.user_agent = "focusd/" FOCUSD_VERSION;
 	err = sig_alloc(&f->sig, &so, f->dp, f->workers, f->n_workers, f->efd);
 	if (err) {
-		FC_ERR("focusd", "SIP did not start on %s: %s",
-		       f->cfg.sip_listen, strerror(err));
+		if (err != EINVAL) /* sig_alloc named the bad setting */
+			FC_ERR("focusd", "SIP did not start on %s: %s",
+			       f->cfg.sip_listen, strerror(err));
 		return err;
 	}
 	err = mgmt_alloc(&f->mgmt, f->sig, f->cfg.mgmt);

@@ -557,6 +557,42 @@ out:
 	free(call);
 }
 
+/* RFC 4579 4.2: the focus calls a participant in. */
+static void
+mgmt_conf_dialout(struct mgmt_client *c, json_t *id, json_t *params)
+{
+	static const char usage[] =
+		"conference.dialout takes {\"id\": STRING, \"uri\": SIP-URI}";
+	const char *conf_id, *uri;
+	int err;
+
+	if (!json_is_object(params) || json_object_size(params) != 2 ||
+	    !json_is_string(json_object_get(params, "id")) ||
+	    !json_is_string(json_object_get(params, "uri"))) {
+		mgmt_reply_bad_params(c, id, usage);
+		return;
+	}
+	conf_id = json_string_value(json_object_get(params, "id"));
+	uri = json_string_value(json_object_get(params, "uri"));
+	err = sig_conf_dialout(c->m->s, conf_id, uri);
+	switch (err) {
+	case 0:
+		mgmt_reply_result(c, id,
+				  json_pack("{s:s,s:s,s:s}", "id", conf_id,
+					    "uri", uri, "state",
+					    "dialing-out"));
+		break;
+	case ENOENT:
+		mgmt_reply_no_conf(c, id, conf_id);
+		break;
+	case EINVAL:
+		mgmt_reply_bad_params(c, id, "uri must be a sip: or sips: URI");
+		break;
+	default:
+		mgmt_reply_errno(c, id, err);
+	}
+}
+
 static void
 mgmt_conf_show(struct mgmt_client *c, json_t *id, json_t *params)
 {
@@ -700,6 +736,7 @@ static const struct {
 	{"conference.list", mgmt_conf_list},
 	{"conference.show", mgmt_conf_show},
 	{"stats", mgmt_stats},
+	{"conference.dialout", mgmt_conf_dialout},
 };
 
 /* Requests. */

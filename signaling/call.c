@@ -154,7 +154,8 @@ factory_redirect(struct sig *s, struct sig_conf *c, nua_handle_t *nh)
 {
 	su_home_t home[1] = {SU_HOME_INIT(home)};
 
-	c->empty_until = (uint64_t)time(NULL) + s->opts.conf_empty_timeout;
+	c->empty_until = fc_now_ns() +
+			 (uint64_t)s->opts.conf_empty_timeout * 1000000000ull;
 	FC_INFO("sig", "factory: conference %s made, redirecting there", c->id);
 	nua_respond(nh, SIP_302_MOVED_TEMPORARILY,
 		    SIPTAG_CONTACT_STR(sig_contact(home, s, c->id)), TAG_END());
@@ -245,8 +246,8 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 	sig_confevent_changed(c, l, NULL);
 }
 
-static enum sig_leg_state
-state_for(const struct sig_media *m)
+enum sig_leg_state
+sig_state_for(const struct sig_media *m)
 {
 	return m->peer_mode == sdp_sendrecv || m->peer_mode == sdp_recvonly
 		       ? SIG_LEG_CONNECTED
@@ -278,7 +279,7 @@ invite_again(struct sig *s, struct sig_leg *l, nua_handle_t *nh,
 			    SIPTAG_RETRY_AFTER_STR("5"), TAG_END());
 		return;
 	}
-	sig_leg_set_state(l, state_for(&media));
+	sig_leg_set_state(l, sig_state_for(&media));
 	FC_INFO("sig", "%s in %s: %s", l->peer_uri ? l->peer_uri : "?",
 		l->conf->id, sig_sdp_mode_name(media.peer_mode));
 	respond_2xx(l, nh, false);
@@ -313,11 +314,11 @@ ack(struct sig *s, struct sig_leg *l, const sip_t *sip)
 			    sip->sip_payload->pl_len, &status, &phrase) != 0 ||
 		    sig_leg_media_update(l, &media) != 0)
 			return hang_up(l, "unusable SDP answer in the ACK");
-		sig_leg_set_state(l, state_for(&media));
+		sig_leg_set_state(l, sig_state_for(&media));
 		return;
 	}
 	if (l->state == SIG_LEG_DIALING_IN)
-		sig_leg_set_state(l, state_for(&l->media));
+		sig_leg_set_state(l, sig_state_for(&l->media));
 }
 
 void
@@ -352,8 +353,11 @@ sig_call_event(struct sig *s, nua_event_t event, int status, const char *phrase,
 				nua_handle_destroy(nh);
 		}
 		break;
-	case nua_r_bye:
 	case nua_r_invite:
+		if (l)
+			sig_dialout_event(s, event, status, phrase, l, sip);
+		break;
+	case nua_r_bye:
 	case nua_i_terminated:
 		FC_DEBUG("sig", "%s: %d %s", nua_event_name(event), status,
 			 phrase ? phrase : "");

@@ -126,6 +126,10 @@ sig_leg_state_name(enum sig_leg_state st)
 		return "on-hold";
 	case SIG_LEG_DISCONNECTING:
 		return "disconnecting";
+	case SIG_LEG_DIALING_OUT:
+		return "dialing-out";
+	case SIG_LEG_ALERTING:
+		return "alerting";
 	}
 	return "?";
 }
@@ -249,7 +253,7 @@ void
 sig_conf_housekeeping(struct sig *s)
 {
 	struct sig_conf *c, *next;
-	uint64_t now = (uint64_t)time(NULL);
+	uint64_t now = fc_now_ns();
 
 	for (c = TAILQ_FIRST(&s->confs); c; c = next) {
 		next = TAILQ_NEXT(c, link);
@@ -460,10 +464,16 @@ sig_leg_release(struct sig_leg *l)
 		return;
 	l->releasing = true;
 	l->state = SIG_LEG_DISCONNECTING;
+	if (l->refer) {
+		sig_refer_forget(s, l->refer);
+		l->refer = NULL;
+	}
 	if (l->nh) {
-		/* A subscription from inside the call outlives it. */
+		/* A subscription or REFER from inside the call outlives it. */
 		sig_confevent_adopt(l);
 	}
+	if (l->nh && sig_refer_adopt(s, l->nh))
+		l->nh = NULL;
 	if (l->nh) {
 		nua_handle_bind(l->nh, NULL);
 		nua_handle_destroy(l->nh);

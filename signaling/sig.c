@@ -114,8 +114,15 @@ sig_nua_callback(nua_event_t event, int status, char const *phrase, nua_t *nua,
 	case nua_i_options:
 		sig_options(s, nh, leg, sip);
 		break;
-	case nua_i_subscribe:
+	case nua_i_refer:
+		sig_refer_event(s, nh, leg, sip, tags);
+		break;
 	case nua_r_notify:
+		if (sig_refer_notify_answered(s, nh, status))
+			break;
+		sig_confevent_event(s, event, status, nh, leg, sip, tags);
+		break;
+	case nua_i_subscribe:
 		sig_confevent_event(s, event, status, nh, leg, sip, tags);
 		break;
 	case nua_r_shutdown:
@@ -134,7 +141,8 @@ sig_nua_callback(nua_event_t event, int status, char const *phrase, nua_t *nua,
 			 status, phrase ? phrase : "");
 		/* Handles the stack created for requests we do not serve. */
 		if (leg == NULL && nh && event < nua_r_set_params &&
-		    event != nua_i_outbound && !sig_confevent_owns(s, nh))
+		    event != nua_i_outbound && !sig_confevent_owns(s, nh) &&
+		    !sig_refer_owns(s, nh))
 			nua_handle_destroy(nh);
 		break;
 	}
@@ -204,6 +212,7 @@ sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 	su_home_init(s->home);
 	TAILQ_INIT(&s->confs);
 	TAILQ_INIT(&s->dying);
+	TAILQ_INIT(&s->refers);
 	s->opts = *opts;
 	s->dp = dp;
 	s->workers = workers;
@@ -250,8 +259,8 @@ sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 	s->nua = nua_create(
 		s->root, sig_nua_callback, s, NUTAG_URL(url),
 		NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOANSWER(0), NUTAG_AUTOALERT(0),
-		NUTAG_APPL_METHOD("OPTIONS"), SIPTAG_ALLOW_STR(SIG_ALLOW),
-		SIPTAG_ACCEPT_STR(SIG_ACCEPT),
+		NUTAG_APPL_METHOD("OPTIONS, REFER"),
+		SIPTAG_ALLOW_STR(SIG_ALLOW), SIPTAG_ACCEPT_STR(SIG_ACCEPT),
 		SIPTAG_SUPPORTED_STR(SIG_SUPPORTED),
 		NUTAG_ALLOW_EVENTS(SIG_ALLOW_EVENTS), NUTAG_SESSION_TIMER(0),
 		NUTAG_ENABLEMESSAGE(0),
@@ -268,7 +277,7 @@ sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 	err = sig_fd_watch(&s->efd_watch, s, efd, sig_media_replies, s);
 	if (err)
 		goto out;
-	s->housekeeping = su_timer_create(su_root_task(s->root), 1000);
+	s->housekeeping = su_timer_create(su_root_task(s->root), 250);
 	if (s->housekeeping == NULL ||
 	    su_timer_set_for_ever(s->housekeeping, sig_housekeeping, s) < 0) {
 		err = ENOMEM;
@@ -294,6 +303,7 @@ sig_free(struct sig *s)
 	if (s == NULL)
 		return;
 	sig_fd_unwatch(s->efd_watch);
+	sig_refer_free_all(s);
 	if (s->stop_timer)
 		su_timer_destroy(s->stop_timer);
 	if (s->housekeeping)

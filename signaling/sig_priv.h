@@ -30,10 +30,10 @@ struct sig_fd;
 #include "signaling/signaling.h"
 
 /* What the focus supports, in one place: nua's defaults, OPTIONS. */
-#define SIG_ALLOW	 "INVITE, ACK, BYE, CANCEL, OPTIONS, SUBSCRIBE"
-#define SIG_ALLOW_EVENTS "conference"
+#define SIG_ALLOW	 "INVITE, ACK, BYE, CANCEL, OPTIONS, SUBSCRIBE, REFER"
+#define SIG_ALLOW_EVENTS "conference, refer"
 #define SIG_ACCEPT	 "application/sdp"
-#define SIG_SUPPORTED	 ""
+#define SIG_SUPPORTED	 "norefersub"
 
 #define SIG_STOP_TIMEOUT_MS 5000
 
@@ -42,6 +42,8 @@ enum sig_leg_state {
 	SIG_LEG_CONNECTED,
 	SIG_LEG_ON_HOLD,
 	SIG_LEG_DISCONNECTING,
+	SIG_LEG_DIALING_OUT, /* our INVITE is out */
+	SIG_LEG_ALERTING,    /* it rings */
 };
 
 /* The media a leg negotiated, from the offer/answer exchange. */
@@ -63,7 +65,7 @@ struct sig_conf {
 	char *id;
 	char *uri;
 	char *owner;	      /* AOR of the creator, RFC 4579 4.11's owner */
-	uint64_t empty_until; /* a conference nobody joined yet goes then */
+	uint64_t empty_until; /* fc_now_ns() when, if still empty, it goes */
 	unsigned worker;
 	struct mix_conf *mc;
 	TAILQ_HEAD(, sig_leg) legs;
@@ -87,6 +89,7 @@ struct sig_leg {
 	char *to_tag;
 	const char *joining;	   /* RFC 4575 joining-method */
 	const char *disconnection; /* how it is leaving: NULL is departed */
+	struct sig_refer *refer;   /* a REFER waiting for this dial-out */
 	uint64_t joined;	   /* seconds since the epoch */
 	enum sig_leg_state state;
 	bool media_up; /* attached to worker and io */
@@ -115,7 +118,8 @@ struct sig {
 	unsigned *worker_legs; /* legs placed per worker */
 	struct sig_fd *efd_watch;
 	TAILQ_HEAD(, sig_conf) confs;
-	TAILQ_HEAD(, sig_leg) dying; /* released, awaiting media replies */
+	TAILQ_HEAD(, sig_leg) dying;	/* released, awaiting media replies */
+	TAILQ_HEAD(, sig_refer) refers; /* REFERs waiting on a dial-out */
 	bool shutting_down;
 	bool nua_done;
 	bool finishing; /* in sig_maybe_finish */
@@ -163,6 +167,35 @@ void sig_options(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 		 const sip_t *sip);
 char *sig_contact(su_home_t *home, const struct sig *s, const char *id);
 char *sig_from_aor(const sip_t *sip);
+
+/* call.c */
+enum sig_leg_state sig_state_for(const struct sig_media *m);
+
+/* dialout.c: RFC 4579 4.2 */
+struct sig_refer;
+/*
+ * Dial target (a sip: or sips: URI) out into conference c. refer, if
+ * given, hears of the progress (sig_refer_progress). Returns 0 or an
+ * errno: EINVAL (target), EADDRINUSE (no RTP port), ENOMEM.
+ */
+int sig_dialout(struct sig_leg **lp, struct sig_conf *c, const char *target,
+		struct sig_refer *refer);
+void sig_dialout_event(struct sig *s, nua_event_t event, int status,
+		       const char *phrase, struct sig_leg *l, const sip_t *sip);
+
+/* refer.c: RFC 4579 4.6 and 4.11 */
+void sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
+		     const sip_t *sip, tagi_t tags[]);
+/* A dial-out made for a REFER got status (final when >= 200). */
+void sig_refer_progress(struct sig_refer *r, int status, const char *phrase);
+bool sig_refer_owns(struct sig *s, nua_handle_t *nh);
+/* The leg r waits on went before its final answer: 487, and r ends. */
+void sig_refer_forget(struct sig *s, struct sig_refer *r);
+/* A call's handle is going: a REFER made in it takes it over. */
+bool sig_refer_adopt(struct sig *s, nua_handle_t *nh);
+/* nua_r_notify on a REFER's handle: true if it was one. */
+bool sig_refer_notify_answered(struct sig *s, nua_handle_t *nh, int status);
+void sig_refer_free_all(struct sig *s);
 
 /* confevent.c: the RFC 4575 conference event package */
 struct sig_sub;

@@ -99,6 +99,15 @@ typedef void(sig_show_h)(void *arg, int err, const struct sig_conf_info *ci,
 			 const struct sig_part_info *parts, unsigned n);
 int sig_conf_show(struct sig *s, const char *id, sig_show_h *h, void *arg);
 
+/*
+ * RFC 4579 4.2: the focus calls uri (sip: or sips:) into conference id.
+ * Returns 0 once the INVITE is out (its progress shows in
+ * conference.show and the conference event package), ENOENT (no such
+ * conference), EINVAL (not a SIP URI), EADDRINUSE (no RTP port), EAGAIN
+ * (shutting down) or ENOMEM.
+ */
+int sig_conf_dialout(struct sig *s, const char *id, const char *uri);
+
 /* Process-wide counters the management socket reports. */
 struct sig_stats {
 	unsigned conferences;

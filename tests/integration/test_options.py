@@ -37,8 +37,8 @@ import rtpep  # noqa: E402
 import sipcheck as sc  # noqa: E402
 from harness import check, log  # noqa: E402
 
-ALLOW = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "SUBSCRIBE"}
-ALLOW_EVENTS = {"conference"}
+ALLOW = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "SUBSCRIBE", "REFER"}
+ALLOW_EVENTS = {"conference", "refer"}
 DOMAIN_B = "focus.example.net"
 
 

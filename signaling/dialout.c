@@ -1,0 +1,162 @@
+/*
+ * dialout.c - the focus calls a participant in (RFC 4579 section 4.2).
+ *
+ * The leg is built before the INVITE goes out - RTP endpoint, mixer leg
+ * and flow, exactly as for a dial-in - because the offer needs its RTP
+ * port; it stays out of the mix (no address, inactive) until the answer.
+ * The INVITE comes from the conference URI with the isfocus Contact and
+ * offers PCMU and PCMA. Progress moves the leg's RFC 4575 status:
+ * dialing-out, alerting on 180/183, connected (or on-hold) on the 2xx
+ * whose SDP answer programs the media; nua sends the ACK. A final failure
+ * releases the leg as "failed" (or "busy" for 486/600). Every step is
+ * passed to the REFER that asked for the call, if any.
+ *
+ * Control thread only; cost is per call set-up.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "signaling/sig_priv.h"
+
+int
+sig_dialout(struct sig_leg **lp, struct sig_conf *c, const char *target,
+	    struct sig_refer *refer)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	struct sig *s = c->s;
+	struct sig_media media = {0};
+	struct sig_leg *l;
+	url_t *url;
+	char *from, *offer;
+	int err;
+
+	url = url_make(home, target);
+	if (url == NULL ||
+	    (url->url_type != url_sip && url->url_type != url_sips) ||
+	    url->url_host == NULL) {
+		su_home_deinit(home);
+		return EINVAL;
+	}
+	media.codec = MIX_PCMU;
+	media.pt = 0;
+	media.peer_mode = sdp_inactive; /* nothing flows before the answer */
+	err = sig_leg_create(&l, c, NULL, &media, NULL);
+	if (err) {
+		su_home_deinit(home);
+		return err;
+	}
+	l->peer_uri = strdup(target);
+	l->contact = strdup(target);
+	l->joining = "dialed-out";
+	l->refer = refer;
+	l->state = SIG_LEG_DIALING_OUT;
+
+	from = su_sprintf(home, "<%s>", c->uri);
+	l->nh = nua_handle(s->nua, l, SIPTAG_TO_STR(target),
+			   SIPTAG_FROM_STR(from), TAG_END());
+	if (l->nh == NULL) {
+		su_home_deinit(home);
+		l->disconnection = "failed";
+		sig_leg_release(l);
+		return ENOMEM;
+	}
+	offer = sig_sdp_offer(home, l);
+	l->last_sdp = offer ? strdup(offer) : NULL;
+	nua_invite(l->nh, SIPTAG_CONTACT_STR(sig_contact(home, s, c->id)),
+		   SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+		   SIPTAG_PAYLOAD_STR(offer), TAG_END());
+	FC_INFO("sig", "conference %s: dialing out to %s (RTP port %u)", c->id,
+		target, l->ep.local_port);
+	sig_confevent_changed(c, l, NULL);
+	su_home_deinit(home);
+	if (lp)
+		*lp = l;
+	return 0;
+}
+
+static void
+dialout_answered(struct sig *s, struct sig_leg *l, const sip_t *sip)
+{
+	struct sig_media media;
+	const char *phrase;
+	int status;
+
+	if (sip->sip_call_id && l->call_id == NULL)
+		l->call_id = strdup(sip->sip_call_id->i_id);
+	if (sip->sip_from && sip->sip_from->a_tag && l->from_tag == NULL)
+		l->from_tag = strdup(sip->sip_from->a_tag);
+	if (sip->sip_to && sip->sip_to->a_tag && l->to_tag == NULL)
+		l->to_tag = strdup(sip->sip_to->a_tag);
+	if (sip->sip_contact) {
+		char *u = url_as_string(NULL, sip->sip_contact->m_url);
+
+		if (u) {
+			free(l->contact);
+			l->contact = strdup(u);
+		}
+		su_free(NULL, u);
+	}
+	if (!(sip->sip_payload && sip->sip_payload->pl_len) ||
+	    sig_sdp_offer_parse(&media, s->home, sip->sip_payload->pl_data,
+				sip->sip_payload->pl_len, &status,
+				&phrase) != 0 ||
+	    sig_leg_media_update(l, &media) != 0) {
+		FC_INFO("sig", "%s: no usable SDP answer, hanging up",
+			l->peer_uri);
+		l->disconnection = "failed";
+		l->state = SIG_LEG_DISCONNECTING;
+		nua_bye(l->nh, TAG_END());
+		return;
+	}
+	l->joined = (uint64_t)time(NULL);
+	sig_leg_set_state(l, sig_state_for(&media));
+	FC_INFO("sig", "%s answered: in conference %s (%s, %s)", l->peer_uri,
+		l->conf->id, mix_codec_name(media.codec),
+		sig_sdp_mode_name(media.peer_mode));
+}
+
+/* nua_r_invite for a leg we dialed. */
+void
+sig_dialout_event(struct sig *s, nua_event_t event, int status,
+		  const char *phrase, struct sig_leg *l, const sip_t *sip)
+{
+	if (event != nua_r_invite || l->releasing)
+		return;
+	if (l->refer)
+		sig_refer_progress(l->refer, status, phrase);
+	if (status >= 200) {
+		/* The REFER hears of the final answer once. */
+		l->refer = NULL;
+	}
+	if (status == 180 || status == 183) {
+		sig_leg_set_state(l, SIG_LEG_ALERTING);
+	} else if (status >= 200 && status < 300) {
+		if (l->state == SIG_LEG_DIALING_OUT ||
+		    l->state == SIG_LEG_ALERTING)
+			dialout_answered(s, l, sip);
+	} else if (status >= 300) {
+		FC_INFO("sig", "%s did not answer: %d %s", l->peer_uri, status,
+			phrase ? phrase : "");
+		l->disconnection =
+			status == 486 || status == 600 ? "busy" : "failed";
+		/* nua_i_state terminated follows and releases the leg. */
+	}
+}
+
+int
+sig_conf_dialout(struct sig *s, const char *id, const char *uri)
+{
+	struct sig_conf *c;
+
+	if (s == NULL || id == NULL || uri == NULL)
+		return EINVAL;
+	if (s->shutting_down)
+		return EAGAIN;
+	c = sig_conf_find(s, id);
+	if (c == NULL)
+		return ENOENT;
+	return sig_dialout(NULL, c, uri, NULL);
+}

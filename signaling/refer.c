@@ -1,0 +1,255 @@
+/*
+ * refer.c - REFER to the conference (RFC 4579 sections 4.6 and 4.11).
+ *
+ * A REFER to a conference URI - in a dialog with the focus or outside any -
+ * whose Refer-To is a SIP URI asks the focus to bring that user in: 202
+ * Accepted, then a dial-out (dialout.c) whose progress goes back through
+ * the REFER's implicit subscription as message/sipfrag NOTIFYs: "SIP/2.0
+ * 100 Trying" at once, then the dial-out's final status, which ends the
+ * subscription. A REFER carrying Refer-Sub: false (RFC 4488) gets
+ * Refer-Sub: false in its 202 and no NOTIFY at all.
+ *
+ * Errors, each a response to the REFER itself: no or several Refer-To (400,
+ * RFC 3515 2.4.2), a Refer-To that is not sip:/sips: (400 with a phrase
+ * saying so: the focus can only bring SIP users in), a conference that
+ * does not exist (404), shutting down (503).
+ *
+ * Threads: the control thread. The REFER's handle stays with its
+ * sig_refer until the final NOTIFY; when the REFER came inside a call,
+ * the call keeps the handle.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "signaling/sig_priv.h"
+
+#include <sofia-sip/sip_extra.h>
+
+struct sig_refer {
+	TAILQ_ENTRY(sig_refer) link; /* in s->refers */
+	struct sig *s;
+	nua_handle_t *nh; /* the REFER's dialog */
+	bool own_nh;	  /* out of dialog: ours to destroy */
+	bool notify;	  /* false with Refer-Sub: false */
+	bool done;	  /* the final NOTIFY is out */
+	su_home_t home[1];
+	sip_event_t *event; /* Event: refer[;id=N] for our NOTIFYs */
+	char *target;
+};
+
+bool
+sig_refer_owns(struct sig *s, nua_handle_t *nh)
+{
+	struct sig_refer *r;
+
+	TAILQ_FOREACH(r, &s->refers, link)
+	{
+		if (r->nh == nh)
+			return true;
+	}
+	return false;
+}
+
+static void
+refer_free(struct sig_refer *r)
+{
+	TAILQ_REMOVE(&r->s->refers, r, link);
+	if (r->own_nh && r->nh) {
+		nua_handle_bind(r->nh, NULL);
+		nua_handle_destroy(r->nh);
+	}
+	free(r->target);
+	su_home_deinit(r->home);
+	free(r);
+}
+
+static void
+refer_notify(struct sig_refer *r, int status, const char *phrase, bool last)
+{
+	char frag[160];
+
+	if (!r->notify)
+		return;
+	snprintf(frag, sizeof(frag), "SIP/2.0 %d %s\r\n", status,
+		 phrase && *phrase ? phrase : "");
+	nua_notify(r->nh, SIPTAG_EVENT(r->event),
+		   SIPTAG_CONTENT_TYPE_STR("message/sipfrag;version=2.0"),
+		   SIPTAG_PAYLOAD_STR(frag),
+		   NUTAG_SUBSTATE(last ? nua_substate_terminated
+				       : nua_substate_active),
+		   TAG_IF(last, SIPTAG_SUBSCRIPTION_STATE_STR(
+					"terminated;reason=noresource")),
+		   TAG_END());
+}
+
+/*
+ * The final NOTIFY; an out-of-dialog REFER's handle is let go once that
+ * NOTIFY is answered (nua retransmits it until then).
+ */
+static void
+refer_finish(struct sig_refer *r, int status, const char *phrase)
+{
+	refer_notify(r, status, phrase, true);
+	r->done = true;
+	if (!r->notify || !r->own_nh)
+		refer_free(r);
+}
+
+/* nua_r_notify on a REFER's handle. */
+bool
+sig_refer_notify_answered(struct sig *s, nua_handle_t *nh, int status)
+{
+	struct sig_refer *r;
+
+	TAILQ_FOREACH(r, &s->refers, link)
+	{
+		if (r->nh != nh)
+			continue;
+		if (r->done && status >= 200)
+			refer_free(r);
+		return true;
+	}
+	return false;
+}
+
+void
+sig_refer_progress(struct sig_refer *r, int status, const char *phrase)
+{
+	if (r->done)
+		return;
+	if (status < 200) {
+		/* 100 Trying went out already; report ringing. */
+		if (status > 100)
+			refer_notify(r, status, phrase, false);
+		return;
+	}
+	FC_INFO("sig", "REFER to %s: %d %s", r->target, status,
+		phrase ? phrase : "");
+	refer_finish(r, status, phrase);
+}
+
+static void
+refer_reject(struct sig *s, nua_handle_t *nh, struct sig_leg *l, int status,
+	     const char *phrase)
+{
+	nua_respond(nh, status, phrase, NUTAG_WITH_THIS(s->nua), TAG_END());
+	if (l == NULL)
+		nua_handle_destroy(nh);
+}
+
+static bool
+refer_sub_false(const sip_t *sip)
+{
+	const sip_refer_sub_t *rs = sip_refer_sub(sip);
+
+	return rs && rs->rs_value && strcasecmp(rs->rs_value, "false") == 0;
+}
+
+/* nua_i_refer: we answer every REFER ourselves (NUTAG_APPL_METHOD). */
+void
+sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
+		const sip_t *sip, tagi_t tags[])
+{
+	const char *user = sip->sip_request->rq_url->url_user;
+	const sip_refer_to_t *rt = sip->sip_refer_to;
+	sip_event_t const *event = NULL;
+	struct sig_conf *c;
+	struct sig_refer *r;
+	char *target;
+	int err;
+
+	if (s->shutting_down) {
+		refer_reject(s, nh, l, 503, "Service Unavailable");
+		return;
+	}
+	if (rt == NULL || rt->r_next != NULL) {
+		refer_reject(s, nh, l, 400,
+			     "Bad Request - Exactly One Refer-To");
+		return;
+	}
+	c = l && l->conf ? l->conf : (user ? sig_conf_find(s, user) : NULL);
+	if (c == NULL) {
+		refer_reject(s, nh, l, 404, "Conference Not Found");
+		return;
+	}
+	if (rt->r_url->url_type != url_sip && rt->r_url->url_type != url_sips) {
+		refer_reject(s, nh, l, 400,
+			     "Bad Request - Refer-To Must Be a SIP URI");
+		return;
+	}
+
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		refer_reject(s, nh, l, SIP_500_INTERNAL_SERVER_ERROR);
+		return;
+	}
+	su_home_init(r->home);
+	r->s = s;
+	r->nh = nh;
+	r->own_nh = l == NULL;
+	r->notify = !refer_sub_false(sip);
+	tl_gets(tags, NUTAG_REFER_EVENT_REF(event), TAG_END());
+	r->event = event ? sip_event_dup(r->home, event)
+			 : sip_event_make(r->home, "refer");
+	{
+		url_t u = *rt->r_url;
+		char *t;
+
+		u.url_headers = NULL; /* ?Replaces=... is not for us here */
+		t = url_as_string(NULL, &u);
+		target = t ? strdup(t) : NULL;
+		su_free(NULL, t);
+	}
+	r->target = target;
+	TAILQ_INSERT_TAIL(&s->refers, r, link);
+
+	nua_respond(nh, SIP_202_ACCEPTED, NUTAG_WITH_THIS(s->nua),
+		    TAG_IF(!r->notify, SIPTAG_REFER_SUB_STR("false")),
+		    TAG_END());
+	FC_INFO("sig", "conference %s: REFER to bring in %s%s", c->id,
+		target ? target : "?", r->notify ? "" : " (no NOTIFYs)");
+	/* Sofia-SIP 1.12 itself sends the first NOTIFY, "100 Trying", as
+	 * soon as it reports the REFER; ours follow it. */
+
+	err = target ? sig_dialout(NULL, c, target, r) : ENOMEM;
+	if (err)
+		refer_finish(r, err == EINVAL ? 400 : 503,
+			     err == EINVAL ? "Bad Request"
+					   : "Service Unavailable");
+}
+
+/* A leg that a REFER waits on went away before its final answer. */
+void
+sig_refer_forget(struct sig *s, struct sig_refer *r)
+{
+	(void)s;
+	if (!r->done)
+		refer_finish(r, 487, "Request Terminated");
+}
+
+bool
+sig_refer_adopt(struct sig *s, nua_handle_t *nh)
+{
+	struct sig_refer *r;
+
+	TAILQ_FOREACH(r, &s->refers, link)
+	{
+		if (r->nh == nh && !r->own_nh) {
+			nua_handle_bind(nh, NULL);
+			r->own_nh = true;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* At the end: nothing more will be reported. */
+void
+sig_refer_free_all(struct sig *s)
+{
+	while (!TAILQ_EMPTY(&s->refers))
+		refer_free(TAILQ_FIRST(&s->refers));
+}
