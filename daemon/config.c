@@ -45,6 +45,12 @@ static const struct opt opts[] = {
 	 "POSIX extended regex an auto-created conference ID must match"},
 	{"auto-create", OPT_BOOL, OFF(auto_create),
 	 "an INVITE to an unknown ID creates that conference (off)"},
+	{"users", OPT_STR, OFF(users),
+	 "SIP digest users file (user:password:realm lines) for owners and "
+	 "moderators"},
+	{"realm", OPT_STR, OFF(realm), "digest realm (the domain's host)"},
+	{"moderators", OPT_STR, OFF(moderators),
+	 "comma-separated usernames who may act on any conference"},
 	{"rtp-addr", OPT_STR, OFF(rtp_addr),
 	 "IPv4 address for RTP (127.0.0.1)"},
 	{"rtp-ports", OPT_RANGE, OFF(rtp_port_lo),
@@ -366,6 +372,9 @@ fd_config_free(struct fd_config *c)
 	free(c->domain);
 	free(c->factory);
 	free(c->factory_mode);
+	free(c->users);
+	free(c->realm);
+	free(c->moderators);
 	free(c->conf_id_pattern);
 	free(c->rtp_addr);
 	free(c->dataplane);

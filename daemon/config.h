@@ -15,6 +15,9 @@ struct fd_config {
 	char *conf_id_pattern;	     /* auto-create policy: POSIX ERE */
 	char *factory_mode;	     /* "answer" or "redirect" */
 	unsigned conf_empty_timeout; /* seconds */
+	char *users;		     /* digest users file */
+	char *realm;
+	char *moderators; /* comma-separated usernames */
 	char *rtp_addr;
 	unsigned rtp_port_lo, rtp_port_hi;
 	unsigned workers;

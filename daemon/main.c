@@ -223,6 +223,9 @@ start(struct focusd *f, int argc, char **argv)
 	so.conf_id_pattern = f->cfg.conf_id_pattern;
 	so.factory_redirect = strcmp(f->cfg.factory_mode, "redirect") == 0;
 	so.conf_empty_timeout = f->cfg.conf_empty_timeout;
+	so.users_file = f->cfg.users;
+	so.realm = f->cfg.realm;
+	so.moderators = f->cfg.moderators;
 	so.user_agent = "focusd/" FOCUSD_VERSION;
 	err = sig_alloc(&f->sig, &so, f->dp, f->workers, f->n_workers, f->efd);
 	if (err) {

@@ -358,6 +358,12 @@ sig_call_event(struct sig *s, nua_event_t event, int status, const char *phrase,
 			sig_dialout_event(s, event, status, phrase, l, sip);
 		break;
 	case nua_r_bye:
+		if (l && l->refer) {
+			/* RFC 4579 4.11: the BYE's outcome for the REFER */
+			sig_refer_progress(l->refer, status, phrase);
+			l->refer = NULL;
+		}
+		break;
 	case nua_i_terminated:
 		FC_DEBUG("sig", "%s: %d %s", nua_event_name(event), status,
 			 phrase ? phrase : "");

@@ -465,7 +465,10 @@ sig_leg_release(struct sig_leg *l)
 	l->releasing = true;
 	l->state = SIG_LEG_DISCONNECTING;
 	if (l->refer) {
-		sig_refer_forget(s, l->refer);
+		/* Booted: the BYE ended the dialog, whatever its answer. */
+		sig_refer_forget(s, l->refer,
+				 l->disconnection && strcmp(l->disconnection,
+							    "booted") == 0);
 		l->refer = NULL;
 	}
 	if (l->nh) {

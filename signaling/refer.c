@@ -26,6 +26,7 @@
 
 #include "signaling/sig_priv.h"
 
+#include <sofia-sip/auth_module.h>
 #include <sofia-sip/sip_extra.h>
 
 struct sig_refer {
@@ -140,6 +141,149 @@ refer_reject(struct sig *s, nua_handle_t *nh, struct sig_leg *l, int status,
 		nua_handle_destroy(nh);
 }
 
+/*
+ * 1 for Refer-To <sip:X;method=BYE>, 0 for no method (or INVITE), -1 for
+ * any other method.
+ */
+static int
+refer_is_bye(const url_t *u)
+{
+	char method[16];
+
+	if (u->url_params == NULL ||
+	    url_param(u->url_params, "method", method, sizeof(method)) == 0)
+		return 0;
+	if (strcasecmp(method, "BYE") == 0)
+		return 1;
+	return strcasecmp(method, "INVITE") == 0 ? 0 : -1;
+}
+
+/* The user part of a SIP URI string, into buf. */
+static const char *
+uri_user(char *buf, size_t len, const char *uri)
+{
+	const char *colon = uri ? strchr(uri, ':') : NULL;
+	const char *at = colon ? strchr(colon, '@') : NULL;
+
+	if (at == NULL || (size_t)(at - colon - 1) >= len)
+		return NULL;
+	memcpy(buf, colon + 1, at - colon - 1);
+	buf[at - colon - 1] = '\0';
+	return buf;
+}
+
+/*
+ * SIP digest (RFC 3261 22) with Sofia-SIP's auth module: a REFER without
+ * valid credentials is challenged with 401; an authenticated user who is
+ * neither the conference's owner nor a moderator gets 403. True when the
+ * request may go on; otherwise the REFER has been answered.
+ */
+static bool
+refer_authorised(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
+		 const sip_t *sip, const struct sig_conf *c)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	auth_status_t *as;
+	char owner[128];
+	bool ok = false;
+
+	if (s->auth == NULL) {
+		refer_reject(s, nh, l, 403, "Forbidden - No Users Configured");
+		return false;
+	}
+	as = auth_status_new(home);
+	if (as == NULL) {
+		refer_reject(s, nh, l, SIP_500_INTERNAL_SERVER_ERROR);
+		return false;
+	}
+	as->as_realm = s->realm;
+	as->as_uri = url_as_string(home, sip->sip_request->rq_url);
+	auth_mod_check(s->auth, as, sip, auth_server);
+	if (as->as_status == 0 && as->as_user) {
+		const char *o = uri_user(owner, sizeof(owner), c->owner);
+
+		ok = sig_is_moderator(s, as->as_user) ||
+		     (o && strcmp(o, as->as_user) == 0);
+		if (!ok) {
+			FC_INFO("sig",
+				"conference %s: %s may not remove "
+				"participants",
+				c->id, as->as_user);
+			refer_reject(s, nh, l, 403,
+				     "Forbidden - Not Owner or Moderator");
+		}
+	} else {
+		nua_respond(
+			nh, as->as_status ? as->as_status : 403,
+			as->as_phrase ? as->as_phrase : "Forbidden",
+			NUTAG_WITH_THIS(s->nua),
+			TAG_IF(as->as_response,
+			       SIPTAG_HEADER((sip_header_t *)as->as_response)),
+			TAG_END());
+		if (l == NULL)
+			nua_handle_destroy(nh);
+	}
+	auth_status_unref(as);
+	su_home_deinit(home);
+	return ok;
+}
+
+/* A participant matches a Refer-To by user and host. */
+static bool
+leg_matches(const struct sig_leg *l, const url_t *u)
+{
+	const char *uris[2] = {l->peer_uri, l->contact};
+
+	for (size_t i = 0; i < 2; i++) {
+		su_home_t home[1] = {SU_HOME_INIT(home)};
+		url_t *lu = uris[i] ? url_make(home, uris[i]) : NULL;
+		bool same = lu && lu->url_host && u->url_host &&
+			    strcasecmp(lu->url_host, u->url_host) == 0 &&
+			    ((lu->url_user == NULL && u->url_user == NULL) ||
+			     (lu->url_user && u->url_user &&
+			      strcmp(lu->url_user, u->url_user) == 0)) &&
+			    (u->url_port == NULL ||
+			     (lu->url_port &&
+			      strcmp(lu->url_port, u->url_port) == 0));
+
+		su_home_deinit(home);
+		if (same)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * RFC 4579 4.11: the focus sends BYE on its leg with X. The outcome goes
+ * back as the sipfrag of the BYE's final response; 404 when X is not in
+ * the conference.
+ */
+static void
+refer_remove(struct sig_refer *r, struct sig_conf *c)
+{
+	const url_t *u = NULL;
+	struct sig_leg *l;
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+
+	u = r->target ? url_make(home, r->target) : NULL;
+	TAILQ_FOREACH(l, &c->legs, link)
+	{
+		if (u && l->nh && !l->releasing && l->refer == NULL &&
+		    l->state != SIG_LEG_DISCONNECTING && leg_matches(l, u))
+			break;
+	}
+	su_home_deinit(home);
+	if (l == NULL) {
+		refer_finish(r, 404, "Not Found");
+		return;
+	}
+	l->refer = r;
+	l->disconnection = "booted";
+	l->state = SIG_LEG_DISCONNECTING;
+	sig_confevent_changed(c, l, NULL);
+	nua_bye(l->nh, TAG_END());
+}
+
 static bool
 refer_sub_false(const sip_t *sip)
 {
@@ -159,7 +303,7 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 	struct sig_conf *c;
 	struct sig_refer *r;
 	char *target;
-	int err;
+	int err, bye;
 
 	if (s->shutting_down) {
 		refer_reject(s, nh, l, 503, "Service Unavailable");
@@ -180,6 +324,15 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 			     "Bad Request - Refer-To Must Be a SIP URI");
 		return;
 	}
+	bye = refer_is_bye(rt->r_url);
+	if (bye < 0) {
+		refer_reject(s, nh, l, 400,
+			     "Bad Request - Refer-To Method Not Supported");
+		return;
+	}
+	/* RFC 4579 4.11: only the owner or a moderator removes people. */
+	if (bye && !refer_authorised(s, nh, l, sip, c))
+		return;
 
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {
@@ -199,6 +352,7 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 		char *t;
 
 		u.url_headers = NULL; /* ?Replaces=... is not for us here */
+		u.url_params = NULL;  /* method=BYE */
 		t = url_as_string(NULL, &u);
 		target = t ? strdup(t) : NULL;
 		su_free(NULL, t);
@@ -209,8 +363,13 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 	nua_respond(nh, SIP_202_ACCEPTED, NUTAG_WITH_THIS(s->nua),
 		    TAG_IF(!r->notify, SIPTAG_REFER_SUB_STR("false")),
 		    TAG_END());
-	FC_INFO("sig", "conference %s: REFER to bring in %s%s", c->id,
-		target ? target : "?", r->notify ? "" : " (no NOTIFYs)");
+	FC_INFO("sig", "conference %s: REFER to %s %s%s", c->id,
+		bye ? "remove" : "bring in", target ? target : "?",
+		r->notify ? "" : " (no NOTIFYs)");
+	if (bye) {
+		refer_remove(r, c);
+		return;
+	}
 	/* Sofia-SIP 1.12 itself sends the first NOTIFY, "100 Trying", as
 	 * soon as it reports the REFER; ours follow it. */
 
@@ -223,10 +382,12 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 
 /* A leg that a REFER waits on went away before its final answer. */
 void
-sig_refer_forget(struct sig *s, struct sig_refer *r)
+sig_refer_forget(struct sig *s, struct sig_refer *r, bool gone)
 {
 	(void)s;
-	if (!r->done)
+	if (!r->done && gone)
+		refer_finish(r, 200, "OK");
+	else if (!r->done)
 		refer_finish(r, 487, "Request Terminated");
 }
 

@@ -21,6 +21,7 @@
 
 #include "signaling/sig_priv.h"
 
+#include <sofia-sip/auth_module.h>
 #include <sofia-sip/su_log.h>
 
 struct sig_fd {
@@ -187,6 +188,67 @@ sig_housekeeping(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *s)
 	sig_conf_housekeeping(s);
 }
 
+/*
+ * SIP digest for owner and moderator actions (RFC 4579 4.11): Sofia-SIP's
+ * auth module over the users file. Without a file nobody authenticates.
+ */
+static int
+sig_auth_setup(struct sig *s, const struct sig_conf_opts *opts)
+{
+	char host[256];
+	unsigned port;
+	size_t n = 0;
+
+	if (sig_hostport(host, sizeof(host), &port, s->domain))
+		snprintf(host, sizeof(host), "%s", s->domain);
+	s->realm = strdup(opts->realm && *opts->realm ? opts->realm : host);
+	if (s->realm == NULL)
+		return ENOMEM;
+	if (opts->moderators && *opts->moderators) {
+		char *list = strdup(opts->moderators), *save = NULL;
+
+		if (list == NULL)
+			return ENOMEM;
+		s->moderators =
+			calloc(strlen(list) / 2 + 2, sizeof(*s->moderators));
+		for (char *t = strtok_r(list, ", ", &save); t && s->moderators;
+		     t = strtok_r(NULL, ", ", &save))
+			s->moderators[n++] = strdup(t);
+		free(list);
+		if (s->moderators == NULL)
+			return ENOMEM;
+	}
+	if (opts->users_file == NULL || *opts->users_file == '\0')
+		return 0;
+	if (access(opts->users_file, R_OK) != 0) {
+		FC_ERR("sig", "cannot read --users %s: %s", opts->users_file,
+		       strerror(errno));
+		return EINVAL;
+	}
+	s->auth = auth_mod_create(
+		s->root, AUTHTAG_METHOD("Digest"), AUTHTAG_REALM(s->realm),
+		AUTHTAG_DB(opts->users_file), AUTHTAG_ALGORITHM("MD5"),
+		AUTHTAG_QOP("auth"), TAG_END());
+	if (s->auth == NULL) {
+		FC_ERR("sig", "--users %s: the digest module did not start",
+		       opts->users_file);
+		return EINVAL;
+	}
+	FC_INFO("sig", "digest users from %s, realm \"%s\", %zu moderators",
+		opts->users_file, s->realm, n);
+	return 0;
+}
+
+bool
+sig_is_moderator(const struct sig *s, const char *user)
+{
+	for (char **m = s->moderators; m && *m; m++) {
+		if (strcmp(*m, user) == 0)
+			return true;
+	}
+	return false;
+}
+
 int
 sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 	  struct mix_worker **workers, unsigned n_workers, int efd)
@@ -274,6 +336,9 @@ sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 		goto out;
 	}
 
+	err = sig_auth_setup(s, opts);
+	if (err)
+		goto out;
 	err = sig_fd_watch(&s->efd_watch, s, efd, sig_media_replies, s);
 	if (err)
 		goto out;
@@ -310,6 +375,12 @@ sig_free(struct sig *s)
 		su_timer_destroy(s->housekeeping);
 	if (s->have_id_pattern)
 		regfree(&s->id_pattern);
+	if (s->auth)
+		auth_mod_unref(s->auth);
+	for (char **m = s->moderators; m && *m; m++)
+		free(*m);
+	free(s->moderators);
+	free(s->realm);
 	if (s->nua) {
 		/* nua must be shut down before it is destroyed: when start-up
 		 * failed after nua_create, do it here, bounded. */

@@ -122,7 +122,10 @@ struct sig {
 	TAILQ_HEAD(, sig_refer) refers; /* REFERs waiting on a dial-out */
 	bool shutting_down;
 	bool nua_done;
-	bool finishing; /* in sig_maybe_finish */
+	bool finishing;		 /* in sig_maybe_finish */
+	struct auth_mod_t *auth; /* digest users, or NULL */
+	char *realm;
+	char **moderators; /* NULL-terminated usernames */
 	regex_t id_pattern;
 	bool have_id_pattern;
 	su_timer_t *housekeeping;
@@ -189,8 +192,11 @@ void sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 /* A dial-out made for a REFER got status (final when >= 200). */
 void sig_refer_progress(struct sig_refer *r, int status, const char *phrase);
 bool sig_refer_owns(struct sig *s, nua_handle_t *nh);
-/* The leg r waits on went before its final answer: 487, and r ends. */
-void sig_refer_forget(struct sig *s, struct sig_refer *r);
+/* The leg r waits on went before its final answer: 200 if that was
+ * what r asked for (gone), else 487; r ends. */
+void sig_refer_forget(struct sig *s, struct sig_refer *r, bool gone);
+/* Is user (an authenticated digest username) a --moderators entry? */
+bool sig_is_moderator(const struct sig *s, const char *user);
 /* A call's handle is going: a REFER made in it takes it over. */
 bool sig_refer_adopt(struct sig *s, nua_handle_t *nh);
 /* nua_r_notify on a REFER's handle: true if it was one. */

@@ -34,6 +34,12 @@ struct sig_conf_opts {
 	bool factory_redirect;
 	/* Seconds such a conference waits for its first participant. */
 	unsigned conf_empty_timeout;
+	/* SIP digest users (Sofia-SIP auth module file: user:password:realm
+	 * or htdigest user:realm:HA1 lines), or NULL: nobody can
+	 * authenticate and owner/moderator actions are refused. */
+	const char *users_file;
+	const char *realm;	/* digest realm; default: the domain host */
+	const char *moderators; /* comma-separated usernames */
 	const char *user_agent;
 };
 
