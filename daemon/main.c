@@ -110,8 +110,7 @@ start_lcores(struct focusd *f)
 		       rte_lcore_count(), f->n_workers + 2, f->n_workers);
 		return EINVAL;
 	}
-	RTE_LCORE_FOREACH_WORKER(lcore)
-	{
+	RTE_LCORE_FOREACH_WORKER(lcore) {
 		if (k == 0)
 			err = rte_eal_remote_launch(dp_io_run, f->dp, lcore);
 		else if (k <= f->n_workers)

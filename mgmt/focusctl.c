@@ -536,8 +536,7 @@ stats_rows(struct table *t, const char *prefix, const json_t *v)
 		const char *k;
 		json_t *e;
 
-		json_object_foreach((json_t *)v, k, e)
-		{
+		json_object_foreach((json_t *)v, k, e) {
 			snprintf(key, sizeof(key), "%s%s%s", prefix,
 				 *prefix ? "." : "", k);
 			stats_rows(t, key, e);
@@ -546,8 +545,7 @@ stats_rows(struct table *t, const char *prefix, const json_t *v)
 		size_t i;
 		json_t *e;
 
-		json_array_foreach(v, i, e)
-		{
+		json_array_foreach(v, i, e) {
 			snprintf(key, sizeof(key), "%s.%zu", prefix, i);
 			stats_rows(t, key, e);
 		}

@@ -668,14 +668,12 @@ conf_tick(struct mix_worker *w, struct mix_conf *c)
 	struct mix_leg *l;
 
 	memset(c->acc, 0, sizeof(c->acc));
-	TAILQ_FOREACH(l, &c->legs, link)
-	{
+	TAILQ_FOREACH(l, &c->legs, link) {
 		l->talking = l->p.mix_in && leg_frame(l);
 		if (l->talking)
 			mix_acc_add(c->acc, l->in, MIX_FRAME);
 	}
-	TAILQ_FOREACH(l, &c->legs, link)
-	{
+	TAILQ_FOREACH(l, &c->legs, link) {
 		if (l->p.mix_out) {
 			mix_minus(out, c->acc, l->talking ? l->in : NULL,
 				  MIX_FRAME);
@@ -692,7 +690,7 @@ mix_tick(struct mix_worker *w)
 	struct mix_conf *c;
 
 	TAILQ_FOREACH(c, &w->confs, link)
-	conf_tick(w, c);
+		conf_tick(w, c);
 	mix_tx_flush(w);
 	w->st.ticks++;
 }

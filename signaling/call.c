@@ -29,6 +29,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "signaling/dialogid.h"
 #include "signaling/sig_priv.h"
 
 #define CONF_ID_MAX 64
@@ -163,13 +164,91 @@ factory_redirect(struct sig *s, struct sig_conf *c, nua_handle_t *nh)
 	su_home_deinit(home);
 }
 
+/*
+ * Join (RFC 3911) or Replaces (RFC 3891) in an INVITE: the conference of
+ * the named leg in *cp, and for Replaces the leg itself. 0 when neither
+ * header is there or the leg was found; otherwise the status to answer:
+ * 400 (malformed, or both), 481 (no such dialog), 486 (Replaces
+ * early-only for a confirmed dialog).
+ */
+static int
+join_or_replaces(struct sig *s, const sip_t *sip, struct sig_conf **cp,
+		 struct sig_leg **replacedp, int *statusp, const char **phrasep)
+{
+	struct sig_dialog_id jid;
+	const sip_replaces_t *rp = sip->sip_replaces;
+	struct sig_leg *l;
+	int err;
+
+	err = sig_dialog_id_find(&jid, sip, "Join", "to-tag", "from-tag");
+	if (err == EINVAL || (err == 0 && rp)) {
+		*statusp = 400;
+		*phrasep = err == EINVAL ? "Bad Request - Malformed Join"
+					 : "Bad Request - Join and Replaces";
+		return EINVAL;
+	}
+	if (err == 0) {
+		l = sig_leg_by_dialog(s, jid.call_id, jid.tag1, jid.tag2);
+		if (l == NULL) {
+			*statusp = 481;
+			*phrasep = "Call/Transaction Does Not Exist";
+			return ENOENT;
+		}
+		FC_INFO("sig", "Join names %s: joining conference %s",
+			l->peer_uri ? l->peer_uri : "?", l->conf->id);
+		*cp = l->conf;
+		return 0;
+	}
+	if (rp == NULL)
+		return 0;
+	l = sig_leg_by_dialog(s, rp->rp_call_id, rp->rp_to_tag,
+			      rp->rp_from_tag);
+	if (l == NULL) {
+		*statusp = 481;
+		*phrasep = "Call/Transaction Does Not Exist";
+		return ENOENT;
+	}
+	if (rp->rp_early_only && l->state != SIG_LEG_DIALING_OUT &&
+	    l->state != SIG_LEG_ALERTING && l->state != SIG_LEG_DIALING_IN) {
+		*statusp = 486;
+		*phrasep = "Busy Here";
+		return EBUSY;
+	}
+	*cp = l->conf;
+	*replacedp = l;
+	return 0;
+}
+
+/*
+ * RFC 4579 4.9: the new leg n takes old's place in the roster (same user,
+ * already connected), old is hung up, and neither change is announced.
+ */
+static void
+replace_leg(struct sig_leg *n, struct sig_leg *old)
+{
+	FC_INFO("sig", "%s replaces %s in conference %s",
+		n->peer_uri ? n->peer_uri : "?",
+		old->peer_uri ? old->peer_uri : "?", old->conf->id);
+	free(n->peer_uri);
+	n->peer_uri = old->peer_uri ? strdup(old->peer_uri) : NULL;
+	free(n->display);
+	n->display = old->display ? strdup(old->display) : NULL;
+	n->joining = old->joining;
+	n->joined = old->joined;
+	n->state = SIG_LEG_CONNECTED;
+	old->quiet = true;
+	old->state = SIG_LEG_DISCONNECTING;
+	if (old->nh)
+		nua_bye(old->nh, TAG_END());
+}
+
 static void
 invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 {
 	const url_t *ru = sip->sip_request->rq_url;
 	struct sig_media media = {0};
 	struct sig_conf *c;
-	struct sig_leg *l;
+	struct sig_leg *l, *replaced = NULL;
 	char id[CONF_ID_MAX + 2];
 	const char *phrase;
 	int status, err;
@@ -198,7 +277,15 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 		media.peer_mode = sdp_inactive;
 	}
 
-	if (is_factory(s, ru->url_user)) {
+	/* RFC 4579 4.8/4.9: Join and Replaces name a leg; its conference
+	 * is the one, whatever the Request-URI says. */
+	c = NULL;
+	err = join_or_replaces(s, sip, &c, &replaced, &status, &phrase);
+	if (err)
+		REJECT(s, nh, status, phrase);
+	if (c) {
+		snprintf(id, sizeof(id), "%s", c->id);
+	} else if (is_factory(s, ru->url_user)) {
 		conf_id_new(id, sizeof(id));
 		c = NULL;
 	} else {
@@ -236,14 +323,15 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 	}
 	nua_handle_bind(nh, l);
 	l->state = SIG_LEG_DIALING_IN;
+	if (replaced)
+		replace_leg(l, replaced);
 	FC_INFO("sig", "%s joins conference %s (%s, RTP port %u, %s)",
 		l->peer_uri ? l->peer_uri : "?", c->id,
 		mix_codec_name(media.codec), l->ep.local_port,
 		sig_sdp_mode_name(media.peer_mode));
 	respond_2xx(l, nh, media.port == 0);
-	if (nua_handle_local(nh) && nua_handle_local(nh)->a_tag)
-		l->to_tag = strdup(nua_handle_local(nh)->a_tag);
-	sig_confevent_changed(c, l, NULL);
+	if (!replaced)
+		sig_confevent_changed(c, l, NULL);
 }
 
 enum sig_leg_state
@@ -305,6 +393,7 @@ ack(struct sig *s, struct sig_leg *l, const sip_t *sip)
 	const char *phrase;
 	int status;
 
+	sig_leg_learn_tags(l, sip);
 	if (l->answer_due) {
 		l->answer_due = false;
 		if (!(sip && sip->sip_payload && sip->sip_payload->pl_len))

@@ -139,8 +139,7 @@ sig_conf_find(struct sig *s, const char *id)
 {
 	struct sig_conf *c;
 
-	TAILQ_FOREACH(c, &s->confs, link)
-	{
+	TAILQ_FOREACH(c, &s->confs, link) {
 		if (!c->releasing && strcmp(c->id, id) == 0)
 			return c;
 	}
@@ -444,6 +443,48 @@ sig_leg_media_update(struct sig_leg *l, const struct sig_media *m)
 	return err;
 }
 
+/*
+ * Our tag of a dial-in dialog exists once nua has sent the 2xx, after
+ * invite_new returned; the ACK (or any later request) carries it in To.
+ */
+void
+sig_leg_learn_tags(struct sig_leg *l, const sip_t *sip)
+{
+	if (l->to_tag || sip == NULL || sip->sip_to == NULL ||
+	    sip->sip_to->a_tag == NULL || strcmp(l->joining, "dialed-in"))
+		return;
+	l->to_tag = strdup(sip->sip_to->a_tag);
+}
+
+static bool
+tag_eq(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
+struct sig_leg *
+sig_leg_by_dialog(struct sig *s, const char *call_id, const char *tag1,
+		  const char *tag2)
+{
+	struct sig_conf *c;
+	struct sig_leg *l;
+
+	if (call_id == NULL || tag1 == NULL || tag2 == NULL)
+		return NULL;
+	TAILQ_FOREACH(c, &s->confs, link) {
+		TAILQ_FOREACH(l, &c->legs, link) {
+			if (l->releasing || !tag_eq(l->call_id, call_id))
+				continue;
+			if ((tag_eq(l->from_tag, tag1) &&
+			     tag_eq(l->to_tag, tag2)) ||
+			    (tag_eq(l->from_tag, tag2) &&
+			     tag_eq(l->to_tag, tag1)))
+				return l;
+		}
+	}
+	return NULL;
+}
+
 void
 sig_leg_set_state(struct sig_leg *l, enum sig_leg_state st)
 {
@@ -489,8 +530,9 @@ sig_leg_release(struct sig_leg *l)
 	FC_INFO("sig", "leg %s left conference %s (%u left, %s)",
 		l->peer_uri ? l->peer_uri : "?", c->id, c->n_legs,
 		l->disconnection ? l->disconnection : "departed");
-	sig_confevent_changed(c, l,
-			      l->disconnection ? l->disconnection : "departed");
+	if (!l->quiet)
+		sig_confevent_changed(
+			c, l, l->disconnection ? l->disconnection : "departed");
 	l->conf = NULL;
 	TAILQ_INSERT_TAIL(&s->dying, l, link);
 
@@ -599,8 +641,7 @@ sig_conf_show(struct sig *s, const char *id, sig_show_h *h, void *arg)
 
 	inet_ntop(AF_INET, &(struct in_addr){dp_rtp_addr(s->dp).s_addr}, ip,
 		  sizeof(ip));
-	TAILQ_FOREACH(l, &c->legs, link)
-	{
+	TAILQ_FOREACH(l, &c->legs, link) {
 		struct sig_part_info *p = &r->parts[i];
 		struct in_addr ra = l->media.addr;
 		char rip[INET_ADDRSTRLEN];

@@ -52,10 +52,8 @@ sub_by_handle(struct sig *s, nua_handle_t *nh)
 	struct sig_conf *c;
 	struct sig_sub *sub;
 
-	TAILQ_FOREACH(c, &s->confs, link)
-	{
-		TAILQ_FOREACH(sub, &c->subs, link)
-		{
+	TAILQ_FOREACH(c, &s->confs, link) {
+		TAILQ_FOREACH(sub, &c->subs, link) {
 			if (sub->nh == nh)
 				return sub;
 		}
@@ -178,8 +176,7 @@ doc_full(const struct sig_conf *c, unsigned version)
 	if (views == NULL || users == NULL)
 		goto out;
 	doc_head(&d, c, CI_FULL, uris);
-	TAILQ_FOREACH(l, &c->legs, link)
-	{
+	TAILQ_FOREACH(l, &c->legs, link) {
 		leg_view(&views[i], l, CI_FULL, NULL);
 		users[i] = views[i].user;
 		users[i].endpoints = &views[i].ep;
@@ -265,8 +262,7 @@ sig_confevent_changed(struct sig_conf *c, const struct sig_leg *l,
 {
 	struct sig_sub *sub;
 
-	TAILQ_FOREACH(sub, &c->subs, link)
-	{
+	TAILQ_FOREACH(sub, &c->subs, link) {
 		char *xml = doc_delta(c, l, disconnection, sub->version + 1);
 
 		if (xml == NULL) {

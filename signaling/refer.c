@@ -46,8 +46,7 @@ sig_refer_owns(struct sig *s, nua_handle_t *nh)
 {
 	struct sig_refer *r;
 
-	TAILQ_FOREACH(r, &s->refers, link)
-	{
+	TAILQ_FOREACH(r, &s->refers, link) {
 		if (r->nh == nh)
 			return true;
 	}
@@ -105,8 +104,7 @@ sig_refer_notify_answered(struct sig *s, nua_handle_t *nh, int status)
 {
 	struct sig_refer *r;
 
-	TAILQ_FOREACH(r, &s->refers, link)
-	{
+	TAILQ_FOREACH(r, &s->refers, link) {
 		if (r->nh != nh)
 			continue;
 		if (r->done && status >= 200)
@@ -266,8 +264,7 @@ refer_remove(struct sig_refer *r, struct sig_conf *c)
 	su_home_t home[1] = {SU_HOME_INIT(home)};
 
 	u = r->target ? url_make(home, r->target) : NULL;
-	TAILQ_FOREACH(l, &c->legs, link)
-	{
+	TAILQ_FOREACH(l, &c->legs, link) {
 		if (u && l->nh && !l->releasing && l->refer == NULL &&
 		    l->state != SIG_LEG_DISCONNECTING && leg_matches(l, u))
 			break;
@@ -396,8 +393,7 @@ sig_refer_adopt(struct sig *s, nua_handle_t *nh)
 {
 	struct sig_refer *r;
 
-	TAILQ_FOREACH(r, &s->refers, link)
-	{
+	TAILQ_FOREACH(r, &s->refers, link) {
 		if (r->nh == nh && !r->own_nh) {
 			nua_handle_bind(nh, NULL);
 			r->own_nh = true;

@@ -447,10 +447,8 @@ sig_shutdown(struct sig *s)
 		return;
 	s->shutting_down = true;
 	FC_INFO("sig", "shutting down: hanging up %u legs", s->st.legs);
-	TAILQ_FOREACH(c, &s->confs, link)
-	{
-		TAILQ_FOREACH(l, &c->legs, link)
-		{
+	TAILQ_FOREACH(c, &s->confs, link) {
+		TAILQ_FOREACH(l, &c->legs, link) {
 			if (l->nh && l->state != SIG_LEG_DISCONNECTING) {
 				l->state = SIG_LEG_DISCONNECTING;
 				nua_bye(l->nh, TAG_END());
@@ -496,8 +494,7 @@ sig_conf_foreach(struct sig *s, sig_conf_h *h, void *arg)
 {
 	struct sig_conf *c;
 
-	TAILQ_FOREACH(c, &s->confs, link)
-	{
+	TAILQ_FOREACH(c, &s->confs, link) {
 		struct sig_conf_info ci = {
 			.id = c->id,
 			.uri = c->uri,

@@ -33,7 +33,7 @@ struct sig_fd;
 #define SIG_ALLOW	 "INVITE, ACK, BYE, CANCEL, OPTIONS, SUBSCRIBE, REFER"
 #define SIG_ALLOW_EVENTS "conference, refer"
 #define SIG_ACCEPT	 "application/sdp"
-#define SIG_SUPPORTED	 "norefersub"
+#define SIG_SUPPORTED	 "replaces, join, norefersub"
 
 #define SIG_STOP_TIMEOUT_MS 5000
 
@@ -90,7 +90,8 @@ struct sig_leg {
 	const char *joining;	   /* RFC 4575 joining-method */
 	const char *disconnection; /* how it is leaving: NULL is departed */
 	struct sig_refer *refer;   /* a REFER waiting for this dial-out */
-	uint64_t joined;	   /* seconds since the epoch */
+	bool quiet;	 /* replaced (RFC 4579 4.9): leaves without a NOTIFY */
+	uint64_t joined; /* seconds since the epoch */
 	enum sig_leg_state state;
 	bool media_up; /* attached to worker and io */
 	bool releasing;
@@ -147,6 +148,12 @@ int sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,
 		   const struct sig_media *m, const sip_t *sip);
 int sig_leg_media_update(struct sig_leg *l, const struct sig_media *m);
 void sig_leg_release(struct sig_leg *l);
+/* The leg whose dialog has this Call-ID and these two tags, in either
+ * order (Join and Replaces name them from the other side); or NULL. */
+struct sig_leg *sig_leg_by_dialog(struct sig *s, const char *call_id,
+				  const char *tag1, const char *tag2);
+/* Fill in our dialog tag from a request in the dialog (the ACK). */
+void sig_leg_learn_tags(struct sig_leg *l, const sip_t *sip);
 void sig_maybe_finish(struct sig *s);
 const char *sig_leg_state_name(enum sig_leg_state st);
 void sig_leg_strings_free(struct sig_leg *l);
