@@ -135,6 +135,9 @@ int dp_flow_add(struct dp *dp, const struct dp_ep *ep, unsigned worker,
 		dp_done_h *done, void *arg);
 int dp_flow_del(struct dp *dp, const struct dp_ep *ep, dp_done_h *done,
 		void *arg);
+/* Steer an installed flow to another worker (a leg moved conference). */
+int dp_flow_move(struct dp *dp, const struct dp_ep *ep, unsigned worker,
+		 dp_done_h *done, void *arg);
 /* Control thread: run done() of every reply from the io lcore. */
 void dp_collect(struct dp *dp);
 /* Control thread: messages sent to the io lcore and not answered yet. */

@@ -20,6 +20,7 @@
 enum dp_cmd_type {
 	DP_CMD_FLOW_ADD = 1,
 	DP_CMD_FLOW_DEL,
+	DP_CMD_FLOW_MOVE,
 	DP_CMD_STATS,
 };
 
@@ -284,6 +285,20 @@ dp_flow_del(struct dp *dp, const struct dp_ep *ep, dp_done_h *done, void *arg)
 }
 
 int
+dp_flow_move(struct dp *dp, const struct dp_ep *ep, unsigned worker,
+	     dp_done_h *done, void *arg)
+{
+	struct dp_flow f = {0};
+
+	if (dp == NULL || ep == NULL || ep->slot >= dp->n_slots ||
+	    worker >= dp->conf.n_workers)
+		return EINVAL;
+	f.worker = (uint16_t)worker;
+	return dp_cmd_send(dp, DP_CMD_FLOW_MOVE, ep->slot, &f, (void *)done,
+			   arg);
+}
+
+int
 dp_stats_get(struct dp *dp, dp_stats_h *h, void *arg)
 {
 	if (dp == NULL || h == NULL)
@@ -337,6 +352,13 @@ dp_io_commands(struct dp *dp)
 			dp->port->flow_off(dp, c->slot, f);
 			f->active = false;
 			dp->st.flows--;
+			break;
+		case DP_CMD_FLOW_MOVE:
+			if (!f->active) {
+				c->msg.result = -ENOENT;
+				break;
+			}
+			f->worker = c->flow.worker;
 			break;
 		case DP_CMD_STATS:
 			c->st = dp->st;

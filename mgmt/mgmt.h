@@ -29,9 +29,11 @@ enum mgmt_rpc_err {
 	MGMT_RPC_INVALID_REQUEST = -32600, /* not a request, or a batch */
 	MGMT_RPC_NO_METHOD = -32601,	   /* data: {"method": NAME} */
 	MGMT_RPC_INVALID_PARAMS = -32602,
-	MGMT_RPC_INTERNAL = -32603, /* data: {"error": strerror} */
-	MGMT_RPC_NO_CONF = -32001,  /* data: {"id": ID} */
-	MGMT_RPC_BUSY = -32002,	    /* too many clients */
+	MGMT_RPC_INTERNAL = -32603,	  /* data: {"error": strerror} */
+	MGMT_RPC_NO_CONF = -32001,	  /* data: {"id": ID} */
+	MGMT_RPC_BUSY = -32002,		  /* too many clients */
+	MGMT_RPC_NO_PARTICIPANT = -32003, /* data: {"id", "participant"} */
+	MGMT_RPC_BUSY_STATE = -32004,	  /* the call is being set up */
 };
 
 struct mgmt;

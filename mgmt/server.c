@@ -593,6 +593,55 @@ mgmt_conf_dialout(struct mgmt_client *c, json_t *id, json_t *params)
 	}
 }
 
+/* RFC 4579 4.10: move a participant to another conference. */
+static void
+mgmt_participant_move(struct mgmt_client *c, json_t *id, json_t *params)
+{
+	static const char usage[] =
+		"participant.move takes {\"id\": CONFERENCE, \"participant\": "
+		"CALL-ID or URI, \"to\": CONFERENCE}";
+	const char *from, *who, *to;
+	int err;
+
+	if (!json_is_object(params) || json_object_size(params) != 3 ||
+	    !json_is_string(json_object_get(params, "id")) ||
+	    !json_is_string(json_object_get(params, "participant")) ||
+	    !json_is_string(json_object_get(params, "to"))) {
+		mgmt_reply_bad_params(c, id, usage);
+		return;
+	}
+	from = json_string_value(json_object_get(params, "id"));
+	who = json_string_value(json_object_get(params, "participant"));
+	to = json_string_value(json_object_get(params, "to"));
+	err = sig_conf_move(c->m->s, from, who, to);
+	switch (err) {
+	case 0:
+		mgmt_reply_result(c, id,
+				  json_pack("{s:s,s:s,s:s}", "participant", who,
+					    "from", from, "to", to));
+		break;
+	case ENOENT:
+		mgmt_reply_no_conf(c, id, from);
+		break;
+	case ESRCH:
+		mgmt_reply_error(
+			c, id, MGMT_RPC_NO_PARTICIPANT, "no such participant",
+			json_pack("{s:s,s:s}", "id", from, "participant", who));
+		break;
+	case EALREADY:
+		mgmt_reply_bad_params(c, id, "already in that conference");
+		break;
+	case EAGAIN:
+	case EBUSY:
+		mgmt_reply_error(c, id, MGMT_RPC_BUSY_STATE,
+				 "participant is not in a stable call state",
+				 json_pack("{s:s}", "participant", who));
+		break;
+	default:
+		mgmt_reply_errno(c, id, err);
+	}
+}
+
 static void
 mgmt_conf_show(struct mgmt_client *c, json_t *id, json_t *params)
 {
@@ -737,6 +786,7 @@ static const struct {
 	{"conference.show", mgmt_conf_show},
 	{"stats", mgmt_stats},
 	{"conference.dialout", mgmt_conf_dialout},
+	{"participant.move", mgmt_participant_move},
 };
 
 /* Requests. */

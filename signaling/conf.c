@@ -552,6 +552,118 @@ sig_leg_release(struct sig_leg *l)
 		leg_free(l);
 }
 
+/* ---- moving a leg (RFC 4579 4.10) --------------------------------------- */
+
+/* The old worker has handed the leg back: give it to the new one. */
+static void
+leg_moved_detached(void *arg, int err)
+{
+	struct sig_leg *l = arg;
+	struct sig *s = l->s;
+
+	l->pending--;
+	if (err)
+		FC_ERR("sig", "leg %s: detach for a move: %s",
+		       l->peer_uri ? l->peer_uri : "?", strerror(err));
+	if (l->releasing || l->conf == NULL) {
+		/* Released meanwhile: the release's detach finds nothing
+		 * and the leg is freed with its last reply. */
+		l->media_up = false;
+		if (l->pending == 0)
+			leg_free(l);
+		return;
+	}
+	if (mix_leg_attach(s->workers[l->conf->worker], l->conf->mc, l->ml,
+			   leg_media_done, l) == 0)
+		l->pending++;
+	if (dp_flow_move(s->dp, &l->ep, l->conf->worker, leg_media_done, l) ==
+	    0)
+		l->pending++;
+}
+
+int
+sig_leg_move(struct sig_leg *l, struct sig_conf *dst)
+{
+	struct sig *s = l->s;
+	struct sig_conf *old = l->conf;
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	char *offer;
+	int err;
+
+	if (old == NULL || l->releasing || !l->media_up || l->nh == NULL ||
+	    dst->releasing)
+		return EBUSY;
+	if (old == dst)
+		return EALREADY;
+	if (l->state != SIG_LEG_CONNECTED && l->state != SIG_LEG_ON_HOLD)
+		return EAGAIN; /* not while its dialog is being set up */
+	err = mix_leg_detach(s->workers[old->worker], l->ml, leg_moved_detached,
+			     l);
+	if (err)
+		return err;
+	l->pending++;
+
+	/* The roster: out of the old conference, into the new one. */
+	TAILQ_REMOVE(&old->legs, l, link);
+	old->n_legs--;
+	s->worker_legs[old->worker]--;
+	sig_confevent_changed(old, l, "departed");
+	l->conf = dst;
+	TAILQ_INSERT_TAIL(&dst->legs, l, link);
+	dst->n_legs++;
+	s->worker_legs[dst->worker]++;
+	dst->empty_until = 0;
+	FC_INFO("sig", "%s moves from conference %s to %s",
+		l->peer_uri ? l->peer_uri : "?", old->id, dst->id);
+	sig_confevent_changed(dst, l, NULL);
+
+	/* The participant learns its new focus URI from a target refresh. */
+	offer = sig_sdp_offer(home, l);
+	free(l->last_sdp);
+	l->last_sdp = offer ? strdup(offer) : NULL;
+	l->reinviting = true;
+	nua_invite(l->nh, SIPTAG_CONTACT_STR(sig_contact(home, s, dst->id)),
+		   SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+		   SIPTAG_PAYLOAD_STR(offer), TAG_END());
+	su_home_deinit(home);
+
+	if (old->n_legs == 0 && !old->releasing)
+		conf_release(old);
+	return 0;
+}
+
+int
+sig_conf_move(struct sig *s, const char *from_id, const char *who,
+	      const char *to_id)
+{
+	struct sig_conf *src, *dst;
+	struct sig_leg *l;
+	int err;
+
+	if (s == NULL || from_id == NULL || who == NULL || to_id == NULL)
+		return EINVAL;
+	src = sig_conf_find(s, from_id);
+	if (src == NULL)
+		return ENOENT;
+	TAILQ_FOREACH(l, &src->legs, link) {
+		if ((l->call_id && strcmp(l->call_id, who) == 0) ||
+		    (l->peer_uri && strcmp(l->peer_uri, who) == 0))
+			break;
+	}
+	if (l == NULL)
+		return ESRCH;
+	dst = sig_conf_find(s, to_id);
+	if (dst == NULL) {
+		err = sig_conf_create(&dst, s, to_id, NULL);
+		if (err)
+			return err;
+	}
+	err = sig_leg_move(l, dst);
+	if (err && dst->n_legs == 0)
+		sig_conf_gc(dst);
+	return err;
+}
+
 /* ---- conference.show --------------------------------------------------- */
 
 struct show_req {

@@ -118,13 +118,43 @@ dialout_answered(struct sig *s, struct sig_leg *l, const sip_t *sip)
 		sig_sdp_mode_name(media.peer_mode));
 }
 
-/* nua_r_invite for a leg we dialed. */
+/* The answer to our re-INVITE of a move: new SDP, or it stays as it was. */
+static void
+reinvite_answered(struct sig *s, struct sig_leg *l, int status,
+		  const char *phrase, const sip_t *sip)
+{
+	struct sig_media media;
+	const char *ph;
+	int st;
+
+	if (status < 200)
+		return;
+	l->reinviting = false;
+	if (status >= 300) {
+		/* RFC 3261 14.1: the session goes on unchanged; the
+		 * participant just does not know its new focus URI. */
+		FC_WARN("sig", "%s refused our re-INVITE: %d %s", l->peer_uri,
+			status, phrase ? phrase : "");
+		return;
+	}
+	if (sip && sip->sip_payload && sip->sip_payload->pl_len &&
+	    sig_sdp_offer_parse(&media, s->home, sip->sip_payload->pl_data,
+				sip->sip_payload->pl_len, &st, &ph) == 0 &&
+	    sig_leg_media_update(l, &media) == 0)
+		sig_leg_set_state(l, sig_state_for(&media));
+}
+
+/* nua_r_invite for a leg we dialed, or re-INVITEd. */
 void
 sig_dialout_event(struct sig *s, nua_event_t event, int status,
 		  const char *phrase, struct sig_leg *l, const sip_t *sip)
 {
 	if (event != nua_r_invite || l->releasing)
 		return;
+	if (l->reinviting) {
+		reinvite_answered(s, l, status, phrase, sip);
+		return;
+	}
 	if (l->refer)
 		sig_refer_progress(l->refer, status, phrase);
 	if (status >= 200) {

@@ -91,6 +91,7 @@ struct sig_leg {
 	const char *disconnection; /* how it is leaving: NULL is departed */
 	struct sig_refer *refer;   /* a REFER waiting for this dial-out */
 	bool quiet;	 /* replaced (RFC 4579 4.9): leaves without a NOTIFY */
+	bool reinviting; /* our re-INVITE (a move) is out */
 	uint64_t joined; /* seconds since the epoch */
 	enum sig_leg_state state;
 	bool media_up; /* attached to worker and io */
@@ -152,6 +153,13 @@ void sig_leg_release(struct sig_leg *l);
  * order (Join and Replaces name them from the other side); or NULL. */
 struct sig_leg *sig_leg_by_dialog(struct sig *s, const char *call_id,
 				  const char *tag1, const char *tag2);
+/*
+ * RFC 4579 4.10: move leg l to conference dst - media to dst's worker,
+ * the roster of both, and a re-INVITE telling the participant its new
+ * focus URI (isfocus Contact). 0, EALREADY, EAGAIN (dialog not set up),
+ * EBUSY (leg going), or a media-plane errno.
+ */
+int sig_leg_move(struct sig_leg *l, struct sig_conf *dst);
 /* Fill in our dialog tag from a request in the dialog (the ACK). */
 void sig_leg_learn_tags(struct sig_leg *l, const sip_t *sip);
 void sig_maybe_finish(struct sig *s);

@@ -114,6 +114,15 @@ int sig_conf_show(struct sig *s, const char *id, sig_show_h *h, void *arg);
  */
 int sig_conf_dialout(struct sig *s, const char *id, const char *uri);
 
+/*
+ * RFC 4579 4.10: move the participant of conference from_id whose Call-ID
+ * or URI is who into conference to_id (made if it does not exist). 0,
+ * ENOENT (no from_id), ESRCH (no such participant), EALREADY, EAGAIN
+ * (its dialog is still being set up), EBUSY, ENOMEM.
+ */
+int sig_conf_move(struct sig *s, const char *from_id, const char *who,
+		  const char *to_id);
+
 /* Process-wide counters the management socket reports. */
 struct sig_stats {
 	unsigned conferences;
