@@ -171,6 +171,23 @@ factory_redirect(struct sig *s, struct sig_conf *c, nua_handle_t *nh)
  * 400 (malformed, or both), 481 (no such dialog), 486 (Replaces
  * early-only for a confirmed dialog).
  */
+/* Sofia keeps one Replaces; others land in the unparsed (error) list. */
+static bool
+replaces_repeated(const sip_t *sip)
+{
+	if (sip->sip_replaces->rp_next)
+		return true;
+	for (const sip_error_t *e = sip->sip_error; e; e = e->er_next) {
+		if (e->er_name && strcasecmp(e->er_name, "Replaces") == 0)
+			return true;
+	}
+	for (const sip_unknown_t *u = sip->sip_unknown; u; u = u->un_next) {
+		if (u->un_name && strcasecmp(u->un_name, "Replaces") == 0)
+			return true;
+	}
+	return false;
+}
+
 static int
 join_or_replaces(struct sig *s, const sip_t *sip, struct sig_conf **cp,
 		 struct sig_leg **replacedp, int *statusp, const char **phrasep)
@@ -201,6 +218,13 @@ join_or_replaces(struct sig *s, const sip_t *sip, struct sig_conf **cp,
 	}
 	if (rp == NULL)
 		return 0;
+	if (rp->rp_to_tag == NULL || rp->rp_from_tag == NULL ||
+	    replaces_repeated(sip)) {
+		/* RFC 3891 3: both tags, and exactly one Replaces. */
+		*statusp = 400;
+		*phrasep = "Bad Request - Malformed Replaces";
+		return EINVAL;
+	}
 	l = sig_leg_by_dialog(s, rp->rp_call_id, rp->rp_to_tag,
 			      rp->rp_from_tag);
 	if (l == NULL) {

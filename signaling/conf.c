@@ -765,7 +765,7 @@ sig_conf_show(struct sig *s, const char *id, sig_show_h *h, void *arg)
 		p->codec = mix_codec_name(l->media.codec);
 		p->state = sig_leg_state_name(l->state);
 		p->direction = sig_sdp_mode_name(l->media.peer_mode);
-		p->joining = "dialed-in";
+		p->joining = l->joining ? l->joining : "dialed-in";
 		snprintf(p->local_rtp, sizeof(p->local_rtp), "%s:%u", ip,
 			 l->ep.local_port);
 		inet_ntop(AF_INET, &ra, rip, sizeof(rip));

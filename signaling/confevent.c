@@ -58,6 +58,10 @@ sub_by_handle(struct sig *s, nua_handle_t *nh)
 				return sub;
 		}
 	}
+	TAILQ_FOREACH(sub, &s->ending_subs, link) {
+		if (sub->nh == nh)
+			return sub;
+	}
 	return NULL;
 }
 
@@ -70,9 +74,13 @@ sig_confevent_owns(struct sig *s, nua_handle_t *nh)
 static void
 sub_free(struct sig_sub *sub)
 {
-	TAILQ_REMOVE(&sub->conf->subs, sub, link);
-	FC_INFO("sig", "conference %s: subscription of %s ended", sub->conf->id,
-		sub->subscriber ? sub->subscriber : "?");
+	if (sub->conf) {
+		TAILQ_REMOVE(&sub->conf->subs, sub, link);
+		FC_INFO("sig", "conference %s: subscription of %s ended",
+			sub->conf->id, sub->subscriber ? sub->subscriber : "?");
+	} else {
+		TAILQ_REMOVE(&sub->s->ending_subs, sub, link);
+	}
 	if (sub->own_nh) {
 		nua_handle_bind(sub->nh, NULL);
 		nua_handle_destroy(sub->nh);
@@ -282,11 +290,27 @@ sig_confevent_ended(struct sig_conf *c)
 	struct sig_sub *sub;
 
 	while ((sub = TAILQ_FIRST(&c->subs)) != NULL) {
+		if (c->s->nua_done || !sub->own_nh) {
+			sub_free(sub); /* the stack has ended it already */
+			continue;
+		}
 		sub_send_full(sub, true);
-		/* nua keeps the handle until the last NOTIFY is answered
-		 * once we destroy it; the usage is terminated already. */
-		sub_free(sub);
+		/* The handle must live until that last NOTIFY is answered
+		 * (nua_r_notify), after the conference itself is gone. */
+		FC_INFO("sig", "conference %s: subscription of %s ended", c->id,
+			sub->subscriber ? sub->subscriber : "?");
+		TAILQ_REMOVE(&c->subs, sub, link);
+		sub->conf = NULL;
+		TAILQ_INSERT_TAIL(&c->s->ending_subs, sub, link);
 	}
+}
+
+/* Before nua goes: subscriptions whose last NOTIFY is unanswered. */
+void
+sig_confevent_free_all(struct sig *s)
+{
+	while (!TAILQ_EMPTY(&s->ending_subs))
+		sub_free(TAILQ_FIRST(&s->ending_subs));
 }
 
 /* ---- SUBSCRIBE --------------------------------------------------------- */

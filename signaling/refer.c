@@ -100,14 +100,20 @@ refer_finish(struct sig_refer *r, int status, const char *phrase)
 
 /* nua_r_notify on a REFER's handle. */
 bool
-sig_refer_notify_answered(struct sig *s, nua_handle_t *nh, int status)
+sig_refer_notify_answered(struct sig *s, nua_handle_t *nh, int status,
+			  tagi_t tags[])
 {
 	struct sig_refer *r;
+	int substate = -1;
 
+	/* nua reports the terminated state only with the answer to the
+	 * NOTIFY that ended the subscription, not with those before it. */
+	tl_gets(tags, NUTAG_SUBSTATE_REF(substate), TAG_END());
 	TAILQ_FOREACH(r, &s->refers, link) {
 		if (r->nh != nh)
 			continue;
-		if (r->done && status >= 200)
+		if (r->done && status >= 200 &&
+		    substate == nua_substate_terminated)
 			refer_free(r);
 		return true;
 	}
@@ -357,9 +363,15 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 	r->target = target;
 	TAILQ_INSERT_TAIL(&s->refers, r, link);
 
-	nua_respond(nh, SIP_202_ACCEPTED, NUTAG_WITH_THIS(s->nua),
-		    TAG_IF(!r->notify, SIPTAG_REFER_SUB_STR("false")),
-		    TAG_END());
+	{
+		su_home_t home[1] = {SU_HOME_INIT(home)};
+
+		nua_respond(nh, SIP_202_ACCEPTED, NUTAG_WITH_THIS(s->nua),
+			    SIPTAG_CONTACT_STR(sig_contact(home, s, c->id)),
+			    TAG_IF(!r->notify, SIPTAG_REFER_SUB_STR("false")),
+			    TAG_END());
+		su_home_deinit(home);
+	}
 	FC_INFO("sig", "conference %s: REFER to %s %s%s", c->id,
 		bye ? "remove" : "bring in", target ? target : "?",
 		r->notify ? "" : " (no NOTIFYs)");
@@ -367,8 +379,11 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 		refer_remove(r, c);
 		return;
 	}
-	/* Sofia-SIP 1.12 itself sends the first NOTIFY, "100 Trying", as
-	 * soon as it reports the REFER; ours follow it. */
+	/* Sofia-SIP 1.12 itself sends the first NOTIFY, "100 Trying", for a
+	 * REFER that opened a dialog, as soon as it reports it; in an
+	 * existing dialog it does not, and we do. */
+	if (!r->own_nh)
+		refer_notify(r, 100, "Trying", false);
 
 	err = target ? sig_dialout(NULL, c, target, r) : ENOMEM;
 	if (err)

@@ -119,7 +119,7 @@ sig_nua_callback(nua_event_t event, int status, char const *phrase, nua_t *nua,
 		sig_refer_event(s, nh, leg, sip, tags);
 		break;
 	case nua_r_notify:
-		if (sig_refer_notify_answered(s, nh, status))
+		if (sig_refer_notify_answered(s, nh, status, tags))
 			break;
 		sig_confevent_event(s, event, status, nh, leg, sip, tags);
 		break;
@@ -275,6 +275,7 @@ sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 	TAILQ_INIT(&s->confs);
 	TAILQ_INIT(&s->dying);
 	TAILQ_INIT(&s->refers);
+	TAILQ_INIT(&s->ending_subs);
 	s->opts = *opts;
 	s->dp = dp;
 	s->workers = workers;
@@ -369,6 +370,7 @@ sig_free(struct sig *s)
 		return;
 	sig_fd_unwatch(s->efd_watch);
 	sig_refer_free_all(s);
+	sig_confevent_free_all(s);
 	if (s->stop_timer)
 		su_timer_destroy(s->stop_timer);
 	if (s->housekeeping)

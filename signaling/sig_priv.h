@@ -122,6 +122,7 @@ struct sig {
 	TAILQ_HEAD(, sig_conf) confs;
 	TAILQ_HEAD(, sig_leg) dying;	/* released, awaiting media replies */
 	TAILQ_HEAD(, sig_refer) refers; /* REFERs waiting on a dial-out */
+	TAILQ_HEAD(, sig_sub) ending_subs; /* last NOTIFY not answered yet */
 	bool shutting_down;
 	bool nua_done;
 	bool finishing;		 /* in sig_maybe_finish */
@@ -215,7 +216,8 @@ bool sig_is_moderator(const struct sig *s, const char *user);
 /* A call's handle is going: a REFER made in it takes it over. */
 bool sig_refer_adopt(struct sig *s, nua_handle_t *nh);
 /* nua_r_notify on a REFER's handle: true if it was one. */
-bool sig_refer_notify_answered(struct sig *s, nua_handle_t *nh, int status);
+bool sig_refer_notify_answered(struct sig *s, nua_handle_t *nh, int status,
+			       tagi_t tags[]);
 void sig_refer_free_all(struct sig *s);
 
 /* confevent.c: the RFC 4575 conference event package */
@@ -230,6 +232,7 @@ void sig_confevent_changed(struct sig_conf *c, const struct sig_leg *l,
 			   const char *disconnection);
 /* c is ending: last full NOTIFYs, subscriptions terminated. */
 void sig_confevent_ended(struct sig_conf *c);
+void sig_confevent_free_all(struct sig *s);
 /* l is going: a subscription on its handle takes the handle over. */
 void sig_confevent_adopt(struct sig_leg *l);
 

@@ -127,6 +127,16 @@ def free_port(kinds=("udp",)):
     fail("no free loopback port for %s after 100 tries" % (kinds,))
 
 
+def free_media_base():
+    """An even port whose next three ports are free too, for SIPp's own
+    media sockets (it binds base, base+2 and the RTCP ports above)."""
+    for _ in range(200):
+        base = free_port(("udp",)) & ~1
+        if all(_can_bind(p, ("udp",)) for p in range(base, base + 4)):
+            return base
+    fail("no free media port range for SIPp")
+
+
 def _ephemeral_range():
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
@@ -510,8 +520,11 @@ def sipp(scenario, target, service=None, keys=None, sets=None,
     os.makedirs(workdir, exist_ok=True)
     lport = free_port(("udp", "tcp") if transport.startswith("t")
                       else ("udp",))
+    # SIPp binds media sockets of its own from 6000 up; SIPps started at
+    # once race for them unless each is given a free base (-mp).
     args = [sipp_path(), target, "-sf", scenario, "-m", "1",
             "-i", LOOPBACK, "-p", str(lport), "-t", transport,
+            "-mp", str(free_media_base()),
             "-timeout", "%ds" % timeout, "-timeout_error",
             "-trace_err", "-trace_msg", "-nostdin", "-aa"]
     if service is not None:

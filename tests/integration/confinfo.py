@@ -1,0 +1,376 @@
+"""What a conference-event watcher sees: the NOTIFYs in a SIPp message
+trace and the RFC 4575 conference-info documents they carry.
+
+What it does:
+- notifies() takes the NOTIFYs a SIPp scenario received (sipcheck's
+  parsed trace), drops retransmissions (same CSeq), validates every
+  document against tests/schemas/conference-info.xsd with xmllint and
+  parses it with xml.etree.ElementTree into plain dicts (Doc, below), so
+  tests compare values instead of walking XML;
+- header checks every NOTIFY of the package must pass (Event,
+  Content-Type, Subscription-State);
+- subscribe_once(): one SUBSCRIBE from a plain UDP socket and its final
+  response, for the requests focusd must refuse (404, 489, 406), where a
+  SIPp scenario would need one recv per possible status;
+- watch(): starts tests/sipp/uac_subscribe_conf.xml in the background.
+
+Design notes: every document a test receives is validated, not only the
+ones it looks at, so a malformed partial cannot hide behind a check that
+did not need it. xmllint runs once per document (a few ms each, a few
+dozen per test), on a file in the test's temp dir, with --nonet: the
+schema loads offline. A missing xmllint fails the test at once with a
+clear message (it comes with libxml2-utils), instead of skipping checks.
+
+Only the Python standard library is used, plus /usr/bin/xmllint.
+"""
+
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+
+import harness
+import sipcheck
+from harness import check, fail, log
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NS = "urn:ietf:params:xml:ns:conference-info"
+CONFINFO_TYPE = "application/conference-info+xml"
+SCHEMA = os.path.normpath(os.path.join(HERE, "..", "schemas",
+                                       "conference-info.xsd"))
+
+_Q = "{%s}" % NS
+
+
+def xmllint_path():
+    """Path of xmllint; fails the test when there is none."""
+    p = shutil.which("xmllint")
+    check(p is not None, "xmllint not found on PATH (Debian: apt-get "
+          "install libxml2-utils); every conference-info document must be "
+          "validated against %s" % SCHEMA)
+    check(os.path.exists(SCHEMA), "schema %s is missing" % SCHEMA)
+    return p
+
+
+_validated = {}
+
+
+def validate(text, workdir, what):
+    """Validate one document (text) against the RFC 4575 schema; fails
+    with xmllint's report and the document."""
+    key = hash(text)
+    if _validated.get(key) == text:
+        return
+    xmllint = xmllint_path()
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "doc-%d-%06d.xml"
+                        % (os.getpid(), random.randrange(10 ** 6)))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    try:
+        r = subprocess.run([xmllint, "--noout", "--nonet", "--schema",
+                            SCHEMA, path], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=20)
+    except subprocess.TimeoutExpired:
+        fail("%s: xmllint did not finish within 20 s" % what)
+    out = r.stdout.decode("utf-8", "replace")
+    check(r.returncode == 0, "%s: the conference-info document does not "
+          "validate against %s (xmllint exit %d):\n%s\n----- document:\n%s"
+          % (what, SCHEMA, r.returncode, out.strip(), text))
+    os.unlink(path)
+    _validated[key] = text
+
+
+# ---------------------------------------------------------------- documents
+
+def _text(el, name):
+    c = el.find(_Q + name) if el is not None else None
+    return c.text.strip() if c is not None and c.text is not None else None
+
+
+def _media(m):
+    return {"id": m.get("id"), "type": _text(m, "type"),
+            "status": _text(m, "status"), "src_id": _text(m, "src-id")}
+
+
+def _endpoint(e):
+    ci = e.find(_Q + "call-info")
+    sip = ci.find(_Q + "sip") if ci is not None else None
+    call = None
+    if sip is not None:
+        call = {"call_id": _text(sip, "call-id"),
+                "from_tag": _text(sip, "from-tag"),
+                "to_tag": _text(sip, "to-tag")}
+    disc = e.find(_Q + "disconnection-info")
+    return {"entity": e.get("entity"), "state": e.get("state", "full"),
+            "status": _text(e, "status"),
+            "joining_method": _text(e, "joining-method"),
+            "disconnection_method": _text(e, "disconnection-method"),
+            "disconnection_when": _text(disc, "when"),
+            "media": [_media(m) for m in e.findall(_Q + "media")],
+            "call_info": call, "has_call_info": ci is not None}
+
+
+def _user(u):
+    roles = u.find(_Q + "roles")
+    return {"entity": u.get("entity"), "state": u.get("state", "full"),
+            "display": _text(u, "display-text"),
+            "roles": [r.text for r in roles.findall(_Q + "entry")]
+            if roles is not None else [],
+            "endpoints": [_endpoint(e) for e in u.findall(_Q + "endpoint")]}
+
+
+def parse_doc(text, what):
+    """A conference-info document as a dict:
+    {entity, state, version (int or None), conf_uris [uri], user_count
+     (int or None), active (bool or None), users_state, users [user]},
+    user: {entity, state, display, roles, endpoints [endpoint]},
+    endpoint: {entity, state, status, joining_method,
+     disconnection_method, disconnection_when, media [{id, type, status,
+     src_id}], call_info {call_id, from_tag, to_tag} or None}."""
+    try:
+        root = ET.fromstring(text.encode("utf-8"))
+    except ET.ParseError as e:
+        fail("%s: the body is not XML (%s):\n%s" % (what, e, text))
+    check(root.tag == _Q + "conference-info", "%s: root element is %s, "
+          "expected {%s}conference-info" % (what, root.tag, NS))
+    v = root.get("version")
+    desc = root.find(_Q + "conference-description")
+    uris = []
+    if desc is not None:
+        cu = desc.find(_Q + "conf-uris")
+        if cu is not None:
+            uris = [_text(e, "uri") for e in cu.findall(_Q + "entry")]
+    st = root.find(_Q + "conference-state")
+    uc = _text(st, "user-count")
+    active = _text(st, "active")
+    users = root.find(_Q + "users")
+    return {
+        "entity": root.get("entity"),
+        "state": root.get("state", "full"),
+        "version": int(v) if v is not None and v.isdigit() else None,
+        "conf_uris": uris,
+        "has_state": st is not None,
+        "user_count": int(uc) if uc is not None and uc.isdigit() else None,
+        "active": None if active is None else active in ("true", "1"),
+        "users_state": users.get("state", "full") if users is not None
+        else None,
+        "users": [_user(u) for u in users.findall(_Q + "user")]
+        if users is not None else [],
+    }
+
+
+def user_named(doc, name):
+    """The user whose entity's user part is name (sip:NAME@...), or
+    None."""
+    for u in doc["users"]:
+        m = re.match(r"sips?:([^@;>]+)@", u["entity"] or "")
+        if m and m.group(1) == name:
+            return u
+    return None
+
+
+def user_names(doc):
+    out = []
+    for u in doc["users"]:
+        m = re.match(r"sips?:([^@;>]+)@", u["entity"] or "")
+        out.append(m.group(1) if m else u["entity"])
+    return out
+
+
+def summary(doc):
+    """One line: version, state, user-count, active, each user's state,
+    status and media status."""
+    if doc is None:
+        return "(no document)"
+    parts = []
+    for u in doc["users"]:
+        ep = u["endpoints"][0] if u["endpoints"] else {}
+        med = ep.get("media") or [{}]
+        parts.append("%s[%s %s %s%s]" % (
+            user_names({"users": [u]})[0], u["state"], ep.get("status"),
+            med[0].get("status"),
+            " " + ep["disconnection_method"]
+            if ep.get("disconnection_method") else ""))
+    return "v%s %s users=%s active=%s %s" % (
+        doc["version"], doc["state"], doc["user_count"], doc["active"],
+        " ".join(parts))
+
+
+# ---------------------------------------------------------------- NOTIFYs
+
+class Notify:
+    """One NOTIFY received (retransmissions dropped): msg (sipcheck.SipMsg),
+    cseq (int), substate ('active', 'terminated', ...), reason, doc (parsed
+    document or None when the body is empty)."""
+
+    def __init__(self, msg, doc):
+        self.msg = msg
+        self.doc = doc
+        cs = sipcheck.header1(msg, "CSeq").split()
+        self.cseq = int(cs[0]) if cs and cs[0].isdigit() else None
+        ss = sipcheck.header(msg, "Subscription-State")
+        self.substate_raw = ss[0] if ss else None
+        self.substate = (ss[0].split(";")[0].strip().lower() if ss else None)
+        m = re.search(r";\s*reason=([^;\s]+)", ss[0]) if ss else None
+        self.reason = m.group(1).lower() if m else None
+
+    def describe(self):
+        return "NOTIFY CSeq %s [%s] %s" % (self.cseq, self.substate_raw,
+                                          summary(self.doc))
+
+
+def notifies(msgs, workdir, who):
+    """The NOTIFYs received in a parsed SIPp trace, in order, without
+    retransmissions; every body is validated and parsed."""
+    out = []
+    seen = {}
+    for m in msgs:
+        if m.direction != "received" or sipcheck.method(m) != "NOTIFY":
+            continue
+        cs = sipcheck.header(m, "CSeq")
+        key = (tuple(sipcheck.header(m, "Call-ID")), cs[0] if cs else None)
+        if key in seen:
+            check(seen[key] == m.body, "%s: two NOTIFYs with CSeq %s and "
+                  "different bodies:\n%s\n-----\n%s"
+                  % (who, key[1], seen[key], m.body))
+            continue
+        seen[key] = m.body
+        doc = None
+        if m.body.strip():
+            what = "%s: NOTIFY CSeq %s" % (who, key[1])
+            validate(m.body, workdir, what)
+            doc = parse_doc(m.body, what)
+        out.append(Notify(m, doc))
+    return out
+
+
+def check_headers(n, who, active):
+    """Event: conference, Content-Type application/conference-info+xml (a
+    body is required), Subscription-State active or terminated."""
+    m = n.msg
+    ev = sipcheck.header(m, "Event") + sipcheck.header(m, "o")
+    check(len(ev) == 1 and ev[0].split(";")[0].strip().lower()
+          == "conference", "%s: %s: Event is %r, expected 'conference'\n%s"
+          % (who, n.describe(), ev, m.raw))
+    ct = sipcheck.header(m, "Content-Type")
+    check(len(ct) == 1 and ct[0].split(";")[0].strip().lower()
+          == CONFINFO_TYPE, "%s: %s: Content-Type is %r, expected %s"
+          % (who, n.describe(), ct, CONFINFO_TYPE))
+    check(n.doc is not None, "%s: %s has no body" % (who, n.describe()))
+    want = "active" if active else "terminated"
+    check(n.substate == want, "%s: %s: Subscription-State is %r, expected "
+          "%s" % (who, n.describe(), n.substate_raw, want))
+
+
+def dump(ns):
+    return "\n".join("  " + n.describe() for n in ns)
+
+
+# ---------------------------------------------------------------- SUBSCRIBE
+
+def subscribe_once(fd, user, event="conference", accept=CONFINFO_TYPE,
+                   expires=60, timeout=4.0, name="probe"):
+    """Send one out-of-dialog SUBSCRIBE sip:user@focusd from a UDP socket
+    of our own and return its final response (sipcheck.SipMsg);
+    retransmits at T1, 2*T1, ... (RFC 3261 17.1.2.2). accept None: no
+    Accept header."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((harness.LOOPBACK, 0))
+        port = sock.getsockname()[1]
+        rnd = "%016x" % random.getrandbits(64)
+        host = fd.sip_target
+        lines = [
+            "SUBSCRIBE sip:%s@%s SIP/2.0" % (user, host),
+            "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-%s;rport"
+            % (harness.LOOPBACK, port, rnd),
+            "Max-Forwards: 70",
+            "From: <sip:%s@%s:%d>;tag=%s" % (name, harness.LOOPBACK, port,
+                                             rnd[:8]),
+            "To: <sip:%s@%s>" % (user, host),
+            "Call-ID: %s@focusd-tests" % rnd,
+            "CSeq: 1 SUBSCRIBE",
+            "Contact: <sip:%s@%s:%d>" % (name, harness.LOOPBACK, port),
+            "Event: %s" % event,
+        ]
+        if accept is not None:
+            lines.append("Accept: %s" % accept)
+        lines += ["Expires: %d" % expires,
+                  "User-Agent: focusd-tests confinfo.subscribe_once",
+                  "Content-Length: 0", "", ""]
+        data = "\r\n".join(lines).encode()
+        log("%s: SUBSCRIBE sip:%s@%s Event: %s Accept: %s"
+            % (name, user, host, event, accept))
+        deadline = time.monotonic() + timeout
+        interval = 0.5
+        next_send = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                fail("%s: no final response to SUBSCRIBE sip:%s@%s (Event: "
+                     "%s) within %.1f s" % (name, user, host, event,
+                                             timeout))
+            if now >= next_send:
+                sock.sendto(data, (harness.LOOPBACK, fd.sip_port))
+                next_send = now + interval
+                interval = min(interval * 2, 4.0)
+            sock.settimeout(max(0.01, min(next_send, deadline) - now))
+            try:
+                pkt, _ = sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            msg = sipcheck.parse_message(pkt.decode("utf-8", "replace"),
+                                         time.time(), "received")
+            st = sipcheck.status(msg)
+            if st is None or sipcheck.cseq_method(msg) != "SUBSCRIBE":
+                continue          # a NOTIFY, should focusd wrongly accept
+            if st >= 200:
+                log("%s: %s" % (name, msg.start))
+                return msg
+    finally:
+        sock.close()
+
+
+# ---------------------------------------------------------------- watcher
+
+def watch(fd, room, name, expires=300, idle_ms=3000, duration_ms=15000,
+          refresh_ms=0, timeout=25):
+    """Start uac_subscribe_conf.xml for room in the background; returns
+    the harness.SippRun."""
+    return sipcheck.run_sipp(
+        fd, "uac_subscribe_conf.xml", name, service=room,
+        keys={"expires": expires, "idle_ms": idle_ms,
+              "duration_ms": duration_ms, "refresh_ms": refresh_ms},
+        sets={"from_user": name}, background=True, timeout=timeout)
+
+
+def received(run, workdir, who):
+    """The NOTIFYs a running (or finished) SippRun has received so far."""
+    return notifies(sipcheck.trace_of(run), workdir, who)
+
+
+def wait_notifies(run, count, timeout, workdir, who):
+    """Poll until run has received count NOTIFYs; returns them. Fails if
+    SIPp exits first or time runs out, with what came."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ns = received(run, workdir, who)
+        if len(ns) >= count:
+            return ns
+        if run.poll() is not None:
+            time.sleep(0.05)
+            ns = received(run, workdir, who)
+            if len(ns) >= count:
+                return ns
+            fail("%s: SIPp exited with %s after %d NOTIFYs, expected at "
+                 "least %d:\n%s\n%s" % (who, run.poll(), len(ns), count,
+                                        dump(ns), run.report()))
+        if time.monotonic() >= deadline:
+            fail("%s: %d NOTIFYs within %.1f s, expected at least %d:\n%s"
+                 % (who, len(ns), timeout, count, dump(ns)))
+        time.sleep(0.02)
