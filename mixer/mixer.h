@@ -130,7 +130,8 @@ int mix_leg_update(struct mix_worker *w, struct mix_leg *l,
 int mix_leg_detach(struct mix_worker *w, struct mix_leg *l, mix_done_h *done,
 		   void *arg);
 
-/* Counters of the worker and of n of its legs. */
+/* Counters of the worker and of n of its legs (a NULL entry is skipped:
+ * its counters come back zero). */
 int mix_stats_get(struct mix_worker *w, struct mix_leg *const *legs, unsigned n,
 		  mix_stats_h *h, void *arg);
 

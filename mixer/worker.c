@@ -483,8 +483,10 @@ mix_commands(struct mix_worker *w)
 			break;
 		case MIX_CMD_STATS:
 			c->ws = w->st;
-			for (unsigned k = 0; k < c->n; k++)
-				c->ls[k] = c->legs[k]->st;
+			for (unsigned k = 0; k < c->n; k++) {
+				if (c->legs[k]) /* NULL: not ours to read */
+					c->ls[k] = c->legs[k]->st;
+			}
 			break;
 		default:
 			r = -ENOTSUP;

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <ctype.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -42,7 +43,7 @@ sig_contact(su_home_t *home, const struct sig *s, const char *id)
 
 /* RFC 3261 user characters we accept in conference IDs. */
 static bool
-conf_id_valid(const char *id)
+conf_id_chars(const char *id)
 {
 	size_t n = strlen(id);
 
@@ -77,6 +78,30 @@ is_factory(const struct sig *s, const char *user)
 	return strcmp(user, s->opts.factory) == 0;
 }
 
+/* An ID a conference may have: URI user characters, not the factory. */
+bool
+sig_conf_id_valid(const struct sig *s, const char *id)
+{
+	return conf_id_chars(id) && !is_factory(s, id);
+}
+
+/* Same user@host (case-insensitive host), whatever ports or params. */
+bool
+sig_same_aor(const char *a, const char *b)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	url_t *ua = a ? url_make(home, a) : NULL;
+	url_t *ub = b ? url_make(home, b) : NULL;
+	bool same = ua && ub && ua->url_host && ub->url_host &&
+		    strcasecmp(ua->url_host, ub->url_host) == 0 &&
+		    ((!ua->url_user && !ub->url_user) ||
+		     (ua->url_user && ub->url_user &&
+		      strcmp(ua->url_user, ub->url_user) == 0));
+
+	su_home_deinit(home);
+	return same;
+}
+
 static void
 reject(struct sig *s, nua_handle_t *nh, int status, const char *phrase)
 {
@@ -89,9 +114,9 @@ reject(struct sig *s, nua_handle_t *nh, int status, const char *phrase)
 			    TAG_END());
 	else
 		nua_respond(nh, status, phrase, TAG_END());
-	/* nua keeps the handle until the transaction ends; destroying it now
-	 * is allowed and releases it then. */
-	nua_handle_destroy(nh);
+	/* nua keeps the handle until the transaction ends; releasing it now
+	 * is allowed. */
+	sig_handle_release(s, nh);
 }
 
 #define REJECT(...)                  \
@@ -111,13 +136,7 @@ respond_2xx(struct sig_leg *l, nua_handle_t *nh, bool offer)
 	su_home_t home[1] = {SU_HOME_INIT(home)};
 	char *sdp;
 
-	sdp = offer ? sig_sdp_offer(home, l) : sig_sdp_answer(home, l);
-	if (sdp && l->last_sdp && strcmp(sdp, l->last_sdp) != 0) {
-		l->sdp_version++;
-		sdp = offer ? sig_sdp_offer(home, l) : sig_sdp_answer(home, l);
-	}
-	free(l->last_sdp);
-	l->last_sdp = sdp ? strdup(sdp) : NULL;
+	sdp = sig_leg_sdp(home, l, offer);
 	l->answer_due = offer;
 	nua_respond(nh, SIP_200_OK,
 		    SIPTAG_CONTACT_STR(sig_contact(home, l->s, l->conf->id)),
@@ -160,7 +179,7 @@ factory_redirect(struct sig *s, struct sig_conf *c, nua_handle_t *nh)
 	FC_INFO("sig", "factory: conference %s made, redirecting there", c->id);
 	nua_respond(nh, SIP_302_MOVED_TEMPORARILY,
 		    SIPTAG_CONTACT_STR(sig_contact(home, s, c->id)), TAG_END());
-	nua_handle_destroy(nh);
+	sig_handle_release(s, nh);
 	su_home_deinit(home);
 }
 
@@ -243,6 +262,51 @@ join_or_replaces(struct sig *s, const sip_t *sip, struct sig_conf **cp,
 	return 0;
 }
 
+/* user@host of a SIP URI, lower-cased host, into buf. */
+static const char *
+aor_key(char *buf, size_t len, const url_t *u)
+{
+	snprintf(buf, len, "%s@%s", u && u->url_user ? u->url_user : "",
+		 u && u->url_host ? u->url_host : "");
+	for (char *p = strchr(buf, '@'); p && *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return buf;
+}
+
+/*
+ * RFC 3891 7: Replaces takes a participant's seat, so it must be allowed.
+ * With --users, by SIP digest as that participant's user, the owner or a
+ * moderator; without, only from the participant's own address (the From
+ * AOR), which keeps a stranger who learnt the dialog from a conference
+ * document out but is no stronger than From.
+ */
+static bool
+replaces_allowed(struct sig *s, nua_handle_t *nh, const sip_t *sip,
+		 const struct sig_leg *old)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	char a[300], b[300], user[128];
+	url_t *ou = old->peer_uri ? url_make(home, old->peer_uri) : NULL;
+	bool same;
+
+	same = ou && sip->sip_from &&
+	       strcmp(aor_key(a, sizeof(a), sip->sip_from->a_url),
+		      aor_key(b, sizeof(b), ou)) == 0;
+	su_home_deinit(home);
+	if (s->auth)
+		return sig_auth_require(
+			s, nh, sip, old->conf,
+			sig_uri_user(user, sizeof(user), old->peer_uri),
+			"replace a participant");
+	if (!same) {
+		nua_respond(nh, 403,
+			    "Forbidden - Replaces Needs Authentication",
+			    TAG_END());
+		sig_handle_release(s, nh);
+	}
+	return same;
+}
+
 /*
  * RFC 4579 4.9: the new leg n takes old's place in the roster (same user,
  * already connected), old is hung up, and neither change is announced.
@@ -281,7 +345,7 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 	s->st.invites++;
 	if (s->shutting_down)
 		REJECT(s, nh, 503, "Service Unavailable - Shutting Down");
-	if (ru->url_user == NULL || !conf_id_valid(ru->url_user))
+	if (ru->url_user == NULL || !conf_id_chars(ru->url_user))
 		REJECT(s, nh, SIP_404_NOT_FOUND);
 
 	if (sip->sip_payload && sip->sip_payload->pl_len) {
@@ -307,6 +371,10 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 	err = join_or_replaces(s, sip, &c, &replaced, &status, &phrase);
 	if (err)
 		REJECT(s, nh, status, phrase);
+	if (replaced && !replaces_allowed(s, nh, sip, replaced)) {
+		s->st.rejected++;
+		return;
+	}
 	if (c) {
 		snprintf(id, sizeof(id), "%s", c->id);
 	} else if (is_factory(s, ru->url_user)) {
@@ -347,6 +415,7 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 	}
 	nua_handle_bind(nh, l);
 	l->state = SIG_LEG_DIALING_IN;
+	l->uas = true;
 	if (replaced)
 		replace_leg(l, replaced);
 	FC_INFO("sig", "%s joins conference %s (%s, RTP port %u, %s)",
@@ -370,6 +439,11 @@ static void
 invite_again(struct sig *s, struct sig_leg *l, nua_handle_t *nh,
 	     const sip_t *sip)
 {
+	if (l->moving || l->reinviting) {
+		/* Our own move is under way (RFC 3261 14.2: glare). */
+		nua_respond(nh, SIP_491_REQUEST_PENDING, TAG_END());
+		return;
+	}
 	struct sig_media media;
 	const char *phrase;
 	int status;
@@ -463,7 +537,7 @@ sig_call_event(struct sig *s, nua_event_t event, int status, const char *phrase,
 			if (l)
 				sig_leg_release(l);
 			else if (nh)
-				nua_handle_destroy(nh);
+				sig_handle_release(s, nh);
 		}
 		break;
 	case nua_r_invite:
@@ -499,7 +573,7 @@ sig_options(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 		user = l->conf->id; /* in a dialog: the conference's */
 	if (user == NULL ||
 	    (!is_factory(s, user) && sig_conf_find(s, user) == NULL &&
-	     !(conf_id_valid(user) && sig_conf_may_create(s, user)))) {
+	     !(conf_id_chars(user) && sig_conf_may_create(s, user)))) {
 		nua_respond(nh, SIP_404_NOT_FOUND, NUTAG_WITH_THIS(s->nua),
 			    TAG_END());
 	} else {
@@ -509,8 +583,7 @@ sig_options(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 			    SIPTAG_ALLOW_EVENTS_STR(SIG_ALLOW_EVENTS),
 			    TAG_END());
 	}
-	/* In a dialog (a keepalive) the handle is the call's: keep it. */
-	if (l == NULL)
-		nua_handle_destroy(nh);
+	/* In a dialog (a keepalive) the handle is the call's: kept. */
+	sig_handle_release(s, nh);
 	su_home_deinit(home);
 }

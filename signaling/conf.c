@@ -77,12 +77,12 @@ utf8_len(const unsigned char *p, size_t n)
 }
 
 /*
- * A display name without its quotes and escapes, malloc'd. It ends up in
- * XML documents and JSON: control characters and bytes that are not
- * UTF-8 become '?'.
+ * A copy of text fit for XML documents, JSON and logs: control characters
+ * and bytes that are not UTF-8 become '?'. With unquote, the quotes and
+ * backslash escapes of a SIP quoted-string go too. malloc'd.
  */
-char *
-sig_unquote(const char *q)
+static char *
+clean_text(const char *q, bool unquote)
 {
 	const unsigned char *u = (const unsigned char *)q;
 	size_t n = strlen(q), j = 0;
@@ -93,9 +93,9 @@ sig_unquote(const char *q)
 	for (size_t i = 0; i < n; i++) {
 		size_t k;
 
-		if (u[i] == '"' && (i == 0 || i == n - 1))
+		if (unquote && u[i] == '"' && (i == 0 || i == n - 1))
 			continue;
-		if (u[i] == '\\' && i + 1 < n - 1)
+		if (unquote && u[i] == '\\' && i + 1 < n - 1)
 			i++;
 		if (u[i] < 0x20 || u[i] == 0x7f) {
 			out[j++] = '?';
@@ -112,6 +112,18 @@ sig_unquote(const char *q)
 	}
 	out[j] = '\0';
 	return out;
+}
+
+char *
+sig_unquote(const char *quoted)
+{
+	return clean_text(quoted, true);
+}
+
+char *
+sig_clean_text(const char *text)
+{
+	return text ? clean_text(text, false) : NULL;
 }
 
 const char *
@@ -366,19 +378,19 @@ sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,
 	if (sip && sip->sip_from) {
 		char *u = url_as_string(NULL, sip->sip_from->a_url);
 
-		l->peer_uri = u ? strdup(u) : NULL;
+		l->peer_uri = sig_clean_text(u);
 		su_free(NULL, u);
 	}
 	if (sip && sip->sip_call_id)
-		l->call_id = strdup(sip->sip_call_id->i_id);
+		l->call_id = sig_clean_text(sip->sip_call_id->i_id);
 	if (sip && sip->sip_from && sip->sip_from->a_display)
 		l->display = sig_unquote(sip->sip_from->a_display);
 	if (sip && sip->sip_from && sip->sip_from->a_tag)
-		l->from_tag = strdup(sip->sip_from->a_tag);
+		l->from_tag = sig_clean_text(sip->sip_from->a_tag);
 	if (sip && sip->sip_contact) {
 		char *u = url_as_string(NULL, sip->sip_contact->m_url);
 
-		l->contact = u ? strdup(u) : NULL;
+		l->contact = sig_clean_text(u);
 		su_free(NULL, u);
 	}
 	l->joining = "dialed-in";
@@ -451,9 +463,9 @@ void
 sig_leg_learn_tags(struct sig_leg *l, const sip_t *sip)
 {
 	if (l->to_tag || sip == NULL || sip->sip_to == NULL ||
-	    sip->sip_to->a_tag == NULL || strcmp(l->joining, "dialed-in"))
+	    sip->sip_to->a_tag == NULL || !l->uas)
 		return;
-	l->to_tag = strdup(sip->sip_to->a_tag);
+	l->to_tag = sig_clean_text(sip->sip_to->a_tag);
 }
 
 static bool
@@ -513,15 +525,13 @@ sig_leg_release(struct sig_leg *l)
 		l->refer = NULL;
 	}
 	if (l->nh) {
-		/* A subscription or REFER from inside the call outlives it. */
-		sig_confevent_adopt(l);
-	}
-	if (l->nh && sig_refer_adopt(s, l->nh))
+		/* A subscription or REFER from inside the call outlives it:
+		 * the handle goes only when nothing uses it any more. */
+		nua_handle_t *nh = l->nh;
+
+		nua_handle_bind(nh, NULL);
 		l->nh = NULL;
-	if (l->nh) {
-		nua_handle_bind(l->nh, NULL);
-		nua_handle_destroy(l->nh);
-		l->nh = NULL;
+		sig_handle_release(s, nh);
 	}
 	TAILQ_REMOVE(&c->legs, l, link);
 	c->n_legs--;
@@ -552,6 +562,37 @@ sig_leg_release(struct sig_leg *l)
 		leg_free(l);
 }
 
+/*
+ * At the very end, after the lcores stopped, when the stop gave up
+ * waiting (a peer never answered): what the workers held goes with
+ * mix_worker_free(); the rest goes here.
+ */
+void
+sig_conf_free_all(struct sig *s)
+{
+	struct sig_conf *c;
+	struct sig_leg *l;
+
+	while ((c = TAILQ_FIRST(&s->confs)) != NULL) {
+		sig_confevent_drop(c);
+		while ((l = TAILQ_FIRST(&c->legs)) != NULL) {
+			TAILQ_REMOVE(&c->legs, l, link);
+			if (l->nh) {
+				nua_handle_bind(l->nh, NULL);
+				nua_handle_destroy(l->nh);
+			}
+			if (l->ep.sock >= 0)
+				dp_ep_close(s->dp, &l->ep);
+			/* l->ml: the worker's, or in flight; never ours now */
+			sig_leg_strings_free(l);
+			free(l);
+		}
+		TAILQ_REMOVE(&s->confs, c, link);
+		c->mc = NULL; /* the worker's, or in flight: not ours now */
+		conf_free(c);
+	}
+}
+
 /* ---- moving a leg (RFC 4579 4.10) --------------------------------------- */
 
 /* The old worker has handed the leg back: give it to the new one. */
@@ -562,9 +603,22 @@ leg_moved_detached(void *arg, int err)
 	struct sig *s = l->s;
 
 	l->pending--;
-	if (err)
+	l->moving = false;
+	if (err) {
+		/* The old worker did not have it: attaching it elsewhere
+		 * could put it in two workers' lists. Give up the leg. */
 		FC_ERR("sig", "leg %s: detach for a move: %s",
 		       l->peer_uri ? l->peer_uri : "?", strerror(err));
+		if (!l->releasing && l->nh) {
+			l->disconnection = "failed";
+			l->state = SIG_LEG_DISCONNECTING;
+			l->media_up = false;
+			nua_bye(l->nh, TAG_END());
+		}
+		if (l->releasing && l->pending == 0)
+			leg_free(l);
+		return;
+	}
 	if (l->releasing || l->conf == NULL) {
 		/* Released meanwhile: the release's detach finds nothing
 		 * and the leg is freed with its last reply. */
@@ -595,13 +649,15 @@ sig_leg_move(struct sig_leg *l, struct sig_conf *dst)
 		return EBUSY;
 	if (old == dst)
 		return EALREADY;
-	if (l->state != SIG_LEG_CONNECTED && l->state != SIG_LEG_ON_HOLD)
-		return EAGAIN; /* not while its dialog is being set up */
+	if ((l->state != SIG_LEG_CONNECTED && l->state != SIG_LEG_ON_HOLD) ||
+	    l->moving || l->reinviting)
+		return EAGAIN; /* not while its dialog or a move is under way */
 	err = mix_leg_detach(s->workers[old->worker], l->ml, leg_moved_detached,
 			     l);
 	if (err)
 		return err;
 	l->pending++;
+	l->moving = true;
 
 	/* The roster: out of the old conference, into the new one. */
 	TAILQ_REMOVE(&old->legs, l, link);
@@ -618,9 +674,7 @@ sig_leg_move(struct sig_leg *l, struct sig_conf *dst)
 	sig_confevent_changed(dst, l, NULL);
 
 	/* The participant learns its new focus URI from a target refresh. */
-	offer = sig_sdp_offer(home, l);
-	free(l->last_sdp);
-	l->last_sdp = offer ? strdup(offer) : NULL;
+	offer = sig_leg_sdp(home, l, true);
 	l->reinviting = true;
 	nua_invite(l->nh, SIPTAG_CONTACT_STR(sig_contact(home, s, dst->id)),
 		   SIPTAG_CONTENT_TYPE_STR("application/sdp"),
@@ -638,6 +692,7 @@ sig_conf_move(struct sig *s, const char *from_id, const char *who,
 {
 	struct sig_conf *src, *dst;
 	struct sig_leg *l;
+	bool made = false;
 	int err;
 
 	if (s == NULL || from_id == NULL || who == NULL || to_id == NULL)
@@ -645,9 +700,12 @@ sig_conf_move(struct sig *s, const char *from_id, const char *who,
 	src = sig_conf_find(s, from_id);
 	if (src == NULL)
 		return ENOENT;
+	if (!sig_conf_id_valid(s, to_id))
+		return EINVAL;
 	TAILQ_FOREACH(l, &src->legs, link) {
 		if ((l->call_id && strcmp(l->call_id, who) == 0) ||
-		    (l->peer_uri && strcmp(l->peer_uri, who) == 0))
+		    (l->peer_uri && (strcmp(l->peer_uri, who) == 0 ||
+				     sig_same_aor(l->peer_uri, who))))
 			break;
 	}
 	if (l == NULL)
@@ -657,9 +715,10 @@ sig_conf_move(struct sig *s, const char *from_id, const char *who,
 		err = sig_conf_create(&dst, s, to_id, NULL);
 		if (err)
 			return err;
+		made = true;
 	}
 	err = sig_leg_move(l, dst);
-	if (err && dst->n_legs == 0)
+	if (err && made)
 		sig_conf_gc(dst);
 	return err;
 }
@@ -674,7 +733,8 @@ struct show_req {
 	sig_show_h *h;
 	void *arg;
 	struct sig_part_info *parts;
-	char **strs; /* owned copies behind parts[] */
+	char **strs;  /* owned copies behind parts[] */
+	bool *no_rtp; /* parts whose counters the worker could not give */
 };
 
 static void
@@ -683,6 +743,7 @@ show_req_free(struct show_req *r)
 	for (unsigned i = 0; i < 2 * r->n; i++)
 		free(r->strs[i]);
 	free(r->strs);
+	free(r->no_rtp);
 	free(r->parts);
 	free(r->id);
 	free(r->uri);
@@ -702,6 +763,8 @@ show_stats_done(void *arg, int err, const struct mix_worker_stats *ws,
 		struct in_addr a = {.s_addr = ls[i].remote_ip};
 		char ip[INET_ADDRSTRLEN];
 
+		if (r->no_rtp[i])
+			continue;
 		p->rtp = ls[i];
 		p->have_rtp = true;
 		inet_ntop(AF_INET, &a, ip, sizeof(ip));
@@ -740,8 +803,9 @@ sig_conf_show(struct sig *s, const char *id, sig_show_h *h, void *arg)
 	r->uri = strdup(c->uri);
 	r->parts = calloc(r->n + 1, sizeof(*r->parts));
 	r->strs = calloc(2 * r->n + 1, sizeof(*r->strs));
+	r->no_rtp = calloc(r->n + 1, sizeof(*r->no_rtp));
 	legs = calloc(r->n + 1, sizeof(*legs));
-	if (!r->id || !r->uri || !r->parts || !r->strs || !legs)
+	if (!r->id || !r->uri || !r->parts || !r->strs || !r->no_rtp || !legs)
 		goto out;
 	r->ci.id = r->id;
 	r->ci.uri = r->uri;
@@ -771,7 +835,10 @@ sig_conf_show(struct sig *s, const char *id, sig_show_h *h, void *arg)
 		inet_ntop(AF_INET, &ra, rip, sizeof(rip));
 		snprintf(p->remote_rtp, sizeof(p->remote_rtp), "%s:%u", rip,
 			 l->media.port);
-		legs[i++] = l->ml;
+		/* A leg between two workers belongs to neither: no counters. */
+		legs[i] = l->moving ? NULL : l->ml;
+		r->no_rtp[i] = l->moving;
+		i++;
 	}
 	err = mix_stats_get(s->workers[c->worker], legs, r->n, show_stats_done,
 			    r);

@@ -40,8 +40,7 @@ struct sig_sub {
 	TAILQ_ENTRY(sig_sub) link; /* in conf->subs */
 	struct sig *s;
 	struct sig_conf *conf; /* borrowed */
-	nua_handle_t *nh;      /* the subscription's dialog */
-	bool own_nh;	       /* false while a leg's call shares it */
+	nua_handle_t *nh;      /* the subscription's dialog (shared) */
 	char *subscriber;      /* From AOR, for the log */
 	unsigned version;      /* of the last document sent */
 };
@@ -81,9 +80,11 @@ sub_free(struct sig_sub *sub)
 	} else {
 		TAILQ_REMOVE(&sub->s->ending_subs, sub, link);
 	}
-	if (sub->own_nh) {
-		nua_handle_bind(sub->nh, NULL);
-		nua_handle_destroy(sub->nh);
+	{
+		nua_handle_t *nh = sub->nh;
+
+		sub->nh = NULL;
+		sig_handle_release(sub->s, nh);
 	}
 	free(sub->subscriber);
 	free(sub);
@@ -290,7 +291,7 @@ sig_confevent_ended(struct sig_conf *c)
 	struct sig_sub *sub;
 
 	while ((sub = TAILQ_FIRST(&c->subs)) != NULL) {
-		if (c->s->nua_done || !sub->own_nh) {
+		if (c->s->nua_done) {
 			sub_free(sub); /* the stack has ended it already */
 			continue;
 		}
@@ -303,6 +304,14 @@ sig_confevent_ended(struct sig_conf *c)
 		sub->conf = NULL;
 		TAILQ_INSERT_TAIL(&c->s->ending_subs, sub, link);
 	}
+}
+
+/* At the very end: c's subscriptions go without a word. */
+void
+sig_confevent_drop(struct sig_conf *c)
+{
+	while (!TAILQ_EMPTY(&c->subs))
+		sub_free(TAILQ_FIRST(&c->subs));
 }
 
 /* Before nua goes: subscriptions whose last NOTIFY is unanswered. */
@@ -333,15 +342,14 @@ accepts_confinfo(const sip_t *sip)
 }
 
 static void
-subscribe_reject(struct sig *s, nua_handle_t *nh, struct sig_leg *l, int status,
+subscribe_reject(struct sig *s, nua_handle_t *nh, int status,
 		 const char *phrase)
 {
 	nua_respond(nh, status, phrase, NUTAG_WITH_THIS(s->nua),
 		    TAG_IF(status == 489, SIPTAG_ALLOW_EVENTS_STR(CONFEVENT)),
 		    TAG_IF(status == 406, SIPTAG_ACCEPT_STR(CONFINFO_TYPE)),
 		    TAG_END());
-	if (l == NULL)
-		nua_handle_destroy(nh);
+	sig_handle_release(s, nh);
 }
 
 static void
@@ -354,7 +362,7 @@ subscribe_new(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 
 	if (sip->sip_event == NULL ||
 	    strcasecmp(sip->sip_event->o_type, CONFEVENT) != 0) {
-		subscribe_reject(s, nh, l, SIP_489_BAD_EVENT);
+		subscribe_reject(s, nh, SIP_489_BAD_EVENT);
 		return;
 	}
 	if (l && l->conf)
@@ -362,23 +370,22 @@ subscribe_new(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 	else
 		c = user ? sig_conf_find(s, user) : NULL;
 	if (c == NULL) {
-		subscribe_reject(s, nh, l, 404, "Conference Not Found");
+		subscribe_reject(s, nh, 404, "Conference Not Found");
 		return;
 	}
 	if (!accepts_confinfo(sip)) {
-		subscribe_reject(s, nh, l, SIP_406_NOT_ACCEPTABLE);
+		subscribe_reject(s, nh, SIP_406_NOT_ACCEPTABLE);
 		return;
 	}
 
 	sub = calloc(1, sizeof(*sub));
 	if (sub == NULL) {
-		subscribe_reject(s, nh, l, SIP_500_INTERNAL_SERVER_ERROR);
+		subscribe_reject(s, nh, SIP_500_INTERNAL_SERVER_ERROR);
 		return;
 	}
 	sub->s = s;
 	sub->conf = c;
 	sub->nh = nh;
-	sub->own_nh = l == NULL; /* in a dialog, the leg's call shares it */
 	sub->subscriber = sig_from_aor(sip);
 	TAILQ_INSERT_TAIL(&c->subs, sub, link);
 	FC_INFO("sig", "conference %s: %s subscribed%s", c->id,
@@ -414,7 +421,7 @@ sig_confevent_event(struct sig *s, nua_event_t event, int status,
 	case nua_i_subscribe:
 		if (sub == NULL) {
 			if (s->shutting_down)
-				subscribe_reject(s, nh, l, 503,
+				subscribe_reject(s, nh, 503,
 						 "Service Unavailable");
 			else
 				subscribe_new(s, nh, l, sip);
@@ -433,20 +440,4 @@ sig_confevent_event(struct sig *s, nua_event_t event, int status,
 	default:
 		return false;
 	}
-}
-
-/*
- * Leg l is going and its handle carries a subscription from inside its
- * dialog: the subscription takes the handle over.
- */
-void
-sig_confevent_adopt(struct sig_leg *l)
-{
-	struct sig_sub *sub = sub_by_handle(l->s, l->nh);
-
-	if (sub == NULL)
-		return;
-	nua_handle_bind(l->nh, NULL);
-	sub->own_nh = true;
-	l->nh = NULL;
 }

@@ -33,6 +33,12 @@ sig_dialout(struct sig_leg **lp, struct sig_conf *c, const char *target,
 	char *from, *offer;
 	int err;
 
+	for (const unsigned char *p = (const unsigned char *)target; *p; p++) {
+		if (*p < 0x21 || *p >= 0x7f) {
+			su_home_deinit(home);
+			return EINVAL; /* a SIP URI is printable ASCII */
+		}
+	}
 	url = url_make(home, target);
 	if (url == NULL ||
 	    (url->url_type != url_sip && url->url_type != url_sips) ||
@@ -63,8 +69,7 @@ sig_dialout(struct sig_leg **lp, struct sig_conf *c, const char *target,
 		sig_leg_release(l);
 		return ENOMEM;
 	}
-	offer = sig_sdp_offer(home, l);
-	l->last_sdp = offer ? strdup(offer) : NULL;
+	offer = sig_leg_sdp(home, l, true);
 	nua_invite(l->nh, SIPTAG_CONTACT_STR(sig_contact(home, s, c->id)),
 		   SIPTAG_CONTENT_TYPE_STR("application/sdp"),
 		   SIPTAG_PAYLOAD_STR(offer), TAG_END());
@@ -85,17 +90,17 @@ dialout_answered(struct sig *s, struct sig_leg *l, const sip_t *sip)
 	int status;
 
 	if (sip->sip_call_id && l->call_id == NULL)
-		l->call_id = strdup(sip->sip_call_id->i_id);
+		l->call_id = sig_clean_text(sip->sip_call_id->i_id);
 	if (sip->sip_from && sip->sip_from->a_tag && l->from_tag == NULL)
-		l->from_tag = strdup(sip->sip_from->a_tag);
+		l->from_tag = sig_clean_text(sip->sip_from->a_tag);
 	if (sip->sip_to && sip->sip_to->a_tag && l->to_tag == NULL)
-		l->to_tag = strdup(sip->sip_to->a_tag);
+		l->to_tag = sig_clean_text(sip->sip_to->a_tag);
 	if (sip->sip_contact) {
 		char *u = url_as_string(NULL, sip->sip_contact->m_url);
 
 		if (u) {
 			free(l->contact);
-			l->contact = strdup(u);
+			l->contact = sig_clean_text(u);
 		}
 		su_free(NULL, u);
 	}

@@ -26,14 +26,12 @@
 
 #include "signaling/sig_priv.h"
 
-#include <sofia-sip/auth_module.h>
 #include <sofia-sip/sip_extra.h>
 
 struct sig_refer {
 	TAILQ_ENTRY(sig_refer) link; /* in s->refers */
 	struct sig *s;
-	nua_handle_t *nh; /* the REFER's dialog */
-	bool own_nh;	  /* out of dialog: ours to destroy */
+	nua_handle_t *nh; /* the REFER's dialog (shared) */
 	bool notify;	  /* false with Refer-Sub: false */
 	bool done;	  /* the final NOTIFY is out */
 	su_home_t home[1];
@@ -57,9 +55,11 @@ static void
 refer_free(struct sig_refer *r)
 {
 	TAILQ_REMOVE(&r->s->refers, r, link);
-	if (r->own_nh && r->nh) {
-		nua_handle_bind(r->nh, NULL);
-		nua_handle_destroy(r->nh);
+	{
+		nua_handle_t *nh = r->nh;
+
+		r->nh = NULL;
+		sig_handle_release(r->s, nh);
 	}
 	free(r->target);
 	su_home_deinit(r->home);
@@ -94,7 +94,7 @@ refer_finish(struct sig_refer *r, int status, const char *phrase)
 {
 	refer_notify(r, status, phrase, true);
 	r->done = true;
-	if (!r->notify || !r->own_nh)
+	if (!r->notify)
 		refer_free(r);
 }
 
@@ -137,12 +137,10 @@ sig_refer_progress(struct sig_refer *r, int status, const char *phrase)
 }
 
 static void
-refer_reject(struct sig *s, nua_handle_t *nh, struct sig_leg *l, int status,
-	     const char *phrase)
+refer_reject(struct sig *s, nua_handle_t *nh, int status, const char *phrase)
 {
 	nua_respond(nh, status, phrase, NUTAG_WITH_THIS(s->nua), TAG_END());
-	if (l == NULL)
-		nua_handle_destroy(nh);
+	sig_handle_release(s, nh);
 }
 
 /*
@@ -160,76 +158,6 @@ refer_is_bye(const url_t *u)
 	if (strcasecmp(method, "BYE") == 0)
 		return 1;
 	return strcasecmp(method, "INVITE") == 0 ? 0 : -1;
-}
-
-/* The user part of a SIP URI string, into buf. */
-static const char *
-uri_user(char *buf, size_t len, const char *uri)
-{
-	const char *colon = uri ? strchr(uri, ':') : NULL;
-	const char *at = colon ? strchr(colon, '@') : NULL;
-
-	if (at == NULL || (size_t)(at - colon - 1) >= len)
-		return NULL;
-	memcpy(buf, colon + 1, at - colon - 1);
-	buf[at - colon - 1] = '\0';
-	return buf;
-}
-
-/*
- * SIP digest (RFC 3261 22) with Sofia-SIP's auth module: a REFER without
- * valid credentials is challenged with 401; an authenticated user who is
- * neither the conference's owner nor a moderator gets 403. True when the
- * request may go on; otherwise the REFER has been answered.
- */
-static bool
-refer_authorised(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
-		 const sip_t *sip, const struct sig_conf *c)
-{
-	su_home_t home[1] = {SU_HOME_INIT(home)};
-	auth_status_t *as;
-	char owner[128];
-	bool ok = false;
-
-	if (s->auth == NULL) {
-		refer_reject(s, nh, l, 403, "Forbidden - No Users Configured");
-		return false;
-	}
-	as = auth_status_new(home);
-	if (as == NULL) {
-		refer_reject(s, nh, l, SIP_500_INTERNAL_SERVER_ERROR);
-		return false;
-	}
-	as->as_realm = s->realm;
-	as->as_uri = url_as_string(home, sip->sip_request->rq_url);
-	auth_mod_check(s->auth, as, sip, auth_server);
-	if (as->as_status == 0 && as->as_user) {
-		const char *o = uri_user(owner, sizeof(owner), c->owner);
-
-		ok = sig_is_moderator(s, as->as_user) ||
-		     (o && strcmp(o, as->as_user) == 0);
-		if (!ok) {
-			FC_INFO("sig",
-				"conference %s: %s may not remove "
-				"participants",
-				c->id, as->as_user);
-			refer_reject(s, nh, l, 403,
-				     "Forbidden - Not Owner or Moderator");
-		}
-	} else {
-		nua_respond(
-			nh, as->as_status ? as->as_status : 403,
-			as->as_phrase ? as->as_phrase : "Forbidden",
-			NUTAG_WITH_THIS(s->nua),
-			TAG_IF(as->as_response,
-			       SIPTAG_HEADER((sip_header_t *)as->as_response)),
-			TAG_END());
-		if (l == NULL)
-			nua_handle_destroy(nh);
-	}
-	auth_status_unref(as);
-	su_home_deinit(home);
-	return ok;
 }
 
 /* A participant matches a Refer-To by user and host. */
@@ -307,45 +235,48 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 	struct sig_refer *r;
 	char *target;
 	int err, bye;
+	bool new_dialog;
 
 	if (s->shutting_down) {
-		refer_reject(s, nh, l, 503, "Service Unavailable");
+		refer_reject(s, nh, 503, "Service Unavailable");
 		return;
 	}
 	if (rt == NULL || rt->r_next != NULL) {
-		refer_reject(s, nh, l, 400,
-			     "Bad Request - Exactly One Refer-To");
+		refer_reject(s, nh, 400, "Bad Request - Exactly One Refer-To");
 		return;
 	}
 	c = l && l->conf ? l->conf : (user ? sig_conf_find(s, user) : NULL);
 	if (c == NULL) {
-		refer_reject(s, nh, l, 404, "Conference Not Found");
+		refer_reject(s, nh, 404, "Conference Not Found");
 		return;
 	}
 	if (rt->r_url->url_type != url_sip && rt->r_url->url_type != url_sips) {
-		refer_reject(s, nh, l, 400,
+		refer_reject(s, nh, 400,
 			     "Bad Request - Refer-To Must Be a SIP URI");
 		return;
 	}
 	bye = refer_is_bye(rt->r_url);
 	if (bye < 0) {
-		refer_reject(s, nh, l, 400,
+		refer_reject(s, nh, 400,
 			     "Bad Request - Refer-To Method Not Supported");
 		return;
 	}
 	/* RFC 4579 4.11: only the owner or a moderator removes people. */
-	if (bye && !refer_authorised(s, nh, l, sip, c))
+	if (bye &&
+	    !sig_auth_require(s, nh, sip, c, NULL, "remove participants"))
 		return;
 
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {
-		refer_reject(s, nh, l, SIP_500_INTERNAL_SERVER_ERROR);
+		refer_reject(s, nh, SIP_500_INTERNAL_SERVER_ERROR);
 		return;
 	}
 	su_home_init(r->home);
 	r->s = s;
 	r->nh = nh;
-	r->own_nh = l == NULL;
+	/* Sofia sends a first NOTIFY itself only for a REFER that opened
+	 * its dialog (a handle nothing else uses yet). */
+	new_dialog = !sig_handle_in_use(s, nh);
 	r->notify = !refer_sub_false(sip);
 	tl_gets(tags, NUTAG_REFER_EVENT_REF(event), TAG_END());
 	r->event = event ? sip_event_dup(r->home, event)
@@ -382,7 +313,7 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 	/* Sofia-SIP 1.12 itself sends the first NOTIFY, "100 Trying", for a
 	 * REFER that opened a dialog, as soon as it reports it; in an
 	 * existing dialog it does not, and we do. */
-	if (!r->own_nh)
+	if (!new_dialog)
 		refer_notify(r, 100, "Trying", false);
 
 	err = target ? sig_dialout(NULL, c, target, r) : ENOMEM;
@@ -401,21 +332,6 @@ sig_refer_forget(struct sig *s, struct sig_refer *r, bool gone)
 		refer_finish(r, 200, "OK");
 	else if (!r->done)
 		refer_finish(r, 487, "Request Terminated");
-}
-
-bool
-sig_refer_adopt(struct sig *s, nua_handle_t *nh)
-{
-	struct sig_refer *r;
-
-	TAILQ_FOREACH(r, &s->refers, link) {
-		if (r->nh == nh && !r->own_nh) {
-			nua_handle_bind(nh, NULL);
-			r->own_nh = true;
-			return true;
-		}
-	}
-	return false;
 }
 
 /* At the end: nothing more will be reported. */

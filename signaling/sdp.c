@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
@@ -270,4 +271,22 @@ char *
 sig_sdp_offer(su_home_t *home, const struct sig_leg *l)
 {
 	return sdp_print_ours(home, l, true);
+}
+
+/*
+ * Our SDP for l (an offer or an answer), remembered; the o= version goes
+ * up only when the SDP differs from the last one we sent (RFC 3264 8).
+ */
+char *
+sig_leg_sdp(su_home_t *home, struct sig_leg *l, bool offer)
+{
+	char *sdp = offer ? sig_sdp_offer(home, l) : sig_sdp_answer(home, l);
+
+	if (sdp && l->last_sdp && strcmp(sdp, l->last_sdp) != 0) {
+		l->sdp_version++;
+		sdp = offer ? sig_sdp_offer(home, l) : sig_sdp_answer(home, l);
+	}
+	free(l->last_sdp);
+	l->last_sdp = sdp ? strdup(sdp) : NULL;
+	return sdp;
 }

@@ -142,9 +142,8 @@ sig_nua_callback(nua_event_t event, int status, char const *phrase, nua_t *nua,
 			 status, phrase ? phrase : "");
 		/* Handles the stack created for requests we do not serve. */
 		if (leg == NULL && nh && event < nua_r_set_params &&
-		    event != nua_i_outbound && !sig_confevent_owns(s, nh) &&
-		    !sig_refer_owns(s, nh))
-			nua_handle_destroy(nh);
+		    event != nua_i_outbound)
+			sig_handle_release(s, nh);
 		break;
 	}
 }
@@ -370,6 +369,7 @@ sig_free(struct sig *s)
 		return;
 	sig_fd_unwatch(s->efd_watch);
 	sig_refer_free_all(s);
+	sig_conf_free_all(s);
 	sig_confevent_free_all(s);
 	if (s->stop_timer)
 		su_timer_destroy(s->stop_timer);
@@ -452,8 +452,16 @@ sig_shutdown(struct sig *s)
 	TAILQ_FOREACH(c, &s->confs, link) {
 		TAILQ_FOREACH(l, &c->legs, link) {
 			if (l->nh && l->state != SIG_LEG_DISCONNECTING) {
+				bool calling =
+					l->state == SIG_LEG_DIALING_OUT ||
+					l->state == SIG_LEG_ALERTING;
+
 				l->state = SIG_LEG_DISCONNECTING;
-				nua_bye(l->nh, TAG_END());
+				/* A dial-out not answered yet is cancelled. */
+				if (calling)
+					nua_cancel(l->nh, TAG_END());
+				else
+					nua_bye(l->nh, TAG_END());
 			}
 		}
 	}
@@ -509,6 +517,45 @@ sig_conf_foreach(struct sig *s, sig_conf_h *h, void *arg)
 		if (!c->releasing)
 			h(&ci, arg);
 	}
+}
+
+/* ---- nua handles --------------------------------------------------------- */
+
+/*
+ * A handle can carry a call (a leg), conference subscriptions and REFER
+ * subscriptions at once (RFC 5057 dialog usages). Each user drops its
+ * reference by clearing its own pointer and calling sig_handle_release;
+ * the handle goes when nobody uses it any more. Nothing else destroys a
+ * handle that might be shared.
+ */
+bool
+sig_handle_in_use(struct sig *s, nua_handle_t *nh)
+{
+	struct sig_conf *c;
+	struct sig_leg *l;
+
+	if (nh == NULL)
+		return false;
+	TAILQ_FOREACH(c, &s->confs, link) {
+		TAILQ_FOREACH(l, &c->legs, link) {
+			if (l->nh == nh)
+				return true;
+		}
+	}
+	TAILQ_FOREACH(l, &s->dying, link) {
+		if (l->nh == nh)
+			return true;
+	}
+	return sig_confevent_owns(s, nh) || sig_refer_owns(s, nh);
+}
+
+void
+sig_handle_release(struct sig *s, nua_handle_t *nh)
+{
+	if (nh == NULL || sig_handle_in_use(s, nh))
+		return;
+	nua_handle_bind(nh, NULL);
+	nua_handle_destroy(nh);
 }
 
 void

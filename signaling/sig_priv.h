@@ -92,6 +92,8 @@ struct sig_leg {
 	struct sig_refer *refer;   /* a REFER waiting for this dial-out */
 	bool quiet;	 /* replaced (RFC 4579 4.9): leaves without a NOTIFY */
 	bool reinviting; /* our re-INVITE (a move) is out */
+	bool moving;	 /* between the old worker's detach and the attach */
+	bool uas;	 /* the participant called us (we chose the To tag) */
 	uint64_t joined; /* seconds since the epoch */
 	enum sig_leg_state state;
 	bool media_up; /* attached to worker and io */
@@ -164,9 +166,11 @@ int sig_leg_move(struct sig_leg *l, struct sig_conf *dst);
 /* Fill in our dialog tag from a request in the dialog (the ACK). */
 void sig_leg_learn_tags(struct sig_leg *l, const sip_t *sip);
 void sig_maybe_finish(struct sig *s);
+void sig_conf_free_all(struct sig *s);
 const char *sig_leg_state_name(enum sig_leg_state st);
 void sig_leg_strings_free(struct sig_leg *l);
 char *sig_unquote(const char *quoted);
+char *sig_clean_text(const char *text);
 /* The leg's state changed: tell the conference's subscribers. */
 void sig_leg_set_state(struct sig_leg *l, enum sig_leg_state st);
 
@@ -175,10 +179,31 @@ int sig_sdp_offer_parse(struct sig_media *m, su_home_t *home, const char *body,
 			size_t len, int *statusp, const char **phrasep);
 char *sig_sdp_answer(su_home_t *home, const struct sig_leg *l);
 char *sig_sdp_offer(su_home_t *home, const struct sig_leg *l);
+char *sig_leg_sdp(su_home_t *home, struct sig_leg *l, bool offer);
 const char *sig_sdp_mode_name(sdp_mode_t mode);
 sdp_mode_t sig_sdp_mode_answer(sdp_mode_t offered);
 
+/* auth.c */
+const char *sig_uri_user(char *buf, size_t len, const char *uri);
+/*
+ * May the sender of sip `what` on conference c? It must authenticate by
+ * SIP digest as c's owner, a moderator, or also_user (if not NULL). True
+ * if so; otherwise the request has been answered (401 with a challenge,
+ * or 403) and nh released.
+ */
+bool sig_auth_require(struct sig *s, nua_handle_t *nh, const sip_t *sip,
+		      const struct sig_conf *c, const char *also_user,
+		      const char *what);
+
+/* sig.c: nua handles shared by legs, subscriptions and REFERs */
+bool sig_handle_in_use(struct sig *s, nua_handle_t *nh);
+/* The caller no longer uses nh (its pointer is cleared already):
+ * destroy it if nothing else does. */
+void sig_handle_release(struct sig *s, nua_handle_t *nh);
+
 /* call.c */
+bool sig_conf_id_valid(const struct sig *s, const char *id);
+bool sig_same_aor(const char *a, const char *b);
 void sig_call_event(struct sig *s, nua_event_t event, int status,
 		    const char *phrase, nua_handle_t *nh, struct sig_leg *l,
 		    const sip_t *sip, tagi_t tags[]);
@@ -213,8 +238,6 @@ bool sig_refer_owns(struct sig *s, nua_handle_t *nh);
 void sig_refer_forget(struct sig *s, struct sig_refer *r, bool gone);
 /* Is user (an authenticated digest username) a --moderators entry? */
 bool sig_is_moderator(const struct sig *s, const char *user);
-/* A call's handle is going: a REFER made in it takes it over. */
-bool sig_refer_adopt(struct sig *s, nua_handle_t *nh);
 /* nua_r_notify on a REFER's handle: true if it was one. */
 bool sig_refer_notify_answered(struct sig *s, nua_handle_t *nh, int status,
 			       tagi_t tags[]);
@@ -233,7 +256,6 @@ void sig_confevent_changed(struct sig_conf *c, const struct sig_leg *l,
 /* c is ending: last full NOTIFYs, subscriptions terminated. */
 void sig_confevent_ended(struct sig_conf *c);
 void sig_confevent_free_all(struct sig *s);
-/* l is going: a subscription on its handle takes the handle over. */
-void sig_confevent_adopt(struct sig_leg *l);
+void sig_confevent_drop(struct sig_conf *c);
 
 #endif

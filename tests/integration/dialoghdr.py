@@ -86,10 +86,11 @@ def dialog_of(run, who):
 
 
 def header_call(fd, name, service, hdr, hdr2=None, expect=200,
-                rtp_port=None, linger_ms=600, timeout=20):
+                rtp_port=None, linger_ms=600, timeout=20, from_user=None):
     """Start uac_join_header.xml in the background: INVITE
     sip:service@focusd with the header line hdr (and hdr2), expecting
-    final status expect. rtp_port: the port in the offer (a sink that
+    final status expect, From user from_user (default: name).
+    rtp_port: the port in the offer (a sink that
     nobody reads when None: a port of a socket we keep bound). Returns
     (SippRun, port_file)."""
     port_file = os.path.join(fd.tmpdir, name + ".port")
@@ -104,7 +105,8 @@ def header_call(fd, name, service, hdr, hdr2=None, expect=200,
         keys={"hdr": hdr, "hdr2": hdr2 or "none", "expect": expect,
               "rtp_port": rtp_port, "linger_ms": linger_ms,
               "port_file": port_file if expect == 200 else "/dev/null"},
-        sets={"from_user": name}, background=True, timeout=timeout)
+        sets={"from_user": from_user or name}, background=True,
+        timeout=timeout)
     run.sink = sink
     log("%s: INVITE sip:%s@focusd with %r%s, expecting %d"
         % (name, service, hdr, "" if hdr2 is None else " and %r" % hdr2,

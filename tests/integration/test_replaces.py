@@ -13,10 +13,13 @@ before.
 Refused, each with uac_join_header.xml and ACKed in its transaction (no
 retransmission of the response): Replaces naming a Call-ID nobody has
 (481), pete's Call-ID with a wrong from-tag (481), pete's dialog with
-`;early-only` (486: his dialog is confirmed). After them pete is still
+`;early-only` (486: his dialog is confirmed), and pete's exact dialog
+from mallory, a stranger (403: RFC 3891 7; without --users only the
+participant's own AOR may replace it). After them pete is still
 connected, got no BYE, and the watcher got no NOTIFY.
 
-Then rita (1900 Hz) sends INVITE sip:room1@focusd with
+Then rita (1900 Hz), pete's other phone (From pete), sends INVITE
+sip:room1@focusd with
 `Replaces: CALLID;to-tag=FOCUS;from-tag=PETE` (RFC 3891's order: to-tag is
 the focus's, from-tag pete's) and must get 200 with Contact
 `<room1's URI>;isfocus`. Then:
@@ -145,6 +148,10 @@ def main():
                  % (cid, focus_tag, pete_tag), 481),
                 ("earlyonly", "Replaces: %s;to-tag=%s;from-tag=%s;"
                  "early-only" % (cid, focus_tag, pete_tag), 486),
+                # RFC 3891 7: a stranger who learnt pete's dialog (the
+                # conference documents publish it) may not take his seat.
+                ("mallory", "Replaces: %s;to-tag=%s;from-tag=%s"
+                 % (cid, focus_tag, pete_tag), 403),
             ]
             started = [(name, want) + dialoghdr.header_call(
                 fd, name, ROOM, hdr, expect=want,
@@ -169,10 +176,12 @@ def main():
                   % (len(ns) - n0, confwatch.describe(ns[n0:])))
 
             # -- rita replaces pete
+            # rita is pete's other phone: same AOR (without --users that
+            # is what allows a Replaces).
             rita, rita_pf = dialoghdr.header_call(
                 fd, "rita", ROOM, "Replaces: %s;to-tag=%s;from-tag=%s"
                 % (cid, focus_tag, pete_tag), rtp_port=rita_ep.port,
-                linger_ms=RITA_MS)
+                linger_ms=RITA_MS, from_user="pete")
             runs.append(rita)
             rita_port = dialoghdr.answered_port(fd, rita, rita_pf)
             rita_ep.start_sending(("127.0.0.1", rita_port))
