@@ -51,6 +51,9 @@ static const struct opt opts[] = {
 	{"realm", OPT_STR, OFF(realm), "digest realm (the domain's host)"},
 	{"moderators", OPT_STR, OFF(moderators),
 	 "comma-separated usernames who may act on any conference"},
+	{"application", OPT_STR, OFF(application),
+	 "user part of the conference application URI (join): callers key "
+	 "a conference number and #"},
 	{"rtp-addr", OPT_STR, OFF(rtp_addr),
 	 "IPv4 address for RTP (127.0.0.1)"},
 	{"rtp-ports", OPT_RANGE, OFF(rtp_port_lo),
@@ -247,6 +250,7 @@ fd_config_load(struct fd_config *c, int argc, char **argv)
 	c->sip_listen = strdup("127.0.0.1:5060");
 	c->factory = strdup("conf");
 	c->factory_mode = strdup("answer");
+	c->application = strdup("join");
 	c->conf_empty_timeout = 32;
 	c->rtp_addr = strdup("127.0.0.1");
 	c->rtp_port_lo = 20000;
@@ -375,6 +379,7 @@ fd_config_free(struct fd_config *c)
 	free(c->users);
 	free(c->realm);
 	free(c->moderators);
+	free(c->application);
 	free(c->conf_id_pattern);
 	free(c->rtp_addr);
 	free(c->dataplane);

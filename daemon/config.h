@@ -17,7 +17,8 @@ struct fd_config {
 	unsigned conf_empty_timeout; /* seconds */
 	char *users;		     /* digest users file */
 	char *realm;
-	char *moderators; /* comma-separated usernames */
+	char *moderators;  /* comma-separated usernames */
+	char *application; /* RFC 4579 4.3 application URI user */
 	char *rtp_addr;
 	unsigned rtp_port_lo, rtp_port_hi;
 	unsigned workers;

@@ -225,6 +225,7 @@ start(struct focusd *f, int argc, char **argv)
 	so.users_file = f->cfg.users;
 	so.realm = f->cfg.realm;
 	so.moderators = f->cfg.moderators;
+	so.application = f->cfg.application;
 	so.user_agent = "focusd/" FOCUSD_VERSION;
 	err = sig_alloc(&f->sig, &so, f->dp, f->workers, f->n_workers, f->efd);
 	if (err) {

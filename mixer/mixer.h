@@ -57,6 +57,9 @@ struct mix_leg_params {
 	uint16_t remote_port; /* from SDP, network order */
 	bool mix_in;	      /* the leg's audio goes into the mix */
 	bool mix_out;	      /* the leg hears the mix */
+	uint8_t te_pt;	      /* RFC 4733 telephone-event payload type */
+	bool have_te;	      /* the peer sends telephone-events */
+	void *owner;	      /* the control thread's leg, for events */
 };
 
 /* A leg's counters, copied out by mix_stats_get. */
@@ -73,6 +76,7 @@ struct mix_leg_stats {
 	uint64_t tx_packets;
 	uint64_t tx_bytes;
 	uint64_t tx_dropped; /* no mbuf, or the port refused it */
+	uint64_t rx_dtmf;    /* digits heard (RFC 4733 or in-band) */
 	uint32_t remote_ip;  /* where we send now, network order */
 	uint16_t remote_port;
 	bool latched; /* remote learnt from the peer's packets */
@@ -86,8 +90,9 @@ struct mix_worker_stats {
 	uint64_t tick_ns_max;
 	uint32_t confs;
 	uint32_t legs;
-	uint64_t rx_no_leg; /* packets for a slot with no leg here */
-	uint64_t tx_errors; /* packets the port did not send */
+	uint64_t rx_no_leg;   /* packets for a slot with no leg here */
+	uint64_t tx_errors;   /* packets the port did not send */
+	uint64_t events_lost; /* digits with no event slot to report in */
 };
 
 struct mix_worker;
@@ -113,6 +118,14 @@ void mix_collect(struct mix_worker *w);
 unsigned mix_in_flight(const struct mix_worker *w);
 
 int mix_conf_alloc(struct mix_conf **cp);
+/*
+ * An application conference (RFC 4579 4.3): no mixing; every leg hears a
+ * prompt (an 800 Hz beep, 200 ms every 1.5 s) and the digits it sends -
+ * RFC 4733 telephone-events, or in-band DTMF found by SpanDSP in legs
+ * given a detector with mix_leg_alloc_dtmf - are reported through
+ * mix_events_start's handler.
+ */
+int mix_conf_alloc_app(struct mix_conf **cp);
 void mix_conf_free(struct mix_conf *c);
 int mix_conf_attach(struct mix_worker *w, struct mix_conf *c, mix_done_h *done,
 		    void *arg);
@@ -121,6 +134,8 @@ int mix_conf_detach(struct mix_worker *w, struct mix_conf *c, mix_done_h *done,
 		    void *arg);
 
 int mix_leg_alloc(struct mix_leg **lp, const struct mix_leg_params *p);
+/* Give l an in-band DTMF detector (for application conferences). */
+int mix_leg_alloc_dtmf(struct mix_leg *l);
 void mix_leg_free(struct mix_leg *l);
 int mix_leg_attach(struct mix_worker *w, struct mix_conf *c, struct mix_leg *l,
 		   mix_done_h *done, void *arg);
@@ -129,6 +144,15 @@ int mix_leg_update(struct mix_worker *w, struct mix_leg *l,
 		   const struct mix_leg_params *p, mix_done_h *done, void *arg);
 int mix_leg_detach(struct mix_worker *w, struct mix_leg *l, mix_done_h *done,
 		   void *arg);
+
+/*
+ * Digits from the worker: it holds `slots` messages to report them in
+ * (each is posted again after use); h(arg, owner, digit) runs on the
+ * control thread, owner being the leg's mix_leg_params.owner.
+ */
+typedef void(mix_event_h)(void *arg, void *owner, char digit);
+int mix_events_start(struct mix_worker *w, unsigned slots, mix_event_h *h,
+		     void *arg);
 
 /* Counters of the worker and of n of its legs (a NULL entry is skipped:
  * its counters come back zero). */

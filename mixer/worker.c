@@ -35,6 +35,10 @@
 
 #include <stdio.h>
 
+#include <math.h>
+
+#include <spandsp.h>
+
 #include <rte_common.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
@@ -50,6 +54,7 @@
 #define RX_PASSES	8
 #define TX_BURST	64
 #define CHAN_SIZE	1024
+#define EVENT_SLOTS	32
 #define SEQ_MISORDER	100 /* RFC 3550 A.1 */
 #define SEQ_DROPOUT	3000
 
@@ -65,14 +70,18 @@ struct mix_leg {
 	uint32_t last_ssrc;
 	uint32_t fifo_rd, fifo_wr; /* free-running sample counters */
 	int16_t fifo[FIFO_CAP];
-	bool talking;	      /* contributed to this tick's sum */
-	uint64_t attached_ns; /* packets received before are a past call's */
-	int16_t in[MIX_FRAME];
-
-	/* transmit */
+	bool talking;	       /* contributed to this tick's sum */
+	uint64_t attached_ns;  /* packets received before are a past call's */
+	int16_t in[MIX_FRAME]; /* transmit */
 	uint16_t seq;
 	uint32_t ts;
 	bool sent_first;
+
+	/* digits (application conferences) */
+	struct mix_worker *w;  /* borrowed: set at attach */
+	dtmf_rx_state_t *dtmf; /* in-band detector, or NULL */
+	uint32_t last_te_ts;   /* RFC 4733: the event last reported */
+	bool have_te_ts;
 
 	struct mix_leg_stats st;
 };
@@ -82,6 +91,9 @@ struct mix_conf {
 	TAILQ_HEAD(, mix_leg) legs;
 	unsigned n_legs;
 	int32_t acc[MIX_FRAME];
+	/* application conference: the prompt everyone hears */
+	int16_t *prompt;
+	unsigned prompt_len, prompt_pos;
 };
 
 struct mix_worker {
@@ -97,9 +109,11 @@ struct mix_worker {
 
 	uint64_t next_tick;
 	struct mix_worker_stats st;
-
 	struct rte_mbuf *tx[TX_BURST];
 	uint16_t n_tx;
+	struct mix_cmd *slots[EVENT_SLOTS]; /* event messages held */
+	unsigned n_slots_held;
+	unsigned slots_out; /* control thread only: slots sent, not back */
 	volatile bool quit;
 } __rte_cache_aligned;
 
@@ -110,6 +124,7 @@ enum mix_cmd_type {
 	MIX_CMD_LEG_UPDATE,
 	MIX_CMD_LEG_DETACH,
 	MIX_CMD_STATS,
+	MIX_CMD_EVENT_SLOT, /* an empty message for the worker to report in */
 };
 
 struct mix_cmd {
@@ -124,6 +139,10 @@ struct mix_cmd {
 	unsigned n;
 	struct mix_leg **legs;	  /* n of them, after this struct */
 	struct mix_leg_stats *ls; /* n of them, after legs */
+	mix_event_h *event;	  /* MIX_CMD_EVENT_SLOT */
+	void *owner;
+	struct mix_worker *arg2; /* the worker it was sent to */
+	char digit;		 /* 0: the slot came back unused */
 };
 
 /* ---- control thread ---------------------------------------------------- */
@@ -182,6 +201,8 @@ mix_worker_free(struct mix_worker *w)
 	}
 	for (unsigned i = 0; i < w->n_tx; i++)
 		rte_pktmbuf_free(w->tx[i]);
+	for (unsigned i = 0; i < w->n_slots_held; i++)
+		free(w->slots[i]);
 	fc_chan_free(w->chan);
 	free(w->by_slot);
 	rte_free(w);
@@ -208,7 +229,8 @@ mix_collect(struct mix_worker *w)
 unsigned
 mix_in_flight(const struct mix_worker *w)
 {
-	return fc_chan_in_flight(w->chan);
+	/* Event slots wait in the worker on purpose: not "in flight". */
+	return fc_chan_in_flight(w->chan) - w->slots_out;
 }
 
 int
@@ -226,9 +248,33 @@ mix_conf_alloc(struct mix_conf **cp)
 	return 0;
 }
 
+int
+mix_conf_alloc_app(struct mix_conf **cp)
+{
+	struct mix_conf *c;
+	int err = mix_conf_alloc(&c);
+
+	if (err)
+		return err;
+	/* 1.5 s: 200 ms of 800 Hz at -15 dBFS, then silence. */
+	c->prompt_len = 75 * MIX_FRAME;
+	c->prompt = calloc(c->prompt_len, sizeof(*c->prompt));
+	if (c->prompt == NULL) {
+		mix_conf_free(c);
+		return ENOMEM;
+	}
+	for (unsigned i = 0; i < 10 * MIX_FRAME; i++)
+		c->prompt[i] = (int16_t)(5800.0 *
+					 sin(2 * M_PI * 800.0 * i / MIX_RATE));
+	*cp = c;
+	return 0;
+}
+
 void
 mix_conf_free(struct mix_conf *c)
 {
+	if (c)
+		free(c->prompt);
 	free(c);
 }
 
@@ -252,17 +298,44 @@ mix_leg_alloc(struct mix_leg **lp, const struct mix_leg_params *p)
 	return 0;
 }
 
+static void leg_dtmf_digits(void *arg, const char *digits, int len);
+
+int
+mix_leg_alloc_dtmf(struct mix_leg *l)
+{
+	if (l == NULL)
+		return EINVAL;
+	if (l->dtmf == NULL)
+		l->dtmf = dtmf_rx_init(NULL, leg_dtmf_digits, l);
+	return l->dtmf ? 0 : ENOMEM;
+}
+
 void
 mix_leg_free(struct mix_leg *l)
 {
+	if (l && l->dtmf)
+		dtmf_rx_free(l->dtmf);
 	free(l);
 }
+
+static int event_slot_post(struct mix_worker *w, mix_event_h *h, void *arg);
 
 static void
 mix_cmd_done(struct fc_msg *msg)
 {
 	struct mix_cmd *c = (struct mix_cmd *)msg;
 
+	if (c->msg.type == MIX_CMD_EVENT_SLOT) {
+		struct mix_worker *w = c->arg2;
+
+		w->slots_out--;
+		if (c->digit)
+			c->event(c->arg, c->owner, c->digit);
+		/* Give the worker a fresh one unless it is stopping. */
+		if (c->digit && !w->quit)
+			event_slot_post(w, c->event, c->arg);
+		return;
+	}
 	if (c->msg.type == MIX_CMD_STATS) {
 		if (c->stats)
 			c->stats(c->arg, -c->msg.result, &c->ws, c->ls, c->n);
@@ -364,6 +437,38 @@ mix_leg_detach(struct mix_worker *w, struct mix_leg *l, mix_done_h *done,
 	return cmd ? mix_cmd_send(w, cmd) : ENOMEM;
 }
 
+static int
+event_slot_post(struct mix_worker *w, mix_event_h *h, void *arg)
+{
+	struct mix_cmd *c =
+		mix_cmd_new(MIX_CMD_EVENT_SLOT, NULL, NULL, NULL, arg);
+	int err;
+
+	if (c == NULL)
+		return ENOMEM;
+	c->event = h;
+	c->arg2 = w;
+	err = mix_cmd_send(w, c);
+	if (err == 0)
+		w->slots_out++;
+	return err;
+}
+
+int
+mix_events_start(struct mix_worker *w, unsigned slots, mix_event_h *h,
+		 void *arg)
+{
+	if (w == NULL || h == NULL || slots == 0 || slots > EVENT_SLOTS)
+		return EINVAL;
+	for (unsigned i = 0; i < slots; i++) {
+		int err = event_slot_post(w, h, arg);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 int
 mix_stats_get(struct mix_worker *w, struct mix_leg *const *legs, unsigned n,
 	      mix_stats_h *h, void *arg)
@@ -405,6 +510,7 @@ cmd_leg_attach(struct mix_worker *w, struct mix_cmd *c)
 	if (w->by_slot[slot] != NULL)
 		return -EEXIST;
 	l->conf = c->conf;
+	l->w = w;
 	TAILQ_INSERT_TAIL(&c->conf->legs, l, link);
 	c->conf->n_legs++;
 	w->by_slot[slot] = l;
@@ -481,6 +587,13 @@ mix_commands(struct mix_worker *w)
 		case MIX_CMD_LEG_DETACH:
 			r = cmd_leg_detach(w, c->leg);
 			break;
+		case MIX_CMD_EVENT_SLOT:
+			if (w->n_slots_held < EVENT_SLOTS) {
+				w->slots[w->n_slots_held++] = c;
+				continue; /* kept: it comes back with a digit */
+			}
+			c->digit = 0;
+			break;
 		case MIX_CMD_STATS:
 			c->ws = w->st;
 			for (unsigned k = 0; k < c->n; k++) {
@@ -495,6 +608,53 @@ mix_commands(struct mix_worker *w)
 		fc_chan_reply(w->chan, &c->msg);
 	}
 	fc_chan_kick(w->chan);
+}
+
+/* Report a digit to the control thread in a held slot. */
+static void
+leg_event(struct mix_leg *l, char digit)
+{
+	struct mix_worker *w = l->w;
+	struct mix_cmd *c;
+
+	l->st.rx_dtmf++;
+	if (w->n_slots_held == 0) {
+		w->st.events_lost++;
+		return;
+	}
+	c = w->slots[--w->n_slots_held];
+	c->owner = l->p.owner;
+	c->digit = digit;
+	c->msg.result = 0;
+	fc_chan_reply(w->chan, &c->msg);
+}
+
+/* SpanDSP's in-band detector found digits (called inside dtmf_rx()). */
+static void
+leg_dtmf_digits(void *arg, const char *digits, int len)
+{
+	struct mix_leg *l = arg;
+
+	for (int i = 0; i < len; i++)
+		leg_event(l, digits[i]);
+}
+
+/* RFC 4733 section 2.3: event, E bit, volume, duration. Borrows b. */
+static void
+leg_rx_te(struct mix_leg *l, const uint8_t *b, const struct dp_rtp_hdr *h)
+{
+	static const char digit[16] = "0123456789*#ABCD";
+	const uint8_t *pl = b + h->hdr_len;
+
+	if (h->payload_len < 4 || pl[0] > 15 || !(pl[1] & 0x80))
+		return; /* not a DTMF event, or not its end yet */
+	/* The end packet is sent three times: report one event once. */
+	if (l->have_te_ts && h->ts == l->last_te_ts)
+		return;
+	l->have_te_ts = true;
+	l->last_te_ts = h->ts;
+	if (l->conf && l->conf->prompt)
+		leg_event(l, digit[pl[0]]);
 }
 
 /* Borrows m; the caller frees it. */
@@ -527,6 +687,10 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 	}
 	l->st.rx_packets++;
 	l->st.rx_bytes += h.payload_len;
+	if (l->p.have_te && h.pt == l->p.te_pt) {
+		leg_rx_te(l, b, &h);
+		return;
+	}
 	if (h.pt != l->p.pt) {
 		l->st.rx_other_pt++;
 		return;
@@ -663,12 +827,36 @@ leg_send(struct mix_worker *w, struct mix_leg *l, const int16_t *pcm)
 		mix_tx_flush(w);
 }
 
+/*
+ * An application conference: no mix. Every leg hears the prompt; what a
+ * leg says only feeds its DTMF detector.
+ */
+static void
+conf_tick_app(struct mix_worker *w, struct mix_conf *c)
+{
+	const int16_t *out = c->prompt + c->prompt_pos;
+	struct mix_leg *l;
+
+	TAILQ_FOREACH(l, &c->legs, link) {
+		if (l->p.mix_in && leg_frame(l) && l->dtmf)
+			dtmf_rx(l->dtmf, l->in, MIX_FRAME);
+		if (l->p.mix_out)
+			leg_send(w, l, out);
+		l->ts += MIX_FRAME;
+	}
+	c->prompt_pos = (c->prompt_pos + MIX_FRAME) % c->prompt_len;
+}
+
 static void
 conf_tick(struct mix_worker *w, struct mix_conf *c)
 {
 	int16_t out[MIX_FRAME];
 	struct mix_leg *l;
 
+	if (c->prompt) {
+		conf_tick_app(w, c);
+		return;
+	}
 	memset(c->acc, 0, sizeof(c->acc));
 	TAILQ_FOREACH(l, &c->legs, link) {
 		l->talking = l->p.mix_in && leg_frame(l);
@@ -714,8 +902,8 @@ mix_worker_poll(struct mix_worker *w, uint64_t now)
 		w->next_tick = now + MIX_TICK_NS; /* re-base after a stall */
 	else
 		w->next_tick += MIX_TICK_NS;
-
 	mix_tick(w);
+	fc_chan_kick(w->chan); /* digits reported during the tick */
 	w->st.tick_ns_last = fc_now_ns() - now;
 	if (w->st.tick_ns_last > w->st.tick_ns_max)
 		w->st.tick_ns_max = w->st.tick_ns_last;

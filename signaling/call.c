@@ -139,7 +139,12 @@ respond_2xx(struct sig_leg *l, nua_handle_t *nh, bool offer)
 	sdp = sig_leg_sdp(home, l, offer);
 	l->answer_due = offer;
 	nua_respond(nh, SIP_200_OK,
-		    SIPTAG_CONTACT_STR(sig_contact(home, l->s, l->conf->id)),
+		    SIPTAG_CONTACT_STR(
+			    l->conf->app
+				    ? su_sprintf(home, "<sip:%s@%s>",
+						 l->s->opts.application,
+						 l->s->domain)
+				    : sig_contact(home, l->s, l->conf->id)),
 		    SIPTAG_CONTENT_TYPE_STR("application/sdp"),
 		    SIPTAG_PAYLOAD_STR(sdp), TAG_END());
 	su_home_deinit(home);
@@ -375,7 +380,16 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 		s->st.rejected++;
 		return;
 	}
-	if (c) {
+	if (c == NULL && s->opts.application &&
+	    strcmp(ru->url_user, s->opts.application) == 0) {
+		/* RFC 4579 4.3: a lobby of its own, prompt and digits. */
+		sig_app_lobby_id(id, sizeof(id));
+		err = sig_conf_create_app(&c, s, id);
+		if (err)
+			REJECT(s, nh, 503,
+			       "Service Unavailable - Media Plane Busy");
+		created = true;
+	} else if (c) {
 		snprintf(id, sizeof(id), "%s", c->id);
 	} else if (is_factory(s, ru->url_user)) {
 		conf_id_new(id, sizeof(id));
@@ -568,9 +582,19 @@ sig_options(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 	su_home_t home[1] = {SU_HOME_INIT(home)};
 	const url_t *ru = sip->sip_request->rq_url;
 	const char *user = ru->url_user;
-
-	if (l && l->conf)
+	if (l && l->conf && !l->conf->app)
 		user = l->conf->id; /* in a dialog: the conference's */
+	if (user && s->opts.application &&
+	    strcmp(user, s->opts.application) == 0) {
+		/* The application is no focus: no isfocus. */
+		nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(s->nua),
+			    SIPTAG_CONTACT_STR(su_sprintf(home, "<sip:%s@%s>",
+							  user, s->domain)),
+			    SIPTAG_ALLOW_STR(SIG_ALLOW), TAG_END());
+		sig_handle_release(s, nh);
+		su_home_deinit(home);
+		return;
+	}
 	if (user == NULL ||
 	    (!is_factory(s, user) && sig_conf_find(s, user) == NULL &&
 	     !(conf_id_chars(user) && sig_conf_may_create(s, user)))) {

@@ -209,13 +209,28 @@ sig_worker_pick(const struct sig *s)
 	return best;
 }
 
+static int conf_create(struct sig_conf **cp, struct sig *s, const char *id,
+		       const char *owner, bool app);
+
 int
 sig_conf_create(struct sig_conf **cp, struct sig *s, const char *id,
 		const char *owner)
 {
+	return conf_create(cp, s, id, owner, false);
+}
+
+int
+sig_conf_create_app(struct sig_conf **cp, struct sig *s, const char *id)
+{
+	return conf_create(cp, s, id, NULL, true);
+}
+
+static int
+conf_create(struct sig_conf **cp, struct sig *s, const char *id,
+	    const char *owner, bool app)
+{
 	struct sig_conf *c;
 	int err;
-
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return ENOMEM;
@@ -232,7 +247,8 @@ sig_conf_create(struct sig_conf **cp, struct sig *s, const char *id,
 	sprintf(c->uri, "sip:%s@%s", id, s->domain);
 	c->created = (uint64_t)time(NULL);
 	c->worker = sig_worker_pick(s);
-	err = mix_conf_alloc(&c->mc);
+	c->app = app;
+	err = app ? mix_conf_alloc_app(&c->mc) : mix_conf_alloc(&c->mc);
 	if (err)
 		goto out;
 	err = mix_conf_attach(s->workers[c->worker], c->mc, conf_media_done, c);
@@ -343,9 +359,11 @@ leg_params(struct sig_leg *l)
 {
 	struct mix_leg_params *p = &l->mp;
 	const struct sig_media *m = &l->media;
-
 	p->codec = m->codec;
 	p->pt = m->pt;
+	p->te_pt = m->te_pt;
+	p->have_te = m->have_te;
+	p->owner = l;
 	p->remote_ip = m->addr.s_addr;
 	p->remote_port = htons(m->port);
 	/* A held leg (sendonly or inactive) leaves the mix and hears
@@ -406,9 +424,16 @@ sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,
 	l->mp.seq = (uint16_t)rnd[1];
 	l->mp.ts = rnd[0];
 	l->mp.ep = l->ep;
+	l->mp.owner = l;
 	err = mix_leg_alloc(&l->ml, &l->mp);
 	if (err)
 		goto out;
+	if (c->app) {
+		/* RFC 4579 4.3: in-band DTMF besides RFC 4733 events. */
+		err = mix_leg_alloc_dtmf(l->ml);
+		if (err)
+			goto out;
+	}
 	err = mix_leg_attach(s->workers[c->worker], c->mc, l->ml,
 			     leg_media_done, l);
 	if (err)

@@ -147,6 +147,15 @@ media_take(struct sig_media *out, const sdp_session_t *sess,
 		*phrasep = "Not Acceptable Here - No Common Codec";
 		return ENOTSUP;
 	}
+	out->have_te = false;
+	for (const sdp_rtpmap_t *rm = m->m_rtpmaps; rm; rm = rm->rm_next) {
+		if (rm->rm_encoding && rm->rm_rate == 8000 &&
+		    strcasecmp(rm->rm_encoding, "telephone-event") == 0) {
+			out->te_pt = (uint8_t)rm->rm_pt;
+			out->have_te = true;
+			break;
+		}
+	}
 	out->port = (uint16_t)m->m_port;
 	out->peer_mode = (sdp_mode_t)m->m_mode;
 	if (out->addr.s_addr == INADDR_ANY)
@@ -240,6 +249,13 @@ sdp_print_ours(su_home_t *home, const struct sig_leg *l, bool offer)
 						"a=rtpmap:0 PCMU/8000\r\n"
 						"a=rtpmap:8 PCMA/8000\r\n",
 			 l->ep.local_port);
+	else if (m->have_te) /* RFC 4733: events accepted as offered */
+		snprintf(media, sizeof(media),
+			 "m=audio %u RTP/AVP %u %u\r\na=rtpmap:%u %s/8000\r\n"
+			 "a=rtpmap:%u telephone-event/8000\r\n"
+			 "a=fmtp:%u 0-15\r\n",
+			 l->ep.local_port, m->pt, m->te_pt, m->pt,
+			 mix_codec_name(m->codec), m->te_pt, m->te_pt);
 	else
 		snprintf(media, sizeof(media),
 			 "m=audio %u RTP/AVP %u\r\na=rtpmap:%u %s/8000\r\n",

@@ -287,6 +287,9 @@ sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 		s->domain = su_strdup(s->home, host);
 	else
 		s->domain = su_strdup(s->home, s->listen);
+	s->opts.application = opts->application && *opts->application
+				      ? su_strdup(s->home, opts->application)
+				      : NULL;
 	s->opts.factory =
 		su_strdup(s->home, opts->factory ? opts->factory : "conf");
 	s->opts.domain = s->domain;
@@ -335,10 +338,15 @@ sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 		err = EADDRINUSE;
 		goto out;
 	}
-
 	err = sig_auth_setup(s, opts);
 	if (err)
 		goto out;
+	for (unsigned i = 0; i < n_workers; i++) {
+		/* Digits from application lobbies (RFC 4579 4.3). */
+		err = mix_events_start(workers[i], 8, sig_app_digit, s);
+		if (err)
+			goto out;
+	}
 	err = sig_fd_watch(&s->efd_watch, s, efd, sig_media_replies, s);
 	if (err)
 		goto out;

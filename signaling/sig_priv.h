@@ -53,6 +53,8 @@ struct sig_media {
 	sdp_mode_t peer_mode; /* the direction the peer offered/answered */
 	struct in_addr addr;  /* peer's RTP address (0.0.0.0: hold) */
 	uint16_t port;	      /* peer's RTP port, host order */
+	uint8_t te_pt;	      /* RFC 4733 telephone-event, if offered */
+	bool have_te;
 	/* The offer's other m-lines, rejected (port 0), before and after
 	 * the one we took: an answer keeps the offer's m-line order. */
 	char rejected_before[1024];
@@ -66,6 +68,7 @@ struct sig_conf {
 	char *uri;
 	char *owner;	      /* AOR of the creator, RFC 4579 4.11's owner */
 	uint64_t empty_until; /* fc_now_ns() when, if still empty, it goes */
+	bool app; /* an application lobby (RFC 4579 4.3), not a conference */
 	unsigned worker;
 	struct mix_conf *mc;
 	TAILQ_HEAD(, sig_leg) legs;
@@ -94,6 +97,8 @@ struct sig_leg {
 	bool reinviting; /* our re-INVITE (a move) is out */
 	bool moving;	 /* between the old worker's detach and the attach */
 	bool uas;	 /* the participant called us (we chose the To tag) */
+	char digits[66]; /* what a caller keyed in the lobby so far */
+	unsigned n_digits;
 	uint64_t joined; /* seconds since the epoch */
 	enum sig_leg_state state;
 	bool media_up; /* attached to worker and io */
@@ -142,6 +147,11 @@ struct sig {
 struct sig_conf *sig_conf_find(struct sig *s, const char *id);
 int sig_conf_create(struct sig_conf **cp, struct sig *s, const char *id,
 		    const char *owner);
+/* A lobby of the conference application: prompt and digits, no mix. */
+int sig_conf_create_app(struct sig_conf **cp, struct sig *s, const char *id);
+/* A digit from a leg in a lobby (the workers' event handler). */
+void sig_app_digit(void *s, void *leg, char digit);
+void sig_app_lobby_id(char *buf, size_t len);
 /* Release conferences left empty past their empty_until (once a second). */
 void sig_conf_housekeeping(struct sig *s);
 /* May an INVITE create conference id (auto-create on, pattern)? */

@@ -40,6 +40,9 @@ struct sig_conf_opts {
 	const char *users_file;
 	const char *realm;	/* digest realm; default: the domain host */
 	const char *moderators; /* comma-separated usernames */
+	/* RFC 4579 4.3: user part of the conference application URI, or
+	 * NULL for none. */
+	const char *application;
 	const char *user_agent;
 };
 
