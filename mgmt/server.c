@@ -314,11 +314,27 @@ mgmt_client_send_json(struct mgmt_client *c, const json_t *msg)
 
 /* Replies. id: borrowed, NULL for a notification (no reply). */
 
+/* Send {"jsonrpc":"2.0", key: body, "id": id}; body is stolen. */
+static void
+mgmt_reply_send(struct mgmt_client *c, json_t *id, const char *key,
+		json_t *body)
+{
+	json_t *msg = json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0", key, body,
+				"id", id);
+
+	if (msg == NULL) {
+		mgmt_client_drop(c, "out of memory");
+		return;
+	}
+	mgmt_client_send_json(c, msg);
+	json_decref(msg);
+}
+
 static void
 mgmt_reply_error(struct mgmt_client *c, json_t *id, int code,
 		 const char *message, json_t *data /* stolen, may be NULL */)
 {
-	json_t *err, *msg;
+	json_t *err;
 
 	if (id == NULL || c == NULL || c->dead) {
 		json_decref(data);
@@ -331,14 +347,7 @@ mgmt_reply_error(struct mgmt_client *c, json_t *id, int code,
 		json_object_set_new(err, "data", data);
 	else
 		json_decref(data);
-	msg = json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0", "error", err, "id",
-			id);
-	if (msg == NULL) {
-		mgmt_client_drop(c, "out of memory");
-		return;
-	}
-	mgmt_client_send_json(c, msg);
-	json_decref(msg);
+	mgmt_reply_send(c, id, "error", err);
 }
 
 static void
@@ -353,8 +362,6 @@ mgmt_reply_errno(struct mgmt_client *c, json_t *id, int err)
 static void
 mgmt_reply_result(struct mgmt_client *c, json_t *id, json_t *result)
 {
-	json_t *msg;
-
 	if (result == NULL) {
 		mgmt_reply_errno(c, id, ENOMEM);
 		return;
@@ -363,14 +370,7 @@ mgmt_reply_result(struct mgmt_client *c, json_t *id, json_t *result)
 		json_decref(result);
 		return;
 	}
-	msg = json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0", "result", result,
-			"id", id);
-	if (msg == NULL) {
-		mgmt_client_drop(c, "out of memory");
-		return;
-	}
-	mgmt_client_send_json(c, msg);
-	json_decref(msg);
+	mgmt_reply_send(c, id, "result", result);
 }
 
 /* An error whose message is "<what>: <why>". */

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "signaling/sig_priv.h"
 
@@ -95,18 +94,4 @@ sig_app_digit(void *sp, void *owner, char digit)
 		   l->n_digits + 1 < sizeof(l->digits) && l->n_digits < 64) {
 		l->digits[l->n_digits++] = digit;
 	}
-}
-
-/* A lobby's ID: not a conference anyone can dial by name. */
-void
-sig_app_lobby_id(char *buf, size_t len)
-{
-	uint8_t rnd[6];
-
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
-		for (size_t i = 0; i < sizeof(rnd); i++)
-			rnd[i] = (uint8_t)random();
-	}
-	snprintf(buf, len, "app~%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
-		 rnd[2], rnd[3], rnd[4], rnd[5]);
 }

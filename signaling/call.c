@@ -59,8 +59,9 @@ conf_id_chars(const char *id)
 	return true;
 }
 
-static void
-conf_id_new(char *buf, size_t len)
+/* prefix and 16 random hex digits: an ID nobody can guess. */
+void
+sig_random_id(char *buf, size_t len, const char *prefix)
 {
 	uint8_t rnd[8];
 
@@ -68,8 +69,8 @@ conf_id_new(char *buf, size_t len)
 		for (size_t i = 0; i < sizeof(rnd); i++)
 			rnd[i] = (uint8_t)random();
 	}
-	snprintf(buf, len, "c%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
-		 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	snprintf(buf, len, "%s%02x%02x%02x%02x%02x%02x%02x%02x", prefix, rnd[0],
+		 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 }
 
 static bool
@@ -383,7 +384,7 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 	if (c == NULL && s->opts.application &&
 	    strcmp(ru->url_user, s->opts.application) == 0) {
 		/* RFC 4579 4.3: a lobby of its own, prompt and digits. */
-		sig_app_lobby_id(id, sizeof(id));
+		sig_random_id(id, sizeof(id), "app~");
 		err = sig_conf_create_app(&c, s, id);
 		if (err)
 			REJECT(s, nh, 503,
@@ -392,7 +393,7 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 	} else if (c) {
 		snprintf(id, sizeof(id), "%s", c->id);
 	} else if (is_factory(s, ru->url_user)) {
-		conf_id_new(id, sizeof(id));
+		sig_random_id(id, sizeof(id), "c");
 		c = NULL;
 	} else {
 		snprintf(id, sizeof(id), "%s", ru->url_user);

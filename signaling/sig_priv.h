@@ -151,7 +151,7 @@ int sig_conf_create(struct sig_conf **cp, struct sig *s, const char *id,
 int sig_conf_create_app(struct sig_conf **cp, struct sig *s, const char *id);
 /* A digit from a leg in a lobby (the workers' event handler). */
 void sig_app_digit(void *s, void *leg, char digit);
-void sig_app_lobby_id(char *buf, size_t len);
+
 /* Release conferences left empty past their empty_until (once a second). */
 void sig_conf_housekeeping(struct sig *s);
 /* May an INVITE create conference id (auto-create on, pattern)? */
@@ -214,6 +214,7 @@ void sig_handle_release(struct sig *s, nua_handle_t *nh);
 /* call.c */
 bool sig_conf_id_valid(const struct sig *s, const char *id);
 bool sig_same_aor(const char *a, const char *b);
+void sig_random_id(char *buf, size_t len, const char *prefix);
 void sig_call_event(struct sig *s, nua_event_t event, int status,
 		    const char *phrase, nua_handle_t *nh, struct sig_leg *l,
 		    const sip_t *sip, tagi_t tags[]);
