@@ -23,13 +23,15 @@ setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
 	-Dbench=false
 
 status=0
-meson test -C build --print-errorlogs --num-processes 2 || status=1
+# A log name of our own, so another meson test run cannot overwrite it.
+meson test -C build --print-errorlogs --num-processes 2 \
+	--logbase testsh || status=1
 ASAN_OPTIONS="abort_on_error=0:detect_leaks=1:halt_on_error=1" \
 LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0" \
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
 	meson test -C build-asan --print-errorlogs --num-processes 2 \
-	--no-suite style || status=1
+	--no-suite style --logbase testsh || status=1
 
-python3 tools/test_summary.py build/meson-logs/testlog.json \
-	build-asan/meson-logs/testlog.json || status=1
+python3 tools/test_summary.py build/meson-logs/testsh.json \
+	build-asan/meson-logs/testsh.json || status=1
 exit $status
