@@ -29,9 +29,20 @@ app_enter(struct sig_leg *l)
 	struct sig_conf *dst;
 	char *owner = NULL;
 	int err;
-
 	l->digits[l->n_digits] = '\0';
 	dst = sig_conf_find(s, l->digits);
+	if (dst == NULL && s->have_id_pattern &&
+	    regexec(&s->id_pattern, l->digits, 0, NULL, 0) != 0) {
+		/* The ID policy binds the application too (auto-create does
+		 * not: the application is a way of creating, like the
+		 * factory). The caller stays in the lobby. */
+		FC_INFO("sig",
+			"application: %s keyed %s, which "
+			"--conf-id-pattern does not allow",
+			l->peer_uri ? l->peer_uri : "?", l->digits);
+		l->n_digits = 0;
+		return;
+	}
 	if (dst == NULL) {
 		char buf[256];
 

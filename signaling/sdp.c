@@ -240,16 +240,29 @@ sdp_print_ours(su_home_t *home, const struct sig_leg *l, bool offer)
 
 	inet_ntop(AF_INET, &(struct in_addr){dp_rtp_addr(l->s->dp).s_addr}, ip,
 		  sizeof(ip));
-	if (offer)
-		snprintf(media, sizeof(media),
-			 m->codec == MIX_PCMA ? "m=audio %u RTP/AVP 8 0\r\n"
-						"a=rtpmap:8 PCMA/8000\r\n"
-						"a=rtpmap:0 PCMU/8000\r\n"
-					      : "m=audio %u RTP/AVP 0 8\r\n"
-						"a=rtpmap:0 PCMU/8000\r\n"
-						"a=rtpmap:8 PCMA/8000\r\n",
-			 l->ep.local_port);
-	else if (m->have_te) /* RFC 4733: events accepted as offered */
+	if (offer) {
+		/* The current codec first; telephone-event kept if agreed. */
+		int n = snprintf(media, sizeof(media),
+				 m->codec == MIX_PCMA
+					 ? "m=audio %u RTP/AVP 8 0"
+					 : "m=audio %u RTP/AVP 0 8",
+				 l->ep.local_port);
+
+		if (m->have_te)
+			n += snprintf(media + n, sizeof(media) - n, " %u",
+				      m->te_pt);
+		n += snprintf(media + n, sizeof(media) - n,
+			      m->codec == MIX_PCMA
+				      ? "\r\na=rtpmap:8 PCMA/8000\r\n"
+					"a=rtpmap:0 PCMU/8000\r\n"
+				      : "\r\na=rtpmap:0 PCMU/8000\r\n"
+					"a=rtpmap:8 PCMA/8000\r\n");
+		if (m->have_te)
+			snprintf(media + n, sizeof(media) - n,
+				 "a=rtpmap:%u telephone-event/8000\r\n"
+				 "a=fmtp:%u 0-15\r\n",
+				 m->te_pt, m->te_pt);
+	} else if (m->have_te) /* RFC 4733: events accepted as offered */
 		snprintf(media, sizeof(media),
 			 "m=audio %u RTP/AVP %u %u\r\na=rtpmap:%u %s/8000\r\n"
 			 "a=rtpmap:%u telephone-event/8000\r\n"
