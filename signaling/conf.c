@@ -368,8 +368,9 @@ leg_params(struct sig_leg *l)
 	p->remote_port = htons(m->port);
 	/* A held leg (sendonly or inactive) leaves the mix and hears
 	 * nothing; a recvonly peer only listens. */
-	p->mix_in = m->peer_mode == sdp_sendrecv;
-	p->mix_out = (m->peer_mode & sdp_recvonly) != 0;
+	p->mix_in = m->peer_mode == sdp_sendrecv && !l->focus_hold;
+	/* Held by the focus: nothing of the conference reaches it either. */
+	p->mix_out = (m->peer_mode & sdp_recvonly) != 0 && !l->focus_hold;
 }
 
 int
@@ -387,6 +388,7 @@ sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,
 	l->s = s;
 	l->ep.sock = -1;
 	l->media = *m;
+	l->offer_mode = sdp_sendrecv;
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
 		rnd[0] = (uint32_t)random();
 		rnd[1] = (uint32_t)random();
@@ -660,13 +662,25 @@ leg_moved_detached(void *arg, int err)
 		l->pending++;
 }
 
+void
+sig_leg_reinvite(struct sig_leg *l)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	char *offer = sig_leg_sdp(home, l, true);
+
+	l->reinviting = true;
+	nua_invite(l->nh,
+		   SIPTAG_CONTACT_STR(sig_contact(home, l->s, l->conf->id)),
+		   SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+		   SIPTAG_PAYLOAD_STR(offer), TAG_END());
+	su_home_deinit(home);
+}
+
 int
 sig_leg_move(struct sig_leg *l, struct sig_conf *dst)
 {
 	struct sig *s = l->s;
 	struct sig_conf *old = l->conf;
-	su_home_t home[1] = {SU_HOME_INIT(home)};
-	char *offer;
 	int err;
 
 	if (old == NULL || l->releasing || !l->media_up || l->nh == NULL ||
@@ -696,15 +710,9 @@ sig_leg_move(struct sig_leg *l, struct sig_conf *dst)
 	dst->empty_until = 0;
 	FC_INFO("sig", "%s moves from conference %s to %s",
 		l->peer_uri ? l->peer_uri : "?", old->id, dst->id);
-	sig_confevent_changed(dst, l, NULL);
-
-	/* The participant learns its new focus URI from a target refresh. */
-	offer = sig_leg_sdp(home, l, true);
-	l->reinviting = true;
-	nua_invite(l->nh, SIPTAG_CONTACT_STR(sig_contact(home, s, dst->id)),
-		   SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-		   SIPTAG_PAYLOAD_STR(offer), TAG_END());
-	su_home_deinit(home);
+	sig_confevent_changed(dst, l, NULL);	/* The participant learns its new focus URI from a target refresh. */
+	l->focus_hold_prev = l->focus_hold;
+	sig_leg_reinvite(l);
 
 	if (old->n_legs == 0 && !old->releasing)
 		conf_release(old);

@@ -140,13 +140,17 @@ reinvite_answered(struct sig *s, struct sig_leg *l, int status,
 		 * participant just does not know its new focus URI. */
 		FC_WARN("sig", "%s refused our re-INVITE: %d %s", l->peer_uri,
 			status, phrase ? phrase : "");
+		/* A refused hold or retrieve leaves the call as it was. */
+		l->focus_hold = l->focus_hold_prev;
+		l->offer_mode = l->focus_hold ? sdp_sendonly : sdp_sendrecv;
 		return;
 	}
 	if (sip && sip->sip_payload && sip->sip_payload->pl_len &&
 	    sig_sdp_offer_parse(&media, s->home, sip->sip_payload->pl_data,
 				sip->sip_payload->pl_len, &st, &ph) == 0 &&
 	    sig_leg_media_update(l, &media) == 0)
-		sig_leg_set_state(l, sig_state_for(&media));
+		sig_leg_set_state(l, l->focus_hold ? SIG_LEG_ON_HOLD
+						   : sig_state_for(&media));
 }
 
 /* nua_r_invite for a leg we dialed, or re-INVITEd. */
@@ -156,15 +160,15 @@ sig_dialout_event(struct sig *s, nua_event_t event, int status,
 {
 	if (event != nua_r_invite || l->releasing)
 		return;
-	if (l->reinviting) {
-		reinvite_answered(s, l, status, phrase, sip);
-		return;
-	}
 	if (l->refer)
 		sig_refer_progress(l->refer, status, phrase);
 	if (status >= 200) {
 		/* The REFER hears of the final answer once. */
 		l->refer = NULL;
+	}
+	if (l->reinviting) {
+		reinvite_answered(s, l, status, phrase, sip);
+		return;
 	}
 	if (status == 180 || status == 183) {
 		sig_leg_set_state(l, SIG_LEG_ALERTING);

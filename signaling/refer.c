@@ -24,8 +24,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "signaling/dialogid.h"
 #include "signaling/sig_priv.h"
-
 #include <sofia-sip/sip_extra.h>
 
 struct sig_refer {
@@ -223,6 +223,203 @@ refer_sub_false(const sip_t *sip)
 	return rs && rs->rs_value && strcasecmp(rs->rs_value, "false") == 0;
 }
 
+/*
+ * Take the REFER on: 202 (with Refer-Sub: false when asked), and the
+ * object that reports its outcome; NULL after a 500.
+ */
+static struct sig_refer *
+refer_new(struct sig *s, nua_handle_t *nh, const sip_t *sip, tagi_t tags[],
+	  const struct sig_conf *c, const char *target, bool *new_dialogp)
+{
+	sip_event_t const *event = NULL;
+	struct sig_refer *r = calloc(1, sizeof(*r));
+
+	if (r == NULL) {
+		refer_reject(s, nh, SIP_500_INTERNAL_SERVER_ERROR);
+		return NULL;
+	}
+	su_home_init(r->home);
+	r->s = s;
+	r->nh = nh;
+	/* Sofia sends a first NOTIFY itself only for a REFER that opened
+	 * its dialog (a handle nothing else uses yet). */
+	*new_dialogp = !sig_handle_in_use(s, nh);
+	r->notify = !refer_sub_false(sip);
+	tl_gets(tags, NUTAG_REFER_EVENT_REF(event), TAG_END());
+	r->event = event ? sip_event_dup(r->home, event)
+			 : sip_event_make(r->home, "refer");
+	r->target = target ? strdup(target) : NULL;
+	TAILQ_INSERT_TAIL(&s->refers, r, link);
+	{
+		su_home_t home[1] = {SU_HOME_INIT(home)};
+
+		nua_respond(nh, SIP_202_ACCEPTED, NUTAG_WITH_THIS(s->nua),
+			    SIPTAG_CONTACT_STR(sig_contact(home, s, c->id)),
+			    TAG_IF(!r->notify, SIPTAG_REFER_SUB_STR("false")),
+			    TAG_END());
+		su_home_deinit(home);
+	}
+	return r;
+}
+
+/* ---- feature referral (draft-audet-sipping-feature-ref) ---------------- */
+
+enum feature {
+	F_UNKNOWN = 0,
+	F_HOLD,
+	F_RETRIEVE,
+	F_CLEAR,
+	F_LATER, /* defined by the draft, not carried out yet */
+};
+
+static enum feature
+feature_parse(const char *name)
+{
+	static const char *const later[] = {
+		"AnswerCall",	   "DeflectCall",   "SingleStepTransfer",
+		"ConferenceCalls", "SeparateCalls",
+	};
+
+	if (strcasecmp(name, "HoldCall") == 0)
+		return F_HOLD;
+	if (strcasecmp(name, "RetrieveCall") == 0)
+		return F_RETRIEVE;
+	if (strcasecmp(name, "ClearConnection") == 0)
+		return F_CLEAR;
+	for (size_t i = 0; i < FC_ARRAY_SIZE(later); i++) {
+		if (strcasecmp(name, later[i]) == 0)
+			return F_LATER;
+	}
+	return F_UNKNOWN;
+}
+
+/* Does the feature apply to leg l as it is now? */
+static bool
+feature_applies(enum feature f, const struct sig_leg *l)
+{
+	if (l->releasing || l->moving || l->reinviting || l->refer ||
+	    l->nh == NULL || l->state == SIG_LEG_DISCONNECTING)
+		return false;
+	switch (f) {
+	case F_HOLD:
+		return !l->focus_hold && (l->state == SIG_LEG_CONNECTED ||
+					  l->state == SIG_LEG_ON_HOLD);
+	case F_RETRIEVE:
+		return l->focus_hold;
+	case F_CLEAR:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * A REFER whose Refer-To is urn:feature:NAME asks the focus, as the
+ * Refer-Recipient, to act on its own dialog named by Target-Dialog (RFC
+ * 4538). Returns false if Refer-To is no feature URN; otherwise the
+ * REFER has been answered:
+ *   400 unknown feature, or Target-Dialog missing or malformed;
+ *   401/403 the sender is not an authenticated owner or moderator;
+ *   481 no such dialog;
+ *   488 the feature does not apply to the dialog's state;
+ *   501 a feature of the draft not carried out yet;
+ *   202 and sipfrag NOTIFYs with the outcome.
+ * HoldCall re-INVITEs the participant with sendonly: it leaves the mix
+ * and hears nothing, RFC 4575 status on-hold. RetrieveCall re-INVITEs
+ * sendrecv. ClearConnection hangs up a confirmed leg (BYE, booted) and
+ * cancels a dial-out still ringing.
+ */
+static bool
+refer_feature(struct sig *s, nua_handle_t *nh, const sip_t *sip, tagi_t tags[],
+	      struct sig_conf *c, const sip_refer_to_t *rt)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	char *uri = url_as_string(home, rt->r_url), name[64];
+	struct sig_dialog_id td;
+	struct sig_leg *leg;
+	struct sig_refer *r;
+	enum feature f;
+	bool new_dialog;
+	size_t n;
+	int err;
+
+	if (uri == NULL || strncasecmp(uri, "urn:feature:", 12) != 0) {
+		su_home_deinit(home);
+		return false;
+	}
+	n = strcspn(uri + 12, ";?");
+	snprintf(name, sizeof(name), "%.*s", (int)(n < 63 ? n : 63), uri + 12);
+	su_home_deinit(home);
+	f = feature_parse(name);
+	if (f == F_UNKNOWN) {
+		refer_reject(s, nh, 400, "Bad Request - Unknown Feature");
+		return true;
+	}
+	if (f == F_LATER) {
+		refer_reject(s, nh, 501,
+			     "Not Implemented - Feature Not Offered");
+		return true;
+	}
+	err = sig_dialog_id_find(&td, sip, "Target-Dialog", "local-tag",
+				 "remote-tag");
+	if (err) {
+		refer_reject(s, nh, 400,
+			     err == ENOENT
+				     ? "Bad Request - Target-Dialog Required"
+				     : "Bad Request - Malformed Target-Dialog");
+		return true;
+	}
+	if (!sig_auth_require(s, nh, sip, c, NULL, "control calls"))
+		return true;
+	leg = sig_leg_by_dialog(s, td.call_id, td.tag1, td.tag2);
+	if (leg == NULL || leg->conf != c) { /* only this conference's */
+		refer_reject(s, nh, 481, "Call/Transaction Does Not Exist");
+		return true;
+	}
+	if (!feature_applies(f, leg)) {
+		refer_reject(s, nh, 488,
+			     "Not Acceptable Here - Feature Not Applicable");
+		return true;
+	}
+	r = refer_new(s, nh, sip, tags, leg->conf, leg->peer_uri, &new_dialog);
+	if (r == NULL)
+		return true;
+	FC_INFO("sig", "feature %s on %s in conference %s", name,
+		leg->peer_uri ? leg->peer_uri : "?", leg->conf->id);
+	if (!new_dialog)
+		refer_notify(r, 100, "Trying", false);
+
+	switch (f) {
+	case F_HOLD:
+	case F_RETRIEVE:
+		leg->refer = r; /* the re-INVITE's answer ends it */
+		leg->focus_hold_prev = leg->focus_hold;
+		leg->focus_hold = f == F_HOLD;
+		leg->offer_mode = f == F_HOLD ? sdp_sendonly : sdp_sendrecv;
+		sig_leg_reinvite(leg);
+		break;
+	case F_CLEAR:
+		if (leg->state == SIG_LEG_DIALING_OUT ||
+		    leg->state == SIG_LEG_ALERTING) {
+			/* Still ringing: CANCEL, and that is the outcome. */
+			leg->disconnection = "booted";
+			leg->state = SIG_LEG_DISCONNECTING;
+			nua_cancel(leg->nh, TAG_END());
+			refer_finish(r, 200, "OK");
+		} else {
+			leg->refer = r; /* the BYE's answer ends it */
+			leg->disconnection = "booted";
+			leg->state = SIG_LEG_DISCONNECTING;
+			sig_confevent_changed(leg->conf, leg, NULL);
+			nua_bye(leg->nh, TAG_END());
+		}
+		break;
+	default:
+		break;
+	}
+	return true;
+}
+
 /* nua_i_refer: we answer every REFER ourselves (NUTAG_APPL_METHOD). */
 void
 sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
@@ -230,7 +427,6 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 {
 	const char *user = sip->sip_request->rq_url->url_user;
 	const sip_refer_to_t *rt = sip->sip_refer_to;
-	sip_event_t const *event = NULL;
 	struct sig_conf *c;
 	struct sig_refer *r;
 	char *target;
@@ -250,6 +446,8 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 		refer_reject(s, nh, 404, "Conference Not Found");
 		return;
 	}
+	if (refer_feature(s, nh, sip, tags, c, rt))
+		return; /* urn:feature:..., draft-audet-sipping-feature-ref */
 	if (rt->r_url->url_type != url_sip && rt->r_url->url_type != url_sips) {
 		refer_reject(s, nh, 400,
 			     "Bad Request - Refer-To Must Be a SIP URI");
@@ -266,21 +464,6 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 	    !sig_auth_require(s, nh, sip, c, NULL, "remove participants"))
 		return;
 
-	r = calloc(1, sizeof(*r));
-	if (r == NULL) {
-		refer_reject(s, nh, SIP_500_INTERNAL_SERVER_ERROR);
-		return;
-	}
-	su_home_init(r->home);
-	r->s = s;
-	r->nh = nh;
-	/* Sofia sends a first NOTIFY itself only for a REFER that opened
-	 * its dialog (a handle nothing else uses yet). */
-	new_dialog = !sig_handle_in_use(s, nh);
-	r->notify = !refer_sub_false(sip);
-	tl_gets(tags, NUTAG_REFER_EVENT_REF(event), TAG_END());
-	r->event = event ? sip_event_dup(r->home, event)
-			 : sip_event_make(r->home, "refer");
 	{
 		url_t u = *rt->r_url;
 		char *t;
@@ -291,21 +474,16 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 		target = t ? strdup(t) : NULL;
 		su_free(NULL, t);
 	}
-	r->target = target;
-	TAILQ_INSERT_TAIL(&s->refers, r, link);
-
-	{
-		su_home_t home[1] = {SU_HOME_INIT(home)};
-
-		nua_respond(nh, SIP_202_ACCEPTED, NUTAG_WITH_THIS(s->nua),
-			    SIPTAG_CONTACT_STR(sig_contact(home, s, c->id)),
-			    TAG_IF(!r->notify, SIPTAG_REFER_SUB_STR("false")),
-			    TAG_END());
-		su_home_deinit(home);
+	r = refer_new(s, nh, sip, tags, c, target, &new_dialog);
+	if (r == NULL) {
+		free(target);
+		return;
 	}
 	FC_INFO("sig", "conference %s: REFER to %s %s%s", c->id,
 		bye ? "remove" : "bring in", target ? target : "?",
 		r->notify ? "" : " (no NOTIFYs)");
+	free(target);
+	target = NULL;
 	if (bye) {
 		refer_remove(r, c);
 		return;
@@ -316,7 +494,7 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 	if (!new_dialog)
 		refer_notify(r, 100, "Trying", false);
 
-	err = target ? sig_dialout(NULL, c, target, r) : ENOMEM;
+	err = r->target ? sig_dialout(NULL, c, r->target, r) : ENOMEM;
 	if (err)
 		refer_finish(r, err == EINVAL ? 400 : 503,
 			     err == EINVAL ? "Bad Request"

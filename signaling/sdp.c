@@ -236,7 +236,7 @@ sdp_print_ours(su_home_t *home, const struct sig_leg *l, bool offer)
 	char ip[INET_ADDRSTRLEN], media[256];
 	const struct sig_media *m = &l->media;
 	sdp_mode_t mode =
-		offer ? sdp_sendrecv : sig_sdp_mode_answer(m->peer_mode);
+		offer ? l->offer_mode : sig_sdp_mode_answer(m->peer_mode);
 
 	inet_ntop(AF_INET, &(struct in_addr){dp_rtp_addr(l->s->dp).s_addr}, ip,
 		  sizeof(ip));

@@ -96,6 +96,9 @@ struct sig_leg {
 	bool quiet;	 /* replaced (RFC 4579 4.9): leaves without a NOTIFY */
 	bool reinviting; /* our re-INVITE (a move) is out */
 	bool moving;	 /* between the old worker's detach and the attach */
+	bool focus_hold; /* the focus holds it (urn:feature:HoldCall) */
+	bool focus_hold_prev;  /* before the hold/retrieve re-INVITE */
+	sdp_mode_t offer_mode; /* the direction of our offers */
 	bool uas;	 /* the participant called us (we chose the To tag) */
 	char digits[66]; /* what a caller keyed in the lobby so far */
 	unsigned n_digits;
@@ -173,6 +176,9 @@ struct sig_leg *sig_leg_by_dialog(struct sig *s, const char *call_id,
  * EBUSY (leg going), or a media-plane errno.
  */
 int sig_leg_move(struct sig_leg *l, struct sig_conf *dst);
+/* A re-INVITE of l with our offer (l->offer_mode) and l's conference's
+ * isfocus Contact; its answer comes to reinvite_answered (dialout.c). */
+void sig_leg_reinvite(struct sig_leg *l);
 /* Fill in our dialog tag from a request in the dialog (the ACK). */
 void sig_leg_learn_tags(struct sig_leg *l, const sip_t *sip);
 void sig_maybe_finish(struct sig *s);
