@@ -710,7 +710,9 @@ sig_leg_move(struct sig_leg *l, struct sig_conf *dst)
 	dst->empty_until = 0;
 	FC_INFO("sig", "%s moves from conference %s to %s",
 		l->peer_uri ? l->peer_uri : "?", old->id, dst->id);
-	sig_confevent_changed(dst, l, NULL);	/* The participant learns its new focus URI from a target refresh. */
+	sig_confevent_changed(dst, l, NULL);
+
+	/* The participant learns its new focus URI from a target refresh. */
 	l->focus_hold_prev = l->focus_hold;
 	sig_leg_reinvite(l);
 
