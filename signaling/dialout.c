@@ -179,8 +179,11 @@ sig_dialout_event(struct sig *s, nua_event_t event, int status,
 	} else if (status >= 300) {
 		FC_INFO("sig", "%s did not answer: %d %s", l->peer_uri, status,
 			phrase ? phrase : "");
-		l->disconnection =
-			status == 486 || status == 600 ? "busy" : "failed";
+		/* Cancelled by ClearConnection: booted already, keep it. */
+		if (l->disconnection == NULL)
+			l->disconnection = status == 486 || status == 600
+						   ? "busy"
+						   : "failed";
 		/* nua_i_state terminated follows and releases the leg. */
 	}
 }
