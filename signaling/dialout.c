@@ -82,19 +82,33 @@ sig_dialout(struct sig_leg **lp, struct sig_conf *c, const char *target,
 	return 0;
 }
 
+/*
+ * The dialog's Call-ID and tags from a response to our INVITE: known
+ * from the first provisional one, so that Target-Dialog can name a
+ * dial-out still ringing (ClearConnection cancels it).
+ */
+static void
+dialout_learn(struct sig_leg *l, const sip_t *sip, bool final)
+{
+	if (sip == NULL)
+		return;
+	if (sip->sip_call_id && l->call_id == NULL)
+		l->call_id = sig_clean_text(sip->sip_call_id->i_id);
+	if (sip->sip_from && sip->sip_from->a_tag && l->from_tag == NULL)
+		l->from_tag = sig_clean_text(sip->sip_from->a_tag);
+	if (sip->sip_to && sip->sip_to->a_tag && (final || !l->to_tag)) {
+		free(l->to_tag);
+		l->to_tag = sig_clean_text(sip->sip_to->a_tag);
+	}
+}
+
 static void
 dialout_answered(struct sig *s, struct sig_leg *l, const sip_t *sip)
 {
 	struct sig_media media;
 	const char *phrase;
-	int status;
-
-	if (sip->sip_call_id && l->call_id == NULL)
-		l->call_id = sig_clean_text(sip->sip_call_id->i_id);
-	if (sip->sip_from && sip->sip_from->a_tag && l->from_tag == NULL)
-		l->from_tag = sig_clean_text(sip->sip_from->a_tag);
-	if (sip->sip_to && sip->sip_to->a_tag && l->to_tag == NULL)
-		l->to_tag = sig_clean_text(sip->sip_to->a_tag);
+	int status; /* The 2xx's To tag is the dialog's, whatever early ones said. */
+	dialout_learn(l, sip, true);
 	if (sip->sip_contact) {
 		char *u = url_as_string(NULL, sip->sip_contact->m_url);
 
@@ -170,6 +184,8 @@ sig_dialout_event(struct sig *s, nua_event_t event, int status,
 		reinvite_answered(s, l, status, phrase, sip);
 		return;
 	}
+	if (status < 200 && !l->reinviting)
+		dialout_learn(l, sip, false);
 	if (status == 180 || status == 183) {
 		sig_leg_set_state(l, SIG_LEG_ALERTING);
 	} else if (status >= 200 && status < 300) {
