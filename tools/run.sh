@@ -13,6 +13,7 @@ cat <<INFO
 focusd is starting. To join a conference, dial from any SIP phone (G.711):
     sip:room1@127.0.0.1        joins (and creates) conference "room1"
     sip:conf@127.0.0.1         the factory: creates a new conference
+    sip:join@127.0.0.1         the conference application: key a number, then #
 or with SIPp, from another terminal (plays nothing, holds the call 30 s):
     sipp -sf tests/sipp/uac_join.xml -s room1 127.0.0.1:5060 -m 1 \\
          -i 127.0.0.1 -p 5070 -key rtp_port 40000 -key pause_ms 30000 \\
