@@ -593,6 +593,71 @@ mgmt_conf_dialout(struct mgmt_client *c, json_t *id, json_t *params)
 	}
 }
 
+/* Manual admission on or off for a conference. */
+static void
+mgmt_conf_admission(struct mgmt_client *c, json_t *id, json_t *params)
+{
+	static const char usage[] = "conference.admission takes {\"id\": "
+				    "STRING, \"mode\": \"manual\" or \"auto\"}";
+	const char *conf_id, *mode;
+
+	if (!json_is_object(params) || json_object_size(params) != 2 ||
+	    !json_is_string(json_object_get(params, "id")) ||
+	    !json_is_string(json_object_get(params, "mode"))) {
+		mgmt_reply_bad_params(c, id, usage);
+		return;
+	}
+	conf_id = json_string_value(json_object_get(params, "id"));
+	mode = json_string_value(json_object_get(params, "mode"));
+	if (strcmp(mode, "manual") != 0 && strcmp(mode, "auto") != 0) {
+		mgmt_reply_bad_params(c, id, usage);
+		return;
+	}
+	if (sig_conf_set_admission(c->m->s, conf_id,
+				   strcmp(mode, "manual") == 0) != 0) {
+		mgmt_reply_no_conf(c, id, conf_id);
+		return;
+	}
+	mgmt_reply_result(c, id,
+			  json_pack("{s:s,s:s}", "id", conf_id, "mode", mode));
+}
+
+/* Answer a caller waiting for manual admission. */
+static void
+mgmt_participant_admit(struct mgmt_client *c, json_t *id, json_t *params)
+{
+	static const char usage[] = "participant.admit takes {\"id\": "
+				    "CONFERENCE, \"participant\": CALL-ID or "
+				    "URI}";
+	const char *conf_id, *who;
+	int err;
+
+	if (!json_is_object(params) || json_object_size(params) != 2 ||
+	    !json_is_string(json_object_get(params, "id")) ||
+	    !json_is_string(json_object_get(params, "participant"))) {
+		mgmt_reply_bad_params(c, id, usage);
+		return;
+	}
+	conf_id = json_string_value(json_object_get(params, "id"));
+	who = json_string_value(json_object_get(params, "participant"));
+	err = sig_conf_admit(c->m->s, conf_id, who);
+	if (err == 0)
+		mgmt_reply_result(c, id,
+				  json_pack("{s:s,s:s}", "id", conf_id,
+					    "participant", who));
+	else if (err == ENOENT)
+		mgmt_reply_no_conf(c, id, conf_id);
+	else if (err == ESRCH)
+		mgmt_reply_error(c, id, MGMT_RPC_NO_PARTICIPANT,
+				 "no such participant",
+				 json_pack("{s:s,s:s}", "id", conf_id,
+					   "participant", who));
+	else
+		mgmt_reply_error(c, id, MGMT_RPC_BUSY_STATE,
+				 "participant is not waiting for admission",
+				 json_pack("{s:s}", "participant", who));
+}
+
 /* RFC 4579 4.10: move a participant to another conference. */
 static void
 mgmt_participant_move(struct mgmt_client *c, json_t *id, json_t *params)
@@ -787,6 +852,8 @@ static const struct {
 	{"stats", mgmt_stats},
 	{"conference.dialout", mgmt_conf_dialout},
 	{"participant.move", mgmt_participant_move},
+	{"participant.admit", mgmt_participant_admit},
+	{"conference.admission", mgmt_conf_admission},
 };
 
 /* Requests. */

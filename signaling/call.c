@@ -437,9 +437,37 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 		l->peer_uri ? l->peer_uri : "?", c->id,
 		mix_codec_name(media.codec), l->ep.local_port,
 		sig_sdp_mode_name(media.peer_mode));
-	respond_2xx(l, nh, media.port == 0);
+	if (c->manual && !replaced) {
+		/* Manual admission: an early dialog until admitted. */
+		su_home_t home[1] = {SU_HOME_INIT(home)};
+
+		l->awaiting = true;
+		l->state = SIG_LEG_PENDING;
+		sig_leg_media_update(l, &l->media);
+		nua_respond(nh, SIP_180_RINGING,
+			    SIPTAG_CONTACT_STR(sig_contact(home, s, c->id)),
+			    TAG_END());
+		su_home_deinit(home);
+	} else {
+		respond_2xx(l, nh, media.port == 0);
+	}
 	if (!replaced)
 		sig_confevent_changed(c, l, NULL);
+}
+
+int
+sig_leg_admit(struct sig_leg *l)
+{
+	if (!l->awaiting || l->releasing || l->nh == NULL)
+		return EALREADY;
+	l->awaiting = false;
+	l->state = SIG_LEG_DIALING_IN;
+	sig_leg_media_update(l, &l->media);
+	respond_2xx(l, l->nh, l->media.port == 0);
+	FC_INFO("sig", "%s admitted to conference %s",
+		l->peer_uri ? l->peer_uri : "?", l->conf->id);
+	sig_confevent_changed(l->conf, l, NULL);
+	return 0;
 }
 
 enum sig_leg_state

@@ -142,6 +142,8 @@ sig_leg_state_name(enum sig_leg_state st)
 		return "dialing-out";
 	case SIG_LEG_ALERTING:
 		return "alerting";
+	case SIG_LEG_PENDING:
+		return "pending";
 	}
 	return "?";
 }
@@ -368,9 +370,11 @@ leg_params(struct sig_leg *l)
 	p->remote_port = htons(m->port);
 	/* A held leg (sendonly or inactive) leaves the mix and hears
 	 * nothing; a recvonly peer only listens. */
-	p->mix_in = m->peer_mode == sdp_sendrecv && !l->focus_hold;
-	/* Held by the focus: nothing of the conference reaches it either. */
-	p->mix_out = (m->peer_mode & sdp_recvonly) != 0 && !l->focus_hold;
+	p->mix_in =
+		m->peer_mode == sdp_sendrecv && !l->focus_hold && !l->awaiting;
+	/* Held by the focus: nothing of the conference reaches it either. */ p
+		->mix_out = (m->peer_mode & sdp_recvonly) != 0 &&
+			    !l->focus_hold && !l->awaiting;
 }
 
 int
@@ -514,6 +518,15 @@ sig_leg_by_dialog(struct sig *s, const char *call_id, const char *tag1,
 		TAILQ_FOREACH(l, &c->legs, link) {
 			if (l->releasing || !tag_eq(l->call_id, call_id))
 				continue;
+			if (l->to_tag == NULL && l->uas) {
+				/* An early dialog we answered 180: nua does
+				 * not tell us our tag before the ACK, so the
+				 * Call-ID and the caller's tag must do. */
+				if (tag_eq(l->from_tag, tag1) ||
+				    tag_eq(l->from_tag, tag2))
+					return l;
+				continue;
+			}
 			if ((tag_eq(l->from_tag, tag1) &&
 			     tag_eq(l->to_tag, tag2)) ||
 			    (tag_eq(l->from_tag, tag2) &&
@@ -721,6 +734,51 @@ sig_leg_move(struct sig_leg *l, struct sig_conf *dst)
 	return 0;
 }
 
+/* A participant of c by Call-ID, URI or AOR. */
+static struct sig_leg *
+conf_leg_find(struct sig_conf *c, const char *who)
+{
+	struct sig_leg *l;
+
+	TAILQ_FOREACH(l, &c->legs, link) {
+		if ((l->call_id && strcmp(l->call_id, who) == 0) ||
+		    (l->peer_uri && (strcmp(l->peer_uri, who) == 0 ||
+				     sig_same_aor(l->peer_uri, who))))
+			return l;
+	}
+	return NULL;
+}
+
+int
+sig_conf_admit(struct sig *s, const char *id, const char *who)
+{
+	struct sig_conf *c;
+	struct sig_leg *l;
+
+	if (s == NULL || id == NULL || who == NULL)
+		return EINVAL;
+	c = sig_conf_find(s, id);
+	if (c == NULL)
+		return ENOENT;
+	l = conf_leg_find(c, who);
+	if (l == NULL)
+		return ESRCH;
+	return sig_leg_admit(l);
+}
+
+int
+sig_conf_set_admission(struct sig *s, const char *id, bool manual)
+{
+	struct sig_conf *c = s && id ? sig_conf_find(s, id) : NULL;
+
+	if (c == NULL)
+		return ENOENT;
+	c->manual = manual;
+	FC_INFO("sig", "conference %s: %s admission", c->id,
+		manual ? "manual" : "automatic");
+	return 0;
+}
+
 int
 sig_conf_move(struct sig *s, const char *from_id, const char *who,
 	      const char *to_id)
@@ -737,12 +795,7 @@ sig_conf_move(struct sig *s, const char *from_id, const char *who,
 		return ENOENT;
 	if (!sig_conf_id_valid(s, to_id))
 		return EINVAL;
-	TAILQ_FOREACH(l, &src->legs, link) {
-		if ((l->call_id && strcmp(l->call_id, who) == 0) ||
-		    (l->peer_uri && (strcmp(l->peer_uri, who) == 0 ||
-				     sig_same_aor(l->peer_uri, who))))
-			break;
-	}
+	l = conf_leg_find(src, who);
 	if (l == NULL)
 		return ESRCH;
 	dst = sig_conf_find(s, to_id);

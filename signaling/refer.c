@@ -269,6 +269,8 @@ enum feature {
 	F_HOLD,
 	F_RETRIEVE,
 	F_CLEAR,
+	F_ANSWER,
+	F_DEFLECT,
 	F_LATER, /* defined by the draft, not carried out yet */
 };
 
@@ -276,8 +278,9 @@ static enum feature
 feature_parse(const char *name)
 {
 	static const char *const later[] = {
-		"AnswerCall",	   "DeflectCall",   "SingleStepTransfer",
-		"ConferenceCalls", "SeparateCalls",
+		"SingleStepTransfer",
+		"ConferenceCalls",
+		"SeparateCalls",
 	};
 
 	if (strcasecmp(name, "HoldCall") == 0)
@@ -286,6 +289,10 @@ feature_parse(const char *name)
 		return F_RETRIEVE;
 	if (strcasecmp(name, "ClearConnection") == 0)
 		return F_CLEAR;
+	if (strcasecmp(name, "AnswerCall") == 0)
+		return F_ANSWER;
+	if (strcasecmp(name, "DeflectCall") == 0)
+		return F_DEFLECT;
 	for (size_t i = 0; i < FC_ARRAY_SIZE(later); i++) {
 		if (strcasecmp(name, later[i]) == 0)
 			return F_LATER;
@@ -308,6 +315,9 @@ feature_applies(enum feature f, const struct sig_leg *l)
 		return l->focus_hold;
 	case F_CLEAR:
 		return true;
+	case F_ANSWER:
+	case F_DEFLECT:
+		return l->awaiting; /* an incoming call not answered yet */
 	default:
 		return false;
 	}
@@ -334,7 +344,7 @@ refer_feature(struct sig *s, nua_handle_t *nh, const sip_t *sip, tagi_t tags[],
 	      struct sig_conf *c, const sip_refer_to_t *rt)
 {
 	su_home_t home[1] = {SU_HOME_INIT(home)};
-	char *uri = url_as_string(home, rt->r_url), name[64];
+	char *uri = url_as_string(home, rt->r_url), name[64], target[256] = "";
 	struct sig_dialog_id td;
 	struct sig_leg *leg;
 	struct sig_refer *r;
@@ -349,8 +359,21 @@ refer_feature(struct sig *s, nua_handle_t *nh, const sip_t *sip, tagi_t tags[],
 	}
 	n = strcspn(uri + 12, ";?");
 	snprintf(name, sizeof(name), "%.*s", (int)(n < 63 ? n : 63), uri + 12);
+	{
+		const char *t = strstr(uri + 12, ";target=");
+		size_t k = t ? strcspn(t + 8, ";?") : 0;
+
+		if (t && k > 0 && k < sizeof(target))
+			snprintf(target, sizeof(target), "%.*s", (int)k, t + 8);
+	}
 	su_home_deinit(home);
 	f = feature_parse(name);
+	if (f == F_DEFLECT &&
+	    (target[0] == '\0' || strncasecmp(target, "sip", 3) != 0)) {
+		refer_reject(s, nh, 400,
+			     "Bad Request - DeflectCall Needs a SIP target");
+		return true;
+	}
 	if (f == F_UNKNOWN) {
 		refer_reject(s, nh, 400, "Bad Request - Unknown Feature");
 		return true;
@@ -398,9 +421,31 @@ refer_feature(struct sig *s, nua_handle_t *nh, const sip_t *sip, tagi_t tags[],
 		leg->offer_mode = f == F_HOLD ? sdp_sendonly : sdp_sendrecv;
 		sig_leg_reinvite(leg);
 		break;
+	case F_ANSWER:
+		sig_leg_admit(leg);
+		refer_finish(r, 200, "OK");
+		break;
+	case F_DEFLECT: {
+		char contact[300];
+
+		snprintf(contact, sizeof(contact), "<%s>", target);
+		leg->disconnection = "booted";
+		leg->state = SIG_LEG_DISCONNECTING;
+		nua_respond(leg->nh, SIP_302_MOVED_TEMPORARILY,
+			    SIPTAG_CONTACT_STR(contact), TAG_END());
+		refer_finish(r, 200, "OK");
+		break;
+	}
 	case F_CLEAR:
-		if (leg->state == SIG_LEG_DIALING_OUT ||
-		    leg->state == SIG_LEG_ALERTING) {
+		if (leg->awaiting) {
+			/* Not answered yet: 480, as the draft's 5.2. */
+			leg->disconnection = "booted";
+			leg->state = SIG_LEG_DISCONNECTING;
+			nua_respond(leg->nh, SIP_480_TEMPORARILY_UNAVAILABLE,
+				    TAG_END());
+			refer_finish(r, 200, "OK");
+		} else if (leg->state == SIG_LEG_DIALING_OUT ||
+			   leg->state == SIG_LEG_ALERTING) {
 			/* Still ringing: CANCEL, and that is the outcome. */
 			leg->disconnection = "booted";
 			leg->state = SIG_LEG_DISCONNECTING;

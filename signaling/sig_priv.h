@@ -42,8 +42,9 @@ enum sig_leg_state {
 	SIG_LEG_CONNECTED,
 	SIG_LEG_ON_HOLD,
 	SIG_LEG_DISCONNECTING,
-	SIG_LEG_DIALING_OUT, /* our INVITE is out */
-	SIG_LEG_ALERTING,    /* it rings */
+	SIG_LEG_DIALING_OUT,
+	/* our INVITE is out */ SIG_LEG_ALERTING, /* it rings */
+	SIG_LEG_PENDING, /* 180 sent, waiting to be admitted */
 };
 
 /* The media a leg negotiated, from the offer/answer exchange. */
@@ -68,7 +69,8 @@ struct sig_conf {
 	char *uri;
 	char *owner;	      /* AOR of the creator, RFC 4579 4.11's owner */
 	uint64_t empty_until; /* fc_now_ns() when, if still empty, it goes */
-	bool app; /* an application lobby (RFC 4579 4.3), not a conference */
+	bool app;    /* an application lobby (RFC 4579 4.3), not a conference */
+	bool manual; /* admission: callers wait (180) until admitted */
 	unsigned worker;
 	struct mix_conf *mc;
 	TAILQ_HEAD(, sig_leg) legs;
@@ -97,6 +99,7 @@ struct sig_leg {
 	bool reinviting; /* our re-INVITE (a move) is out */
 	bool moving;	 /* between the old worker's detach and the attach */
 	bool focus_hold; /* the focus holds it (urn:feature:HoldCall) */
+	bool awaiting;	 /* manual admission: 180 sent, no 200 yet */
 	bool focus_hold_prev;  /* before the hold/retrieve re-INVITE */
 	sdp_mode_t offer_mode; /* the direction of our offers */
 	bool uas;	 /* the participant called us (we chose the To tag) */
@@ -179,6 +182,9 @@ int sig_leg_move(struct sig_leg *l, struct sig_conf *dst);
 /* A re-INVITE of l with our offer (l->offer_mode) and l's conference's
  * isfocus Contact; its answer comes to reinvite_answered (dialout.c). */
 void sig_leg_reinvite(struct sig_leg *l);
+/* Manual admission: answer a waiting caller with 200 (EALREADY if it
+ * was not waiting). */
+int sig_leg_admit(struct sig_leg *l);
 /* Fill in our dialog tag from a request in the dialog (the ACK). */
 void sig_leg_learn_tags(struct sig_leg *l, const sip_t *sip);
 void sig_maybe_finish(struct sig *s);

@@ -126,6 +126,15 @@ int sig_conf_dialout(struct sig *s, const char *id, const char *uri);
 int sig_conf_move(struct sig *s, const char *from_id, const char *who,
 		  const char *to_id);
 
+/*
+ * Manual admission (feature referral's AnswerCall): with it on, an INVITE
+ * to conference id gets 180 and waits; sig_conf_admit answers it. 0,
+ * ENOENT (no conference), ESRCH (no such participant), EALREADY (it was
+ * not waiting).
+ */
+int sig_conf_set_admission(struct sig *s, const char *id, bool manual);
+int sig_conf_admit(struct sig *s, const char *id, const char *who);
+
 /* Process-wide counters the management socket reports. */
 struct sig_stats {
 	unsigned conferences;

@@ -18,7 +18,7 @@ and the participant's (its From tag), in either order.
 
 1. Refused, all at once, none of which touches anybody: urn:feature:
    FlyAway 400; no Target-Dialog 400; a Target-Dialog without remote-tag
-   400; urn:feature:DeflectCall 501; bob (a user, neither owner nor
+   400; urn:feature:SingleStepTransfer 501; DeflectCall without a target 400; bob (a user, neither owner nor
    moderator) holding carol 401 then 403; alice with a wrong password 401
    then 401; a dialog nobody has 401 then 481; dave's room2 dialog (a leg
    of another conference) 401 then 481; RetrieveCall of bob, who is not
@@ -490,8 +490,10 @@ def body(fd, clock, parts, runs):
          bob.target_dialog(), [400]),
         ("no-td", "alice", PASSWORDS["alice"], "HoldCall", None, [400]),
         ("bad-td", "alice", PASSWORDS["alice"], "HoldCall", bad_td, [400]),
-        ("deflect", "alice", PASSWORDS["alice"], "DeflectCall",
+        ("transfer", "alice", PASSWORDS["alice"], "SingleStepTransfer",
          bob.target_dialog(), [501]),
+        ("deflect-no-target", "alice", PASSWORDS["alice"], "DeflectCall",
+         bob.target_dialog(), [400]),
         ("bob-holds-carol", "bob", PASSWORDS["bob"], "HoldCall",
          carol.target_dialog(), [401, 403]),
         ("wrong-password", "alice", "not-" + PASSWORDS["alice"],
