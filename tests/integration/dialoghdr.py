@@ -35,19 +35,10 @@ from harness import check, fail, log
 
 
 def media_args():
-    """SIPp options that give it media ports of its own.
-
-    SIPp 3.6.1 binds an audio and a video RTP socket at start-up, from -mp
-    (default 6000) upwards; SIPp processes that start at the same moment
-    (this test's, or a parallel test's) race for the same ports and one
-    of them exits with "Unable to bind audio RTP socket". A kernel-chosen
-    even port with the three above it free avoids that."""
-    for _ in range(100):
-        p = harness.free_port(("udp",)) & ~1
-        if p >= 1024 and all(harness._can_bind(q, ("udp",))
-                             for q in range(p, p + 4)):
-            return ["-mp", str(p)]
-    fail("no four free UDP ports in a row for SIPp's media sockets")
+    """SIPp options that give it media ports of its own (SIPp 3.6.1 binds
+    audio and video RTP sockets from -mp upwards; SIPps started at once
+    would race for them): a base reserved by the harness."""
+    return ["-mp", str(harness.free_media_base())]
 
 
 def sipp(fd, scenario, name, **kw):

@@ -127,14 +127,25 @@ def free_port(kinds=("udp",)):
     fail("no free loopback port for %s after 100 tries" % (kinds,))
 
 
+_media_blocks = []   # PortBlocks this process hands SIPp media ports from
+_media_next = 0
+
+
 def free_media_base():
-    """An even port whose next three ports are free too, for SIPp's own
-    media sockets (it binds base, base+2 and the RTCP ports above)."""
-    for _ in range(200):
-        base = free_port(("udp",)) & ~1
+    """An even base of 4 free UDP ports for SIPp's own media sockets (it
+    binds base, base+2 and the RTCP ports above). Taken from blocks this
+    process reserved like RTP ranges (lock files, outside the ephemeral
+    range), so parallel tests and SIPps cannot race for the same ports."""
+    global _media_next
+    while True:
+        if not _media_blocks or _media_next + 4 > RTP_RANGE_SIZE:
+            _media_blocks.append(reserve_port_block(RTP_RANGE_SIZE))
+            _media_next = 0
+        blk = _media_blocks[-1]
+        base = blk.lo + _media_next
+        _media_next += 4
         if all(_can_bind(p, ("udp",)) for p in range(base, base + 4)):
             return base
-    fail("no free media port range for SIPp")
 
 
 def _ephemeral_range():
