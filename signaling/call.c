@@ -331,9 +331,7 @@ replace_leg(struct sig_leg *n, struct sig_leg *old)
 	n->joined = old->joined;
 	n->state = SIG_LEG_CONNECTED;
 	old->quiet = true;
-	old->state = SIG_LEG_DISCONNECTING;
-	if (old->nh)
-		nua_bye(old->nh, TAG_END());
+	sig_leg_hangup(old, NULL);
 }
 
 static void
@@ -519,8 +517,7 @@ hang_up(struct sig_leg *l, const char *why)
 {
 	FC_INFO("sig", "%s: %s, hanging up", l->peer_uri ? l->peer_uri : "?",
 		why);
-	l->state = SIG_LEG_DISCONNECTING;
-	nua_bye(l->nh, TAG_END());
+	sig_leg_hangup(l, NULL);
 }
 
 /*

@@ -344,11 +344,9 @@ leg_media_done(void *arg, int err)
 	if (err) {
 		FC_ERR("sig", "leg %s: media plane refused: %s",
 		       l->call_id ? l->call_id : "?", strerror(err));
-		if (!l->releasing && l->nh) {
-			/* A leg without media is no use to anyone. */
-			l->disconnection = "failed";
-			l->state = SIG_LEG_DISCONNECTING;
-			nua_bye(l->nh, TAG_END());
+		if (!l->releasing &&
+		    l->nh) { /* A leg without media is no use to anyone. */
+			sig_leg_hangup(l, "failed");
 		}
 	}
 	l->pending--;
@@ -538,6 +536,16 @@ sig_leg_by_dialog(struct sig *s, const char *call_id, const char *tag1,
 }
 
 void
+sig_leg_hangup(struct sig_leg *l, const char *disconnection)
+{
+	if (disconnection)
+		l->disconnection = disconnection;
+	l->state = SIG_LEG_DISCONNECTING;
+	if (l->nh)
+		nua_bye(l->nh, TAG_END());
+}
+
+void
 sig_leg_set_state(struct sig_leg *l, enum sig_leg_state st)
 {
 	if (l->state == st)
@@ -650,10 +658,8 @@ leg_moved_detached(void *arg, int err)
 		FC_ERR("sig", "leg %s: detach for a move: %s",
 		       l->peer_uri ? l->peer_uri : "?", strerror(err));
 		if (!l->releasing && l->nh) {
-			l->disconnection = "failed";
-			l->state = SIG_LEG_DISCONNECTING;
 			l->media_up = false;
-			nua_bye(l->nh, TAG_END());
+			sig_leg_hangup(l, "failed");
 		}
 		if (l->releasing && l->pending == 0)
 			leg_free(l);

@@ -125,9 +125,7 @@ dialout_answered(struct sig *s, struct sig_leg *l, const sip_t *sip)
 	    sig_leg_media_update(l, &media) != 0) {
 		FC_INFO("sig", "%s: no usable SDP answer, hanging up",
 			l->peer_uri);
-		l->disconnection = "failed";
-		l->state = SIG_LEG_DISCONNECTING;
-		nua_bye(l->nh, TAG_END());
+		sig_leg_hangup(l, "failed");
 		return;
 	}
 	l->joined = (uint64_t)time(NULL);

@@ -186,6 +186,20 @@ leg_matches(const struct sig_leg *l, const url_t *u)
 }
 
 /*
+ * BYE on leg l for REFER r (RFC 4575 booted), announced as disconnecting
+ * at once; the BYE's answer is r's outcome.
+ */
+static void
+refer_boot(struct sig_refer *r, struct sig_leg *l)
+{
+	l->refer = r;
+	l->disconnection = "booted";
+	l->state = SIG_LEG_DISCONNECTING;
+	sig_confevent_changed(l->conf, l, NULL);
+	sig_leg_hangup(l, NULL);
+}
+
+/*
  * RFC 4579 4.11: the focus sends BYE on its leg with X. The outcome goes
  * back as the sipfrag of the BYE's final response; 404 when X is not in
  * the conference.
@@ -208,11 +222,7 @@ refer_remove(struct sig_refer *r, struct sig_conf *c)
 		refer_finish(r, 404, "Not Found");
 		return;
 	}
-	l->refer = r;
-	l->disconnection = "booted";
-	l->state = SIG_LEG_DISCONNECTING;
-	sig_confevent_changed(c, l, NULL);
-	nua_bye(l->nh, TAG_END());
+	refer_boot(r, l);
 }
 
 static bool
@@ -452,11 +462,7 @@ refer_feature(struct sig *s, nua_handle_t *nh, const sip_t *sip, tagi_t tags[],
 			nua_cancel(leg->nh, TAG_END());
 			refer_finish(r, 200, "OK");
 		} else {
-			leg->refer = r; /* the BYE's answer ends it */
-			leg->disconnection = "booted";
-			leg->state = SIG_LEG_DISCONNECTING;
-			sig_confevent_changed(leg->conf, leg, NULL);
-			nua_bye(leg->nh, TAG_END());
+			refer_boot(r, leg);
 		}
 		break;
 	default:
