@@ -554,14 +554,19 @@ def sipp(scenario, target, service=None, keys=None, sets=None,
 
 # ---------------------------------------------------------------- running
 
-def wait_for(pred, timeout, interval=0.02, what="condition"):
-    """Poll pred() until it returns a true value (returned) or timeout."""
+def wait_for(pred, timeout, interval=0.02, what="condition", state=None):
+    """Poll pred() until it returns a true value (returned) or timeout;
+    then fail naming what, and state() (the state at that time) if
+    given."""
     deadline = time.monotonic() + timeout
     while True:
         v = pred()
         if v:
             return v
         if time.monotonic() >= deadline:
+            if state is not None:
+                fail("%s not within %.1f s; now: %s"
+                     % (what, timeout, state()))
             fail("%s not met within %.1f s" % (what, timeout))
         time.sleep(interval)
 

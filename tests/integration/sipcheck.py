@@ -311,14 +311,7 @@ def wait_response(run, cseq, timeout, what):
 def wait_until(pred, timeout, what, state):
     """Poll pred() every 20 ms until true (its value is returned); after
     timeout seconds fail with what and state(), the state at that time."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            fail("%s not within %.1f s; now: %s" % (what, timeout, state()))
-        time.sleep(0.02)
+    return harness.wait_for(pred, timeout, what=what, state=state)
 
 
 # ---------------------------------------------------------------- A-law
