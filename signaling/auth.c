@@ -37,9 +37,8 @@ static void
 auth_reject(struct sig *s, nua_handle_t *nh, int status, const char *phrase,
 	    const sip_header_t *challenge)
 {
-	nua_respond(nh, status, phrase, NUTAG_WITH_THIS(s->nua),
-		    TAG_IF(challenge, SIPTAG_HEADER(challenge)), TAG_END());
-	sig_handle_release(s, nh);
+	sig_reject(s, nh, status, phrase,
+		   TAG_IF(challenge, SIPTAG_HEADER(challenge)), TAG_END());
 }
 
 bool

@@ -345,11 +345,10 @@ static void
 subscribe_reject(struct sig *s, nua_handle_t *nh, int status,
 		 const char *phrase)
 {
-	nua_respond(nh, status, phrase, NUTAG_WITH_THIS(s->nua),
-		    TAG_IF(status == 489, SIPTAG_ALLOW_EVENTS_STR(CONFEVENT)),
-		    TAG_IF(status == 406, SIPTAG_ACCEPT_STR(CONFINFO_TYPE)),
-		    TAG_END());
-	sig_handle_release(s, nh);
+	sig_reject(s, nh, status, phrase,
+		   TAG_IF(status == 489, SIPTAG_ALLOW_EVENTS_STR(CONFEVENT)),
+		   TAG_IF(status == 406, SIPTAG_ACCEPT_STR(CONFINFO_TYPE)),
+		   TAG_END());
 }
 
 static void

@@ -139,8 +139,7 @@ sig_refer_progress(struct sig_refer *r, int status, const char *phrase)
 static void
 refer_reject(struct sig *s, nua_handle_t *nh, int status, const char *phrase)
 {
-	nua_respond(nh, status, phrase, NUTAG_WITH_THIS(s->nua), TAG_END());
-	sig_handle_release(s, nh);
+	sig_reject(s, nh, status, phrase, TAG_END());
 }
 
 /*

@@ -22,6 +22,7 @@
 #include "signaling/sig_priv.h"
 
 #include <sofia-sip/auth_module.h>
+#include <sofia-sip/su_tagarg.h>
 #include <sofia-sip/su_log.h>
 
 struct sig_fd {
@@ -555,6 +556,18 @@ sig_handle_in_use(struct sig *s, nua_handle_t *nh)
 			return true;
 	}
 	return sig_confevent_owns(s, nh) || sig_refer_owns(s, nh);
+}
+
+void
+sig_reject(struct sig *s, nua_handle_t *nh, int status, const char *phrase,
+	   tag_type_t tag, tag_value_t value, ...)
+{
+	ta_list ta;
+
+	ta_start(ta, tag, value);
+	nua_respond(nh, status, phrase, NUTAG_WITH_THIS(s->nua), ta_tags(ta));
+	(void)ta_end(ta); /* the macro yields 0 */
+	sig_handle_release(s, nh);
 }
 
 void

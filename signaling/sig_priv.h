@@ -225,6 +225,10 @@ bool sig_handle_in_use(struct sig *s, nua_handle_t *nh);
 /* The caller no longer uses nh (its pointer is cleared already):
  * destroy it if nothing else does. */
 void sig_handle_release(struct sig *s, nua_handle_t *nh);
+/* Answer the request being reported with status (extra tags as given),
+ * then release nh. */
+void sig_reject(struct sig *s, nua_handle_t *nh, int status, const char *phrase,
+		tag_type_t tag, tag_value_t value, ...);
 
 /* call.c */
 bool sig_conf_id_valid(const struct sig *s, const char *id);
