@@ -126,6 +126,17 @@ sig_clean_text(const char *text)
 	return text ? clean_text(text, false) : NULL;
 }
 
+/* A URI from the network as cleaned text (see clean_text), malloc'd. */
+char *
+sig_url_text(const url_t *url)
+{
+	char *u = url_as_string(NULL, url);
+	char *out = sig_clean_text(u);
+
+	su_free(NULL, u);
+	return out;
+}
+
 const char *
 sig_leg_state_name(enum sig_leg_state st)
 {
@@ -397,24 +408,16 @@ sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,
 		rnd[2] = (uint32_t)random();
 	}
 	l->sdp_sess_id = ((uint64_t)rnd[0] << 16) ^ rnd[1];
-	if (sip && sip->sip_from) {
-		char *u = url_as_string(NULL, sip->sip_from->a_url);
-
-		l->peer_uri = sig_clean_text(u);
-		su_free(NULL, u);
-	}
+	if (sip && sip->sip_from)
+		l->peer_uri = sig_url_text(sip->sip_from->a_url);
 	if (sip && sip->sip_call_id)
 		l->call_id = sig_clean_text(sip->sip_call_id->i_id);
 	if (sip && sip->sip_from && sip->sip_from->a_display)
 		l->display = sig_unquote(sip->sip_from->a_display);
 	if (sip && sip->sip_from && sip->sip_from->a_tag)
 		l->from_tag = sig_clean_text(sip->sip_from->a_tag);
-	if (sip && sip->sip_contact) {
-		char *u = url_as_string(NULL, sip->sip_contact->m_url);
-
-		l->contact = sig_clean_text(u);
-		su_free(NULL, u);
-	}
+	if (sip && sip->sip_contact)
+		l->contact = sig_url_text(sip->sip_contact->m_url);
 	l->joining = "dialed-in";
 	l->joined = (uint64_t)time(NULL);
 

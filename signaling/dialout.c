@@ -107,16 +107,16 @@ dialout_answered(struct sig *s, struct sig_leg *l, const sip_t *sip)
 {
 	struct sig_media media;
 	const char *phrase;
-	int status; /* The 2xx's To tag is the dialog's, whatever early ones said. */
-	dialout_learn(l, sip, true);
-	if (sip->sip_contact) {
-		char *u = url_as_string(NULL, sip->sip_contact->m_url);
+	int status;
+	char *contact;
 
-		if (u) {
-			free(l->contact);
-			l->contact = sig_clean_text(u);
-		}
-		su_free(NULL, u);
+	/* The 2xx's To tag is the dialog's, whatever early ones said. */
+	dialout_learn(l, sip, true);
+	contact =
+		sip->sip_contact ? sig_url_text(sip->sip_contact->m_url) : NULL;
+	if (contact) {
+		free(l->contact);
+		l->contact = contact;
 	}
 	if (!(sip->sip_payload && sip->sip_payload->pl_len) ||
 	    sig_sdp_offer_parse(&media, s->home, sip->sip_payload->pl_data,

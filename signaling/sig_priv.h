@@ -193,6 +193,7 @@ const char *sig_leg_state_name(enum sig_leg_state st);
 void sig_leg_strings_free(struct sig_leg *l);
 char *sig_unquote(const char *quoted);
 char *sig_clean_text(const char *text);
+char *sig_url_text(const url_t *url);
 /* Our BYE on l's dialog; disconnection (RFC 4575 disconnection-method)
  * if not NULL. The leg is released when nua reports the dialog gone. */
 void sig_leg_hangup(struct sig_leg *l, const char *disconnection);
