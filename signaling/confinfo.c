@@ -12,15 +12,8 @@
  * every node is attached to the document as soon as it exists, so one
  * xmlFreeDoc releases a half-built tree on any path.
  *
- * Text reaches the tree only through xmlNewTextChild and xmlNewProp, so
- * libxml2's serializer does all the escaping (&, <, > and quotes in
- * attributes, tabs and newlines in attributes as character references).
- * libxml2 2.9 does not check every copy it makes when building nodes (a
- * text node whose string copy failed is kept, empty), so add() and attr()
- * check the result of each call and turn a missing piece into ENOMEM
- * rather than a silently shortened document. The document has its own
- * dictionary, so each element name is stored once and a failed name
- * lookup makes the node call fail instead of leaving a nameless node.
+ * The libxml2 helpers and the render skeleton (escaping, checked copies,
+ * one dictionary per document) are xmldoc.c's, shared with dialoginfo.c.
  *
  * Alternatives rejected: string templates printed with snprintf, as
  * sdp.c does. SDP is small and fixed in shape; this document has a dozen
@@ -33,10 +26,7 @@
  * output against the schema at run time would load the schema into every
  * focusd; the unit test does it instead.
  *
- * Threads: any, for different documents at once; libxml2 is thread-safe
- * for separate trees. xmlInitParser runs once, under pthread_once, before
- * the first tree is built; nothing here calls xmlCleanupParser, which
- * would pull libxml2 from under other users in the process.
+ * Threads: any, for different documents at once (see xmldoc.h).
  *
  * Cost, per call (focusd makes one per NOTIFY body, on the control
  * thread): a few allocations for the document and its dictionary, then
@@ -52,7 +42,6 @@
  * Nothing is kept between calls.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +51,7 @@
 #include <libxml/tree.h>
 
 #include "signaling/confinfo.h"
+#include "signaling/xmldoc.h"
 
 #define CI_NS "urn:ietf:params:xml:ns:conference-info"
 /* 9999-12-31T23:59:59Z: xs:dateTime takes longer years, but nobody needs
@@ -93,78 +83,9 @@ static const char *const media_statuses[] = {
 	"recvonly", "sendonly", "sendrecv", "inactive", NULL,
 };
 
-static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
-
-static void
-xml_init(void)
-{
-	xmlInitParser();
-}
-
 /*
  * The first pass: what ci_render() refuses with EINVAL.
  */
-
-/* Whether s (NULL counts as absent, so fine) is UTF-8 made only of XML 1.0
- * Chars (section 2.2): no C0 control but tab, LF and CR, no surrogate,
- * U+FFFE or U+FFFF, no overlong or truncated sequence. libxml2 would write
- * most of these into a document no parser takes. */
-static bool
-text_ok(const char *s)
-{
-	static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
-	const unsigned char *p = (const unsigned char *)s;
-
-	if (s == NULL)
-		return true;
-	while (*p != '\0') {
-		uint32_t c = *p;
-		unsigned n;
-
-		if (c < 0x80) {
-			if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
-				return false;
-			p++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			c &= 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			c &= 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			c &= 0x07;
-		} else {
-			return false;
-		}
-		/* A NUL fails the test too, so nothing past it is read. */
-		for (unsigned i = 1; i <= n; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return false;
-			c = c << 6 | (p[i] & 0x3f);
-		}
-		if (c < min[n] || c > 0x10ffff ||
-		    (c >= 0xd800 && c <= 0xdfff) || c == 0xfffe || c == 0xffff)
-			return false;
-		p += n + 1;
-	}
-	return true;
-}
-
-/* Whether s is absent or one of set. */
-static bool
-one_of(const char *s, const char *const *set)
-{
-	if (s == NULL)
-		return true;
-	for (; *set != NULL; set++) {
-		if (strcmp(s, *set) == 0)
-			return true;
-	}
-	return false;
-}
 
 /* RFC 4575 section 5.1: partial and deleted only mean something in a
  * partial notification; a full one describes everything as it is. */
@@ -179,8 +100,8 @@ state_ok(enum ci_state s, bool full_doc)
 static int
 check_media(const struct ci_media *m)
 {
-	if (m->id == NULL || !text_ok(m->id) || !text_ok(m->type) ||
-	    !text_ok(m->label) || !one_of(m->status, media_statuses))
+	if (m->id == NULL || !xd_text_ok(m->id) || !xd_text_ok(m->type) ||
+	    !xd_text_ok(m->label) || !xd_one_of(m->status, media_statuses))
 		return EINVAL;
 	return 0;
 }
@@ -191,14 +112,14 @@ check_endpoint(const struct ci_endpoint *e, bool full_doc)
 	unsigned n_call = (e->call_id != NULL) + (e->from_tag != NULL) +
 			  (e->to_tag != NULL);
 
-	if (!state_ok(e->state, full_doc) || !text_ok(e->entity) ||
-	    !text_ok(e->display) || !text_ok(e->joining_by) ||
-	    !text_ok(e->disconnection_reason) || !text_ok(e->call_id) ||
-	    !text_ok(e->from_tag) || !text_ok(e->to_tag))
+	if (!state_ok(e->state, full_doc) || !xd_text_ok(e->entity) ||
+	    !xd_text_ok(e->display) || !xd_text_ok(e->joining_by) ||
+	    !xd_text_ok(e->disconnection_reason) || !xd_text_ok(e->call_id) ||
+	    !xd_text_ok(e->from_tag) || !xd_text_ok(e->to_tag))
 		return EINVAL;
-	if (!one_of(e->status, endpoint_statuses) ||
-	    !one_of(e->joining_method, joining_methods) ||
-	    !one_of(e->disconnection_method, disconnection_methods))
+	if (!xd_one_of(e->status, endpoint_statuses) ||
+	    !xd_one_of(e->joining_method, joining_methods) ||
+	    !xd_one_of(e->disconnection_method, disconnection_methods))
 		return EINVAL;
 	if (e->joining_when > CI_MAX_WHEN ||
 	    e->disconnection_when > CI_MAX_WHEN)
@@ -217,14 +138,15 @@ check_endpoint(const struct ci_endpoint *e, bool full_doc)
 static int
 check_user(const struct ci_user *u, bool full_doc)
 {
-	if (u->entity == NULL || u->entity[0] == '\0' || !text_ok(u->entity) ||
-	    !state_ok(u->state, full_doc) || !text_ok(u->display))
+	if (u->entity == NULL || u->entity[0] == '\0' ||
+	    !xd_text_ok(u->entity) || !state_ok(u->state, full_doc) ||
+	    !xd_text_ok(u->display))
 		return EINVAL;
 	if ((u->n_roles > 0 && u->roles == NULL) ||
 	    (u->n_endpoints > 0 && u->endpoints == NULL))
 		return EINVAL;
 	for (unsigned i = 0; i < u->n_roles; i++) {
-		if (u->roles[i] == NULL || !text_ok(u->roles[i]))
+		if (u->roles[i] == NULL || !xd_text_ok(u->roles[i]))
 			return EINVAL;
 	}
 	for (unsigned i = 0; i < u->n_endpoints; i++) {
@@ -239,26 +161,26 @@ check_doc(const struct ci_doc *d)
 {
 	bool full = d->state == CI_FULL;
 
-	if (d->entity == NULL || d->entity[0] == '\0' || !text_ok(d->entity))
+	if (d->entity == NULL || d->entity[0] == '\0' || !xd_text_ok(d->entity))
 		return EINVAL;
 	if (d->state != CI_FULL && d->state != CI_PARTIAL)
 		return EINVAL;
 	if (d->have_description) {
-		if (!text_ok(d->display) || !text_ok(d->subject))
+		if (!xd_text_ok(d->display) || !xd_text_ok(d->subject))
 			return EINVAL;
 		if (d->n_conf_uris > 0 && d->conf_uris == NULL)
 			return EINVAL;
 		for (unsigned i = 0; i < d->n_conf_uris; i++) {
 			if (d->conf_uris[i] == NULL ||
-			    !text_ok(d->conf_uris[i]))
+			    !xd_text_ok(d->conf_uris[i]))
 				return EINVAL;
 		}
 		if (d->n_media_types > 4)
 			return EINVAL;
 		for (unsigned i = 0; i < d->n_media_types; i++) {
 			if (d->media_types[i] == NULL ||
-			    !text_ok(d->media_types[i]) ||
-			    !text_ok(d->media_labels[i]))
+			    !xd_text_ok(d->media_types[i]) ||
+			    !xd_text_ok(d->media_labels[i]))
 				return EINVAL;
 		}
 	}
@@ -280,49 +202,10 @@ check_doc(const struct ci_doc *d)
  * libxml2 ran out of memory; what it built so far is already in the tree.
  */
 
-/* A child element of parent in parent's namespace, with text (escaped by
- * the serializer) unless text is NULL. */
-static xmlNodePtr
-add(xmlNodePtr parent, const char *name, const char *text)
-{
-	xmlNodePtr n;
-
-	if (text != NULL)
-		n = xmlNewTextChild(parent, parent->ns, BAD_CAST name,
-				    BAD_CAST text);
-	else
-		n = xmlNewChild(parent, parent->ns, BAD_CAST name, NULL);
-	if (n == NULL || n->name == NULL)
-		return NULL;
-	/* A text node whose copy failed is kept without content. */
-	if (text != NULL &&
-	    (n->children == NULL || n->children->content == NULL))
-		return NULL;
-	return n;
-}
-
-static bool
-attr(xmlNodePtr n, const char *name, const char *value)
-{
-	xmlAttrPtr a = xmlNewProp(n, BAD_CAST name, BAD_CAST value);
-
-	return a != NULL && a->name != NULL && a->children != NULL &&
-	       a->children->content != NULL;
-}
-
-static xmlNodePtr
-add_uint(xmlNodePtr parent, const char *name, unsigned long long v)
-{
-	char buf[24];
-
-	snprintf(buf, sizeof(buf), "%llu", v);
-	return add(parent, name, buf);
-}
-
 static xmlNodePtr
 add_bool(xmlNodePtr parent, const char *name, bool v)
 {
-	return add(parent, name, v ? "true" : "false");
+	return xd_add(parent, name, v ? "true" : "false");
 }
 
 /* An execution-type element (when, reason, by), left out when all three
@@ -335,7 +218,7 @@ add_execution(xmlNodePtr parent, const char *name, uint64_t when,
 
 	if (when == 0 && reason == NULL && by == NULL)
 		return true;
-	x = add(parent, name, NULL);
+	x = xd_add(parent, name, NULL);
 	if (x == NULL)
 		return false;
 	if (when != 0) {
@@ -346,12 +229,12 @@ add_execution(xmlNodePtr parent, const char *name, uint64_t when,
 		/* check_endpoint bounded when, so neither call fails. */
 		gmtime_r(&t, &tm);
 		strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		if (add(x, "when", buf) == NULL)
+		if (xd_add(x, "when", buf) == NULL)
 			return false;
 	}
-	if (reason != NULL && add(x, "reason", reason) == NULL)
+	if (reason != NULL && xd_add(x, "reason", reason) == NULL)
 		return false;
-	if (by != NULL && add(x, "by", by) == NULL)
+	if (by != NULL && xd_add(x, "by", by) == NULL)
 		return false;
 	return true;
 }
@@ -360,17 +243,17 @@ add_execution(xmlNodePtr parent, const char *name, uint64_t when,
 static bool
 build_media(xmlNodePtr ep, const struct ci_media *m)
 {
-	xmlNodePtr x = add(ep, "media", NULL);
+	xmlNodePtr x = xd_add(ep, "media", NULL);
 
-	if (x == NULL || !attr(x, "id", m->id))
+	if (x == NULL || !xd_attr(x, "id", m->id))
 		return false;
-	if (m->type != NULL && add(x, "type", m->type) == NULL)
+	if (m->type != NULL && xd_add(x, "type", m->type) == NULL)
 		return false;
-	if (m->label != NULL && add(x, "label", m->label) == NULL)
+	if (m->label != NULL && xd_add(x, "label", m->label) == NULL)
 		return false;
-	if (m->have_src_id && add_uint(x, "src-id", m->src_id) == NULL)
+	if (m->have_src_id && xd_add_uint(x, "src-id", m->src_id) == NULL)
 		return false;
-	if (m->status != NULL && add(x, "status", m->status) == NULL)
+	if (m->status != NULL && xd_add(x, "status", m->status) == NULL)
 		return false;
 	return true;
 }
@@ -380,26 +263,26 @@ build_media(xmlNodePtr ep, const struct ci_media *m)
 static bool
 build_endpoint(xmlNodePtr user, const struct ci_endpoint *e)
 {
-	xmlNodePtr x = add(user, "endpoint", NULL);
+	xmlNodePtr x = xd_add(user, "endpoint", NULL);
 
 	if (x == NULL)
 		return false;
-	if (e->entity != NULL && !attr(x, "entity", e->entity))
+	if (e->entity != NULL && !xd_attr(x, "entity", e->entity))
 		return false;
-	if (!attr(x, "state", state_names[e->state]))
+	if (!xd_attr(x, "state", state_names[e->state]))
 		return false;
-	if (e->display != NULL && add(x, "display-text", e->display) == NULL)
+	if (e->display != NULL && xd_add(x, "display-text", e->display) == NULL)
 		return false;
-	if (e->status != NULL && add(x, "status", e->status) == NULL)
+	if (e->status != NULL && xd_add(x, "status", e->status) == NULL)
 		return false;
 	if (e->joining_method != NULL &&
-	    add(x, "joining-method", e->joining_method) == NULL)
+	    xd_add(x, "joining-method", e->joining_method) == NULL)
 		return false;
 	if (!add_execution(x, "joining-info", e->joining_when, NULL,
 			   e->joining_by))
 		return false;
 	if (e->disconnection_method != NULL &&
-	    add(x, "disconnection-method", e->disconnection_method) == NULL)
+	    xd_add(x, "disconnection-method", e->disconnection_method) == NULL)
 		return false;
 	if (!add_execution(x, "disconnection-info", e->disconnection_when,
 			   e->disconnection_reason, NULL))
@@ -409,12 +292,12 @@ build_endpoint(xmlNodePtr user, const struct ci_endpoint *e)
 			return false;
 	}
 	if (e->call_id != NULL) {
-		xmlNodePtr ci = add(x, "call-info", NULL);
-		xmlNodePtr sip = ci != NULL ? add(ci, "sip", NULL) : NULL;
+		xmlNodePtr ci = xd_add(x, "call-info", NULL);
+		xmlNodePtr sip = ci != NULL ? xd_add(ci, "sip", NULL) : NULL;
 
-		if (sip == NULL || add(sip, "call-id", e->call_id) == NULL ||
-		    add(sip, "from-tag", e->from_tag) == NULL ||
-		    add(sip, "to-tag", e->to_tag) == NULL)
+		if (sip == NULL || xd_add(sip, "call-id", e->call_id) == NULL ||
+		    xd_add(sip, "from-tag", e->from_tag) == NULL ||
+		    xd_add(sip, "to-tag", e->to_tag) == NULL)
 			return false;
 	}
 	return true;
@@ -424,20 +307,20 @@ build_endpoint(xmlNodePtr user, const struct ci_endpoint *e)
 static bool
 build_user(xmlNodePtr users, const struct ci_user *u)
 {
-	xmlNodePtr x = add(users, "user", NULL);
+	xmlNodePtr x = xd_add(users, "user", NULL);
 
-	if (x == NULL || !attr(x, "entity", u->entity) ||
-	    !attr(x, "state", state_names[u->state]))
+	if (x == NULL || !xd_attr(x, "entity", u->entity) ||
+	    !xd_attr(x, "state", state_names[u->state]))
 		return false;
-	if (u->display != NULL && add(x, "display-text", u->display) == NULL)
+	if (u->display != NULL && xd_add(x, "display-text", u->display) == NULL)
 		return false;
 	if (u->n_roles > 0) {
-		xmlNodePtr roles = add(x, "roles", NULL);
+		xmlNodePtr roles = xd_add(x, "roles", NULL);
 
 		if (roles == NULL)
 			return false;
 		for (unsigned i = 0; i < u->n_roles; i++) {
-			if (add(roles, "entry", u->roles[i]) == NULL)
+			if (xd_add(roles, "entry", u->roles[i]) == NULL)
 				return false;
 		}
 	}
@@ -453,37 +336,37 @@ build_user(xmlNodePtr users, const struct ci_user *u)
 static bool
 build_description(xmlNodePtr root, const struct ci_doc *d)
 {
-	xmlNodePtr x = add(root, "conference-description", NULL);
+	xmlNodePtr x = xd_add(root, "conference-description", NULL);
 
 	if (x == NULL)
 		return false;
-	if (d->display != NULL && add(x, "display-text", d->display) == NULL)
+	if (d->display != NULL && xd_add(x, "display-text", d->display) == NULL)
 		return false;
-	if (d->subject != NULL && add(x, "subject", d->subject) == NULL)
+	if (d->subject != NULL && xd_add(x, "subject", d->subject) == NULL)
 		return false;
 	if (d->n_conf_uris > 0) {
-		xmlNodePtr uris = add(x, "conf-uris", NULL);
+		xmlNodePtr uris = xd_add(x, "conf-uris", NULL);
 
 		if (uris == NULL)
 			return false;
 		for (unsigned i = 0; i < d->n_conf_uris; i++) {
-			xmlNodePtr entry = add(uris, "entry", NULL);
+			xmlNodePtr entry = xd_add(uris, "entry", NULL);
 
 			if (entry == NULL ||
-			    add(entry, "uri", d->conf_uris[i]) == NULL)
+			    xd_add(entry, "uri", d->conf_uris[i]) == NULL)
 				return false;
 		}
 	}
 	if (d->max_users > 0 &&
-	    add_uint(x, "maximum-user-count", d->max_users) == NULL)
+	    xd_add_uint(x, "maximum-user-count", d->max_users) == NULL)
 		return false;
 	if (d->n_media_types > 0) {
-		xmlNodePtr media = add(x, "available-media", NULL);
+		xmlNodePtr media = xd_add(x, "available-media", NULL);
 
 		if (media == NULL)
 			return false;
 		for (unsigned i = 0; i < d->n_media_types; i++) {
-			xmlNodePtr entry = add(media, "entry", NULL);
+			xmlNodePtr entry = xd_add(media, "entry", NULL);
 			char index[12];
 			const char *label = d->media_labels[i];
 
@@ -491,8 +374,8 @@ build_description(xmlNodePtr root, const struct ci_doc *d)
 				snprintf(index, sizeof(index), "%u", i + 1);
 				label = index;
 			}
-			if (entry == NULL || !attr(entry, "label", label) ||
-			    add(entry, "type", d->media_types[i]) == NULL)
+			if (entry == NULL || !xd_attr(entry, "label", label) ||
+			    xd_add(entry, "type", d->media_types[i]) == NULL)
 				return false;
 		}
 	}
@@ -503,40 +386,32 @@ build_description(xmlNodePtr root, const struct ci_doc *d)
 static bool
 build_doc(xmlDocPtr doc, const struct ci_doc *d, unsigned version)
 {
-	xmlNodePtr root =
-		xmlNewDocNode(doc, NULL, BAD_CAST "conference-info", NULL);
-	xmlNsPtr ns;
+	xmlNodePtr root = xd_root(doc, "conference-info", CI_NS);
 	char buf[16];
 
-	if (root == NULL || root->name == NULL) {
-		xmlFreeNode(root);
+	if (root == NULL)
 		return false;
-	}
-	xmlDocSetRootElement(doc, root);
-	ns = xmlNewNs(root, BAD_CAST CI_NS, NULL);
-	if (ns == NULL || ns->href == NULL)
-		return false;
-	xmlSetNs(root, ns);
 	snprintf(buf, sizeof(buf), "%u", version);
-	if (!attr(root, "entity", d->entity) ||
-	    !attr(root, "state", state_names[d->state]) ||
-	    !attr(root, "version", buf))
+	if (!xd_attr(root, "entity", d->entity) ||
+	    !xd_attr(root, "state", state_names[d->state]) ||
+	    !xd_attr(root, "version", buf))
 		return false;
 	if (d->have_description && !build_description(root, d))
 		return false;
 	if (d->have_state) {
-		xmlNodePtr x = add(root, "conference-state", NULL);
+		xmlNodePtr x = xd_add(root, "conference-state", NULL);
 
 		if (x == NULL ||
-		    add_uint(x, "user-count", d->user_count) == NULL ||
+		    xd_add_uint(x, "user-count", d->user_count) == NULL ||
 		    add_bool(x, "active", d->active) == NULL ||
 		    add_bool(x, "locked", d->locked) == NULL)
 			return false;
 	}
 	if (d->have_users) {
-		xmlNodePtr x = add(root, "users", NULL);
+		xmlNodePtr x = xd_add(root, "users", NULL);
 
-		if (x == NULL || !attr(x, "state", state_names[d->users_state]))
+		if (x == NULL ||
+		    !xd_attr(x, "state", state_names[d->users_state]))
 			return false;
 		for (unsigned i = 0; i < d->n_users; i++) {
 			if (!build_user(x, &d->users[i]))
@@ -546,13 +421,23 @@ build_doc(xmlDocPtr doc, const struct ci_doc *d, unsigned version)
 	return true;
 }
 
+struct ci_job {
+	const struct ci_doc *d;
+	unsigned version;
+};
+
+static bool
+build_job(xmlDocPtr doc, const void *arg)
+{
+	const struct ci_job *j = arg;
+
+	return build_doc(doc, j->d, j->version);
+}
+
 int
 ci_render(char **xmlp, size_t *lenp, const struct ci_doc *d, unsigned version)
 {
-	xmlDocPtr doc = NULL;
-	xmlChar *mem = NULL;
-	int size = 0;
-	char *out = NULL;
+	struct ci_job j = {d, version};
 	int err;
 
 	if (xmlp == NULL || lenp == NULL || d == NULL)
@@ -560,28 +445,5 @@ ci_render(char **xmlp, size_t *lenp, const struct ci_doc *d, unsigned version)
 	err = check_doc(d);
 	if (err != 0)
 		return err;
-
-	pthread_once(&xml_once, xml_init);
-	err = ENOMEM;
-	doc = xmlNewDoc(BAD_CAST "1.0");
-	if (doc == NULL)
-		goto out;
-	doc->dict = xmlDictCreate();
-	if (doc->dict == NULL || !build_doc(doc, d, version))
-		goto out;
-	xmlDocDumpFormatMemoryEnc(doc, &mem, &size, "UTF-8", 1);
-	if (mem == NULL || size <= 0)
-		goto out;
-	out = malloc((size_t)size + 1);
-	if (out == NULL)
-		goto out;
-	memcpy(out, mem, (size_t)size);
-	out[size] = '\0';
-	*xmlp = out;
-	*lenp = (size_t)size;
-	err = 0;
-out:
-	xmlFree(mem);
-	xmlFreeDoc(doc);
-	return err;
+	return xd_render(xmlp, lenp, build_job, &j);
 }
