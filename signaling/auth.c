@@ -41,14 +41,22 @@ auth_reject(struct sig *s, nua_handle_t *nh, int status, const char *phrase,
 		   TAG_IF(challenge, SIPTAG_HEADER(challenge)), TAG_END());
 }
 
-bool
-sig_auth_require(struct sig *s, nua_handle_t *nh, const sip_t *sip,
-		 const struct sig_conf *c, const char *also_user,
-		 const char *what)
+static bool
+is_owner(const struct sig_conf *c, const char *user)
+{
+	char owner[128];
+	const char *o = c ? sig_uri_user(owner, sizeof(owner), c->owner) : NULL;
+
+	return o && strcmp(o, user) == 0;
+}
+
+static bool
+auth_check(struct sig *s, nua_handle_t *nh, const sip_t *sip,
+	   const struct sig_conf *c, const struct sig_conf *c2,
+	   const char *also_user, const char *what)
 {
 	su_home_t home[1] = {SU_HOME_INIT(home)};
 	auth_status_t *as;
-	char owner[128];
 	bool ok = false;
 
 	if (s->auth == NULL) {
@@ -65,10 +73,9 @@ sig_auth_require(struct sig *s, nua_handle_t *nh, const sip_t *sip,
 	as->as_uri = url_as_string(home, sip->sip_request->rq_url);
 	auth_mod_check(s->auth, as, sip, auth_server);
 	if (as->as_status == 0 && as->as_user) {
-		const char *o = sig_uri_user(owner, sizeof(owner), c->owner);
-
 		ok = sig_is_moderator(s, as->as_user) ||
-		     (o && strcmp(o, as->as_user) == 0) ||
+		     (is_owner(c, as->as_user) &&
+		      (c2 == NULL || is_owner(c2, as->as_user))) ||
 		     (also_user && strcmp(also_user, as->as_user) == 0);
 		if (!ok) {
 			FC_INFO("sig", "conference %s: %s may not %s", c->id,
@@ -84,4 +91,20 @@ sig_auth_require(struct sig *s, nua_handle_t *nh, const sip_t *sip,
 	auth_status_unref(as);
 	su_home_deinit(home);
 	return ok;
+}
+
+bool
+sig_auth_require(struct sig *s, nua_handle_t *nh, const sip_t *sip,
+		 const struct sig_conf *c, const char *also_user,
+		 const char *what)
+{
+	return auth_check(s, nh, sip, c, NULL, also_user, what);
+}
+
+bool
+sig_auth_require2(struct sig *s, nua_handle_t *nh, const sip_t *sip,
+		  const struct sig_conf *c, const struct sig_conf *c2,
+		  const char *what)
+{
+	return auth_check(s, nh, sip, c, c2, NULL, what);
 }

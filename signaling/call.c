@@ -139,13 +139,13 @@ respond_2xx(struct sig_leg *l, nua_handle_t *nh, bool offer)
 
 	sdp = sig_leg_sdp(home, l, offer);
 	l->answer_due = offer;
+	l->answered = true;
 	nua_respond(nh, SIP_200_OK,
 		    SIPTAG_CONTACT_STR(
-			    l->conf->app
-				    ? su_sprintf(home, "<sip:%s@%s>",
-						 l->s->opts.application,
-						 l->s->domain)
-				    : sig_contact(home, l->s, l->conf->id)),
+			    l->conf->app ? su_sprintf(home, "<sip:%s@%s>",
+						      l->s->opts.application,
+						      l->s->domain)
+					 : sig_leg_contact(home, l)),
 		    SIPTAG_CONTENT_TYPE_STR("application/sdp"),
 		    SIPTAG_PAYLOAD_STR(sdp), TAG_END());
 	su_home_deinit(home);
@@ -331,6 +331,7 @@ replace_leg(struct sig_leg *n, struct sig_leg *old)
 	n->joined = old->joined;
 	n->state = SIG_LEG_CONNECTED;
 	old->quiet = true;
+	sig_leg_ended_by(old, "replaced", 0);
 	sig_leg_hangup(old, NULL);
 }
 
@@ -443,7 +444,7 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 		l->state = SIG_LEG_PENDING;
 		sig_leg_media_update(l, &l->media);
 		nua_respond(nh, SIP_180_RINGING,
-			    SIPTAG_CONTACT_STR(sig_contact(home, s, c->id)),
+			    SIPTAG_CONTACT_STR(sig_leg_contact(home, l)),
 			    TAG_END());
 		su_home_deinit(home);
 	} else {
@@ -451,6 +452,8 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 	}
 	if (!replaced)
 		sig_confevent_changed(c, l, NULL);
+	else
+		sig_confevent_dialog_changed(c, l, false);
 }
 
 int
@@ -568,12 +571,23 @@ sig_call_event(struct sig *s, nua_event_t event, int status, const char *phrase,
 		break;
 	case nua_i_cancel:
 	case nua_i_bye:
+		if (l)
+			sig_leg_ended_by(l,
+					 event == nua_i_bye ? "remote-bye"
+							    : "cancelled",
+					 event == nua_i_bye ? 0 : 487);
 		FC_DEBUG("sig", "%s from %s", nua_event_name(event),
 			 l && l->peer_uri ? l->peer_uri : "?");
 		break;
 	case nua_i_state:
 		tl_gets(tags, NUTAG_CALLSTATE_REF(callstate), TAG_END());
 		if (callstate == nua_callstate_terminated) {
+			/* Ended by a failure nobody reported: a timeout
+			 * (no ACK, no answer) or a transport error. */
+			if (l && status >= 300)
+				sig_leg_ended_by(
+					l, status == 408 ? "timeout" : "error",
+					(unsigned)status);
 			if (l)
 				sig_leg_release(l);
 			else if (nh)

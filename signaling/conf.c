@@ -420,6 +420,7 @@ sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,
 		l->contact = sig_url_text(sip->sip_contact->m_url);
 	l->joining = "dialed-in";
 	l->joined = (uint64_t)time(NULL);
+	sig_random_id(l->token, sizeof(l->token), "l");
 
 	err = dp_ep_open(s->dp, &l->ep);
 	if (err) {
@@ -539,10 +540,59 @@ sig_leg_by_dialog(struct sig *s, const char *call_id, const char *tag1,
 }
 
 void
+sig_leg_ended_by(struct sig_leg *l, const char *event, unsigned code)
+{
+	if (l->dlg_event == NULL) {
+		l->dlg_event = event;
+		l->dlg_code = code;
+	}
+}
+
+char *
+sig_leg_uri(su_home_t *home, const struct sig_leg *l)
+{
+	return su_sprintf(home, "sip:%s@%s;gr=%s", l->conf->id, l->s->domain,
+			  l->token);
+}
+
+char *
+sig_leg_contact(su_home_t *home, const struct sig_leg *l)
+{
+	return su_sprintf(home, "<%s>;isfocus", sig_leg_uri(home, l));
+}
+
+struct sig_leg *
+sig_request_leg(struct sig *s, const sip_t *sip, bool *named)
+{
+	const url_t *ru = sip->sip_request->rq_url;
+	char token[sizeof(((struct sig_leg *)0)->token)];
+	struct sig_conf *c;
+	struct sig_leg *l;
+
+	*named = ru->url_params &&
+		 url_param(ru->url_params, "gr", token, sizeof(token)) > 0;
+	if (!*named)
+		return NULL;
+	TAILQ_FOREACH(c, &s->confs, link) {
+		TAILQ_FOREACH(l, &c->legs, link) {
+			if (!l->releasing && strcmp(l->token, token) == 0)
+				return l;
+		}
+	}
+	return NULL;
+}
+
+void
 sig_leg_hangup(struct sig_leg *l, const char *disconnection)
 {
 	if (disconnection)
 		l->disconnection = disconnection;
+	/* A leg given up on a media failure ended in error (RFC 4235). */
+	sig_leg_ended_by(l,
+			 disconnection && strcmp(disconnection, "failed") == 0
+				 ? "error"
+				 : "local-bye",
+			 0);
 	l->state = SIG_LEG_DISCONNECTING;
 	if (l->nh)
 		nua_bye(l->nh, TAG_END());
@@ -594,6 +644,8 @@ sig_leg_release(struct sig_leg *l)
 	if (!l->quiet)
 		sig_confevent_changed(
 			c, l, l->disconnection ? l->disconnection : "departed");
+	else
+		sig_confevent_dialog_changed(c, l, true);
 	l->conf = NULL;
 	TAILQ_INSERT_TAIL(&s->dying, l, link);
 
@@ -691,8 +743,7 @@ sig_leg_reinvite(struct sig_leg *l)
 	char *offer = sig_leg_sdp(home, l, true);
 
 	l->reinviting = true;
-	nua_invite(l->nh,
-		   SIPTAG_CONTACT_STR(sig_contact(home, l->s, l->conf->id)),
+	nua_invite(l->nh, SIPTAG_CONTACT_STR(sig_leg_contact(home, l)),
 		   SIPTAG_CONTENT_TYPE_STR("application/sdp"),
 		   SIPTAG_PAYLOAD_STR(offer), TAG_END());
 	su_home_deinit(home);
@@ -724,7 +775,6 @@ sig_leg_move(struct sig_leg *l, struct sig_conf *dst)
 	TAILQ_REMOVE(&old->legs, l, link);
 	old->n_legs--;
 	s->worker_legs[old->worker]--;
-	sig_confevent_changed(old, l, "departed");
 	l->conf = dst;
 	TAILQ_INSERT_TAIL(&dst->legs, l, link);
 	dst->n_legs++;
@@ -732,7 +782,7 @@ sig_leg_move(struct sig_leg *l, struct sig_conf *dst)
 	dst->empty_until = 0;
 	FC_INFO("sig", "%s moves from conference %s to %s",
 		l->peer_uri ? l->peer_uri : "?", old->id, dst->id);
-	sig_confevent_changed(dst, l, NULL);
+	sig_confevent_moved(old, dst, l);
 
 	/* The participant learns its new focus URI from a target refresh. */
 	l->focus_hold_prev = l->focus_hold;
@@ -837,7 +887,7 @@ struct show_req {
 static void
 show_req_free(struct show_req *r)
 {
-	for (unsigned i = 0; i < 2 * r->n; i++)
+	for (unsigned i = 0; i < 3 * r->n; i++)
 		free(r->strs[i]);
 	free(r->strs);
 	free(r->no_rtp);
@@ -899,7 +949,7 @@ sig_conf_show(struct sig *s, const char *id, sig_show_h *h, void *arg)
 	r->id = strdup(c->id);
 	r->uri = strdup(c->uri);
 	r->parts = calloc(r->n + 1, sizeof(*r->parts));
-	r->strs = calloc(2 * r->n + 1, sizeof(*r->strs));
+	r->strs = calloc(3 * r->n + 1, sizeof(*r->strs));
 	r->no_rtp = calloc(r->n + 1, sizeof(*r->no_rtp));
 	legs = calloc(r->n + 1, sizeof(*legs));
 	if (!r->id || !r->uri || !r->parts || !r->strs || !r->no_rtp || !legs)
@@ -919,10 +969,18 @@ sig_conf_show(struct sig *s, const char *id, sig_show_h *h, void *arg)
 		struct in_addr ra = l->media.addr;
 		char rip[INET_ADDRSTRLEN];
 
-		r->strs[2 * i] = strdup(l->peer_uri ? l->peer_uri : "");
-		r->strs[2 * i + 1] = strdup(l->call_id ? l->call_id : "");
-		p->uri = r->strs[2 * i];
-		p->call_id = r->strs[2 * i + 1];
+		r->strs[3 * i] = strdup(l->peer_uri ? l->peer_uri : "");
+		r->strs[3 * i + 1] = strdup(l->call_id ? l->call_id : "");
+		{
+			su_home_t home[1] = {SU_HOME_INIT(home)};
+			const char *u = sig_leg_uri(home, l);
+
+			r->strs[3 * i + 2] = strdup(u ? u : "");
+			su_home_deinit(home);
+		}
+		p->uri = r->strs[3 * i];
+		p->call_id = r->strs[3 * i + 1];
+		p->leg_uri = r->strs[3 * i + 2];
 		p->codec = mix_codec_name(l->media.codec);
 		p->state = sig_leg_state_name(l->state);
 		p->direction = sig_sdp_mode_name(l->media.peer_mode);

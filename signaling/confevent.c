@@ -1,5 +1,6 @@
 /*
- * confevent.c - the RFC 4575 conference event package on the focus.
+ * confevent.c - the focus's event packages: RFC 4575 conference and RFC
+ * 4235 dialog.
  *
  * A SUBSCRIBE with `Event: conference` to a conference URI, inside a
  * dialog with the focus or outside any, is accepted with 200 and answered
@@ -18,8 +19,24 @@
  * subscriber's call but not its subscription, even when the SUBSCRIBE came
  * inside that call's dialog (the handle then passes to the subscription).
  *
- * Documents are rendered by confinfo.c from a description built here from
- * the conference's legs; this file owns only the subscription bookkeeping.
+ * The dialog package (RFC 4235) rides on the same bookkeeping. SUBSCRIBE
+ * with `Event: dialog` to a conference URI watches the focus's dialogs
+ * with every participant of that conference; to a leg's own URI (the
+ * ;gr= URI in the focus's Contact on that dialog) it watches that one
+ * dialog wherever it moves, and ends (noresource) when the dialog does.
+ * NOTIFYs carry application/dialog-info+xml: a full document first and
+ * on each refresh, then one partial document per change, the changed
+ * dialog with its state (trying, proceeding, early, confirmed,
+ * terminated with the event and code that ended it), direction, tags,
+ * and the focus (local: conference URI, leg URI as target with isfocus
+ * and +sip.rendering, "no" while the focus holds the leg out of the mix)
+ * and participant (remote: identity, display name, Contact). A leg that
+ * moves to another conference leaves the old one's dialog view by a full
+ * document without it: the dialog goes on, only elsewhere.
+ *
+ * Documents are rendered by confinfo.c and dialoginfo.c from descriptions
+ * built here from the conference's legs; this file owns only the
+ * subscription bookkeeping.
  * Cost: per change, one render per subscriber (they differ only by
  * version), O(participants) for full documents. Control thread only.
  */
@@ -31,15 +48,20 @@
 #include <time.h>
 
 #include "signaling/confinfo.h"
+#include "signaling/dialoginfo.h"
 #include "signaling/sig_priv.h"
 
 #define CONFEVENT     "conference"
 #define CONFINFO_TYPE "application/conference-info+xml"
+#define DLGEVENT      "dialog"
+#define DLGINFO_TYPE  "application/dialog-info+xml"
 
 struct sig_sub {
 	TAILQ_ENTRY(sig_sub) link; /* in conf->subs */
 	struct sig *s;
 	struct sig_conf *conf; /* borrowed */
+	bool dialog;	       /* RFC 4235 dialog, else RFC 4575 */
+	struct sig_leg *leg;   /* dialog: the one leg watched, or NULL */
 	nua_handle_t *nh;      /* the subscription's dialog (shared) */
 	char *subscriber;      /* From AOR, for the log */
 	unsigned version;      /* of the last document sent */
@@ -241,48 +263,229 @@ sub_notify(struct sig_sub *sub, const char *xml, bool last, const char *reason)
 		snprintf(state, sizeof(state), "terminated;reason=%s",
 			 reason ? reason : "noresource");
 	nua_notify(
-		sub->nh, SIPTAG_EVENT_STR(CONFEVENT),
-		SIPTAG_CONTENT_TYPE_STR(CONFINFO_TYPE), SIPTAG_PAYLOAD_STR(xml),
+		sub->nh, SIPTAG_EVENT_STR(sub->dialog ? DLGEVENT : CONFEVENT),
+		SIPTAG_CONTENT_TYPE_STR(sub->dialog ? DLGINFO_TYPE
+						    : CONFINFO_TYPE),
+		SIPTAG_PAYLOAD_STR(xml),
 		NUTAG_SUBSTATE(last ? nua_substate_terminated
 				    : nua_substate_active),
 		TAG_IF(last, SIPTAG_SUBSCRIPTION_STATE_STR(state)), TAG_END());
 }
 
+static char *dlg_doc(const struct sig_sub *sub, const struct sig_leg *l,
+		     bool gone, unsigned version);
+
 static void
 sub_send_full(struct sig_sub *sub, bool last)
 {
-	char *xml = doc_full(sub->conf, ++sub->version);
+	char *xml = sub->dialog ? dlg_doc(sub, NULL, false, sub->version + 1)
+				: doc_full(sub->conf, sub->version + 1);
 
 	if (xml == NULL) {
 		FC_ERR("sig", "conference %s: cannot render its state",
 		       sub->conf->id);
-		sub->version--;
 		return;
 	}
+	sub->version++;
 	sub_notify(sub, xml, last, NULL);
 	free(xml);
 }
 
+/* ---- dialog-info documents (RFC 4235) ----------------------------------- */
+
+static const char *
+dlg_state(const struct sig_leg *l, bool gone)
+{
+	if (gone)
+		return "terminated";
+	if (l->answered)
+		return "confirmed";
+	if (l->uas)
+		return "early"; /* our 180 went out with our tag */
+	if (l->state == SIG_LEG_ALERTING)
+		return l->to_tag ? "early" : "proceeding";
+	return "trying";
+}
+
+/* One leg's dialog as the focus sees it; strings in l or home. */
+static void
+dlg_view(struct di_dialog *d, su_home_t *home, const struct sig_conf *c,
+	 const struct sig_leg *l, bool gone)
+{
+	struct di_party *lo = &d->local, *re = &d->remote;
+
+	memset(d, 0, sizeof(*d));
+	d->id = l->token;
+	d->call_id = l->call_id;
+	d->local_tag = l->uas ? l->to_tag : l->from_tag;
+	d->remote_tag = l->uas ? l->from_tag : l->to_tag;
+	d->direction = l->uas ? "recipient" : "initiator";
+	d->state = dlg_state(l, gone);
+	if (gone) {
+		d->event = l->dlg_event;
+		d->code = l->dlg_code;
+	}
+	if (l->answered && l->joined) {
+		uint64_t now = (uint64_t)time(NULL);
+
+		d->have_duration = true;
+		d->duration = now > l->joined ? now - l->joined : 0;
+	}
+	d->have_local = true;
+	lo->identity = c->uri;
+	lo->target = su_sprintf(home, "sip:%s@%s;gr=%s", c->id, c->s->domain,
+				l->token);
+	lo->params[lo->n_params][0] = "isfocus";
+	lo->params[lo->n_params++][1] = "true";
+	if (l->answered && !gone) {
+		/* Is the focus mixing what this participant sends? */
+		bool out = l->focus_hold || l->state == SIG_LEG_ON_HOLD;
+
+		lo->params[lo->n_params][0] = "+sip.rendering";
+		lo->params[lo->n_params++][1] = out ? "no" : "yes";
+	}
+	d->have_remote = true;
+	re->identity = l->peer_uri;
+	re->display = l->display;
+	re->target = l->contact;
+}
+
+/*
+ * A dialog-info document for sub: full (l NULL) with every dialog it
+ * watches, or partial with l's dialog (terminated when gone).
+ */
+static char *
+dlg_doc(const struct sig_sub *sub, const struct sig_leg *l, bool gone,
+	unsigned version)
+{
+	const struct sig_conf *c = sub->conf;
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	struct di_dialog *dd = NULL;
+	const struct sig_leg *it;
+	char *entity, *xml = NULL;
+	unsigned n = 0;
+	size_t len;
+
+	if (sub->leg)
+		entity = su_sprintf(home, "sip:%s@%s;gr=%s", c->id,
+				    c->s->domain, sub->leg->token);
+	else
+		entity = c->uri;
+	dd = calloc(l ? 1 : c->n_legs + 1, sizeof(*dd));
+	if (dd == NULL || entity == NULL)
+		goto out;
+	if (l) {
+		dlg_view(&dd[n++], home, c, l, gone);
+	} else {
+		TAILQ_FOREACH(it, &c->legs, link) {
+			if (sub->leg == NULL || sub->leg == it)
+				dlg_view(&dd[n++], home, c, it, false);
+		}
+	}
+	if (di_render(&xml, &len, entity, l == NULL, dd, n, version) != 0)
+		xml = NULL;
+out:
+	free(dd);
+	su_home_deinit(home);
+	return xml;
+}
+
 /* ---- changes ----------------------------------------------------------- */
 
+/* A partial NOTIFY to sub about l; the last one when final. */
+static void
+sub_send_delta(struct sig_sub *sub, struct sig_leg *l,
+	       const char *disconnection, bool final)
+{
+	char *xml = sub->dialog ? dlg_doc(sub, l, disconnection != NULL,
+					  sub->version + 1)
+				: doc_delta(sub->conf, l, disconnection,
+					    sub->version + 1);
+
+	if (xml == NULL) {
+		FC_ERR("sig", "conference %s: cannot render a change",
+		       sub->conf->id);
+		return;
+	}
+	sub->version++;
+	sub_notify(sub, xml, final, NULL);
+	free(xml);
+}
+
+/* A subscription whose resource went: it waits in ending_subs for the
+ * answer to its last NOTIFY, which ended it. */
+static void
+sub_retire(struct sig_sub *sub)
+{
+	struct sig_conf *c = sub->conf;
+
+	FC_INFO("sig", "conference %s: subscription of %s ended", c->id,
+		sub->subscriber ? sub->subscriber : "?");
+	TAILQ_REMOVE(&c->subs, sub, link);
+	sub->conf = NULL;
+	sub->leg = NULL;
+	TAILQ_INSERT_TAIL(&c->s->ending_subs, sub, link);
+}
+
+/* The dialog package's share of a change of l (gone: its dialog ended). */
+static void
+dialog_changed(struct sig_conf *c, struct sig_leg *l, bool gone)
+{
+	struct sig_sub *sub, *next;
+
+	/* Going down is not a dialog state: the end comes with the
+	 * release, with how it ended. */
+	if (!gone && l->state == SIG_LEG_DISCONNECTING)
+		return;
+	for (sub = TAILQ_FIRST(&c->subs); sub; sub = next) {
+		next = TAILQ_NEXT(sub, link);
+		if (!sub->dialog || (sub->leg && sub->leg != l))
+			continue;
+		sub_send_delta(sub, l, gone ? "" : NULL, gone && sub->leg);
+		if (gone && sub->leg)
+			sub_retire(sub);
+	}
+}
+
 void
-sig_confevent_changed(struct sig_conf *c, const struct sig_leg *l,
+sig_confevent_changed(struct sig_conf *c, struct sig_leg *l,
 		      const char *disconnection)
 {
 	struct sig_sub *sub;
 
 	TAILQ_FOREACH(sub, &c->subs, link) {
-		char *xml = doc_delta(c, l, disconnection, sub->version + 1);
-
-		if (xml == NULL) {
-			FC_ERR("sig", "conference %s: cannot render a change",
-			       c->id);
-			continue;
-		}
-		sub->version++;
-		sub_notify(sub, xml, false, NULL);
-		free(xml);
+		if (!sub->dialog)
+			sub_send_delta(sub, l, disconnection, false);
 	}
+	dialog_changed(c, l, disconnection != NULL);
+}
+
+void
+sig_confevent_dialog_changed(struct sig_conf *c, struct sig_leg *l, bool gone)
+{
+	dialog_changed(c, l, gone);
+}
+
+void
+sig_confevent_moved(struct sig_conf *old, struct sig_conf *dst,
+		    struct sig_leg *l)
+{
+	struct sig_sub *sub, *next;
+
+	for (sub = TAILQ_FIRST(&old->subs); sub; sub = next) {
+		next = TAILQ_NEXT(sub, link);
+		if (!sub->dialog) {
+			sub_send_delta(sub, l, "departed", false);
+		} else if (sub->leg == l) {
+			/* A leg's watcher follows it. */
+			TAILQ_REMOVE(&old->subs, sub, link);
+			sub->conf = dst;
+			TAILQ_INSERT_TAIL(&dst->subs, sub, link);
+		} else if (sub->leg == NULL) {
+			sub_send_full(sub, false); /* l is no longer here */
+		}
+	}
+	sig_confevent_changed(dst, l, NULL);
 }
 
 void
@@ -325,7 +528,7 @@ sig_confevent_free_all(struct sig *s)
 /* ---- SUBSCRIBE --------------------------------------------------------- */
 
 static bool
-accepts_confinfo(const sip_t *sip)
+accepts_type(const sip_t *sip, const char *type)
 {
 	const sip_accept_t *a;
 
@@ -333,7 +536,7 @@ accepts_confinfo(const sip_t *sip)
 		return true; /* RFC 6665: the package's default type */
 	for (a = sip->sip_accept; a; a = a->ac_next) {
 		if (a->ac_type &&
-		    (strcasecmp(a->ac_type, CONFINFO_TYPE) == 0 ||
+		    (strcasecmp(a->ac_type, type) == 0 ||
 		     strcmp(a->ac_type, "*/*") == 0 ||
 		     strcasecmp(a->ac_type, "application/*") == 0))
 			return true;
@@ -343,12 +546,12 @@ accepts_confinfo(const sip_t *sip)
 
 static void
 subscribe_reject(struct sig *s, nua_handle_t *nh, int status,
-		 const char *phrase)
+		 const char *phrase, const char *type)
 {
 	sig_reject(s, nh, status, phrase,
-		   TAG_IF(status == 489, SIPTAG_ALLOW_EVENTS_STR(CONFEVENT)),
-		   TAG_IF(status == 406, SIPTAG_ACCEPT_STR(CONFINFO_TYPE)),
-		   TAG_END());
+		   TAG_IF(status == 489,
+			  SIPTAG_ALLOW_EVENTS_STR(CONFEVENT ", " DLGEVENT)),
+		   TAG_IF(status == 406, SIPTAG_ACCEPT_STR(type)), TAG_END());
 }
 
 static void
@@ -356,39 +559,58 @@ subscribe_new(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 	      const sip_t *sip)
 {
 	const char *user = sip->sip_request->rq_url->url_user;
+	struct sig_leg *watched = NULL;
 	struct sig_conf *c;
 	struct sig_sub *sub;
+	bool dialog, named;
 
+	dialog = sip->sip_event &&
+		 strcasecmp(sip->sip_event->o_type, DLGEVENT) == 0;
 	if (sip->sip_event == NULL ||
-	    strcasecmp(sip->sip_event->o_type, CONFEVENT) != 0) {
-		subscribe_reject(s, nh, SIP_489_BAD_EVENT);
+	    (!dialog && strcasecmp(sip->sip_event->o_type, CONFEVENT) != 0)) {
+		subscribe_reject(s, nh, SIP_489_BAD_EVENT, NULL);
 		return;
 	}
-	if (l && l->conf)
+	if (dialog && l == NULL) {
+		/* A leg's own URI watches that one dialog. */
+		watched = sig_request_leg(s, sip, &named);
+		if (named && (watched == NULL || watched->conf == NULL)) {
+			subscribe_reject(s, nh, 404, "Dialog Not Found", NULL);
+			return;
+		}
+	}
+	if (watched)
+		c = watched->conf;
+	else if (l && l->conf)
 		c = l->conf; /* in a dialog with the focus: its conference */
 	else
 		c = user ? sig_conf_find(s, user) : NULL;
 	if (c == NULL) {
-		subscribe_reject(s, nh, 404, "Conference Not Found");
+		subscribe_reject(s, nh, 404, "Conference Not Found", NULL);
 		return;
 	}
-	if (!accepts_confinfo(sip)) {
-		subscribe_reject(s, nh, SIP_406_NOT_ACCEPTABLE);
+	if (!accepts_type(sip, dialog ? DLGINFO_TYPE : CONFINFO_TYPE)) {
+		subscribe_reject(s, nh, SIP_406_NOT_ACCEPTABLE,
+				 dialog ? DLGINFO_TYPE : CONFINFO_TYPE);
 		return;
 	}
 
 	sub = calloc(1, sizeof(*sub));
 	if (sub == NULL) {
-		subscribe_reject(s, nh, SIP_500_INTERNAL_SERVER_ERROR);
+		subscribe_reject(s, nh, SIP_500_INTERNAL_SERVER_ERROR, NULL);
 		return;
 	}
 	sub->s = s;
 	sub->conf = c;
+	sub->dialog = dialog;
+	sub->leg = watched;
 	sub->nh = nh;
 	sub->subscriber = sig_from_aor(sip);
 	TAILQ_INSERT_TAIL(&c->subs, sub, link);
-	FC_INFO("sig", "conference %s: %s subscribed%s", c->id,
+	FC_INFO("sig", "conference %s: %s subscribed to %s%s%s", c->id,
 		sub->subscriber ? sub->subscriber : "?",
+		dialog ? "dialog events" : "conference events",
+		watched ? " of one leg" : "",
 		l ? " (in its call's dialog)" : "");
 
 	{
@@ -421,7 +643,7 @@ sig_confevent_event(struct sig *s, nua_event_t event, int status,
 		if (sub == NULL) {
 			if (s->shutting_down)
 				subscribe_reject(s, nh, 503,
-						 "Service Unavailable");
+						 "Service Unavailable", NULL);
 			else
 				subscribe_new(s, nh, l, sip);
 		} else if (substate == nua_substate_terminated) {

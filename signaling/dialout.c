@@ -70,7 +70,7 @@ sig_dialout(struct sig_leg **lp, struct sig_conf *c, const char *target,
 		return ENOMEM;
 	}
 	offer = sig_leg_sdp(home, l, true);
-	nua_invite(l->nh, SIPTAG_CONTACT_STR(sig_contact(home, s, c->id)),
+	nua_invite(l->nh, SIPTAG_CONTACT_STR(sig_leg_contact(home, l)),
 		   SIPTAG_CONTENT_TYPE_STR("application/sdp"),
 		   SIPTAG_PAYLOAD_STR(offer), TAG_END());
 	FC_INFO("sig", "conference %s: dialing out to %s (RTP port %u)", c->id,
@@ -129,6 +129,7 @@ dialout_answered(struct sig *s, struct sig_leg *l, const sip_t *sip)
 		return;
 	}
 	l->joined = (uint64_t)time(NULL);
+	l->answered = true;
 	sig_leg_set_state(l, sig_state_for(&media));
 	FC_INFO("sig", "%s answered: in conference %s (%s, %s)", l->peer_uri,
 		l->conf->id, mix_codec_name(media.codec),
@@ -193,6 +194,11 @@ sig_dialout_event(struct sig *s, nua_event_t event, int status,
 	} else if (status >= 300) {
 		FC_INFO("sig", "%s did not answer: %d %s", l->peer_uri, status,
 			phrase ? phrase : "");
+		sig_leg_ended_by(l,
+				 status == 408	 ? "timeout"
+				 : status == 487 ? "cancelled"
+						 : "rejected",
+				 (unsigned)status);
 		/* Cancelled by ClearConnection: booted already, keep it. */
 		if (l->disconnection == NULL)
 			l->disconnection = status == 486 || status == 600

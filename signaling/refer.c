@@ -280,33 +280,71 @@ enum feature {
 	F_CLEAR,
 	F_ANSWER,
 	F_DEFLECT,
-	F_LATER, /* defined by the draft, not carried out yet */
+	F_TRANSFER, /* SingleStepTransfer */
+	F_CONFERENCE,
+	F_SEPARATE,
 };
 
 static enum feature
 feature_parse(const char *name)
 {
-	static const char *const later[] = {
-		"SingleStepTransfer",
-		"ConferenceCalls",
-		"SeparateCalls",
+	static const struct {
+		const char *name;
+		enum feature f;
+	} names[] = {
+		{"HoldCall", F_HOLD},
+		{"RetrieveCall", F_RETRIEVE},
+		{"ClearConnection", F_CLEAR},
+		{"AnswerCall", F_ANSWER},
+		{"DeflectCall", F_DEFLECT},
+		{"SingleStepTransfer", F_TRANSFER},
+		{"ConferenceCalls", F_CONFERENCE},
+		{"SeparateCalls", F_SEPARATE},
 	};
 
-	if (strcasecmp(name, "HoldCall") == 0)
-		return F_HOLD;
-	if (strcasecmp(name, "RetrieveCall") == 0)
-		return F_RETRIEVE;
-	if (strcasecmp(name, "ClearConnection") == 0)
-		return F_CLEAR;
-	if (strcasecmp(name, "AnswerCall") == 0)
-		return F_ANSWER;
-	if (strcasecmp(name, "DeflectCall") == 0)
-		return F_DEFLECT;
-	for (size_t i = 0; i < FC_ARRAY_SIZE(later); i++) {
-		if (strcasecmp(name, later[i]) == 0)
-			return F_LATER;
+	for (size_t i = 0; i < FC_ARRAY_SIZE(names); i++) {
+		if (strcasecmp(name, names[i].name) == 0)
+			return names[i].f;
 	}
 	return F_UNKNOWN;
+}
+
+/*
+ * The value of the feature URN's parameter `name` (urn:feature:X;a=1;b=2),
+ * percent-decoded, into buf: true if present, non-empty and it fits.
+ */
+static bool
+feature_param(const char *urn, const char *name, char *buf, size_t len)
+{
+	size_t nlen = strlen(name);
+	const char *p = strchr(urn, ';');
+
+	while (p) {
+		const char *v = p + 1;
+		size_t k = strcspn(v, ";?");
+
+		if (k > nlen && v[nlen] == '=' &&
+		    strncasecmp(v, name, nlen) == 0) {
+			size_t vl = k - nlen - 1;
+			char raw[512];
+
+			if (vl == 0 || vl >= sizeof(raw) || vl >= len)
+				return false;
+			memcpy(raw, v + nlen + 1, vl);
+			raw[vl] = '\0';
+			url_unescape(buf, raw);
+			return buf[0] != '\0';
+		}
+		p = v[k] == ';' ? v + k : NULL;
+	}
+	return false;
+}
+
+static bool
+confirmed(const struct sig_leg *l)
+{
+	return l->answered &&
+	       (l->state == SIG_LEG_CONNECTED || l->state == SIG_LEG_ON_HOLD);
 }
 
 /* Does the feature apply to leg l as it is now? */
@@ -314,12 +352,12 @@ static bool
 feature_applies(enum feature f, const struct sig_leg *l)
 {
 	if (l->releasing || l->moving || l->reinviting || l->refer ||
-	    l->nh == NULL || l->state == SIG_LEG_DISCONNECTING)
+	    l->nh == NULL || l->state == SIG_LEG_DISCONNECTING ||
+	    l->conf == NULL || l->conf->app)
 		return false;
 	switch (f) {
 	case F_HOLD:
-		return !l->focus_hold && (l->state == SIG_LEG_CONNECTED ||
-					  l->state == SIG_LEG_ON_HOLD);
+		return !l->focus_hold && confirmed(l);
 	case F_RETRIEVE:
 		return l->focus_hold;
 	case F_CLEAR:
@@ -327,35 +365,235 @@ feature_applies(enum feature f, const struct sig_leg *l)
 	case F_ANSWER:
 	case F_DEFLECT:
 		return l->awaiting; /* an incoming call not answered yet */
+	case F_TRANSFER:
+	case F_CONFERENCE:
+		return confirmed(l) && l->media_up;
+	case F_SEPARATE:
+		/* Alone already: there is nobody to separate it from. */
+		return confirmed(l) && l->media_up && l->conf->n_legs > 1;
 	default:
 		return false;
 	}
 }
 
 /*
+ * ConferenceCalls' second dialog, named in the feature URN either by the
+ * leg's token (;leg=TOKEN, the gr= of its URI) or by its dialog
+ * identifiers (;call-id=...;local-tag=...;remote-tag=..., percent-encoded
+ * as a URN needs, the tags as Target-Dialog gives them). 0, EINVAL
+ * (neither form), ENOENT (no such leg).
+ */
+static int
+second_dialog(struct sig_leg **lp, struct sig *s, const char *urn)
+{
+	struct sig_dialog_id id;
+	char token[32];
+
+	*lp = NULL;
+	if (feature_param(urn, "leg", token, sizeof(token))) {
+		struct sig_conf *c;
+		struct sig_leg *l;
+
+		TAILQ_FOREACH(c, &s->confs, link) {
+			TAILQ_FOREACH(l, &c->legs, link) {
+				if (!l->releasing &&
+				    strcmp(l->token, token) == 0)
+					*lp = l;
+			}
+		}
+		return *lp ? 0 : ENOENT;
+	}
+	if (!feature_param(urn, "call-id", id.call_id, sizeof(id.call_id)) ||
+	    !feature_param(urn, "local-tag", id.tag1, sizeof(id.tag1)) ||
+	    !feature_param(urn, "remote-tag", id.tag2, sizeof(id.tag2)))
+		return EINVAL;
+	*lp = sig_leg_by_dialog(s, id.call_id, id.tag1, id.tag2);
+	return *lp ? 0 : ENOENT;
+}
+
+/*
+ * ConferenceCalls: every leg of other's conference that can move goes to
+ * leg's conference (RFC 4579 4.10 moves, each participant re-INVITEd
+ * with its new focus URI); the emptied conference ends. Legs that cannot
+ * move now (ringing, going, mid-move) stay where they are. 0, or the
+ * errno of the first failed move when other's own leg did not move.
+ */
+static int
+conference_calls(struct sig_leg *leg, struct sig_leg *other)
+{
+	struct sig_conf *dst = leg->conf, *src = other->conf;
+	struct sig_leg *l, *next;
+	unsigned moved = 0, stayed = 0;
+	int err, first = 0;
+
+	FC_INFO("sig", "conference %s joins conference %s (%u legs)", src->id,
+		dst->id, src->n_legs);
+	for (l = TAILQ_FIRST(&src->legs); l; l = next) {
+		next = TAILQ_NEXT(l, link);
+		err = sig_leg_move(l, dst);
+		if (err == 0) {
+			moved++;
+			continue;
+		}
+		stayed++;
+		if (l == other)
+			first = err;
+	}
+	if (stayed)
+		FC_WARN("sig", "conference %s: %u legs could not move now",
+			src->id, stayed);
+	return moved ? 0 : first;
+}
+
+/* SeparateCalls: a private conference of leg's own, with its owner. */
+static int
+separate_call(struct sig_leg *leg)
+{
+	struct sig_conf *c = leg->conf, *priv;
+	char id[32];
+	int err;
+
+	sig_random_id(id, sizeof(id), "c");
+	err = sig_conf_create(&priv, leg->s, id, c->owner);
+	if (err)
+		return err;
+	err = sig_leg_move(leg, priv);
+	if (err)
+		sig_conf_gc(priv);
+	return err;
+}
+
+/*
+ * SingleStepTransfer: the focus REFERs the participant to target on its
+ * dialog (RFC 3515); the participant's sipfrag NOTIFYs come to
+ * sig_refer_transfer_event.
+ */
+static void
+transfer_start(struct sig_leg *leg, struct sig_refer *r, const char *target)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+
+	leg->refer = r;
+	leg->transferring = true;
+	nua_refer(leg->nh, SIPTAG_REFER_TO_STR(target),
+		  SIPTAG_REFERRED_BY_STR(
+			  su_sprintf(home, "<%s>", leg->conf->uri)),
+		  SIPTAG_CONTACT_STR(sig_leg_contact(home, leg)), TAG_END());
+	su_home_deinit(home);
+}
+
+/* The status line of a message/sipfrag body: its code, or 0. */
+static int
+sipfrag_status(const sip_t *sip, char *phrase, size_t len)
+{
+	const char *p;
+	char buf[128];
+	size_t n;
+	int code = 0;
+
+	phrase[0] = '\0';
+	if (sip == NULL || sip->sip_payload == NULL ||
+	    sip->sip_payload->pl_len < 12)
+		return 0;
+	n = sip->sip_payload->pl_len;
+	if (n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	memcpy(buf, sip->sip_payload->pl_data, n);
+	buf[n] = '\0';
+	if (strncmp(buf, "SIP/2.0 ", 8) != 0)
+		return 0;
+	p = buf + 8;
+	if (sscanf(p, "%3d", &code) != 1 || code < 100 || code > 699)
+		return 0;
+	p += 3;
+	while (*p == ' ')
+		p++;
+	n = strcspn(p, "\r\n");
+	snprintf(phrase, len, "%.*s", (int)n, p);
+	return code;
+}
+
+static void
+transfer_done(struct sig_leg *l, int status, const char *phrase)
+{
+	struct sig_refer *r = l->refer;
+
+	l->transferring = false;
+	l->refer = NULL;
+	if (r)
+		sig_refer_progress(r, status, phrase);
+}
+
+void
+sig_refer_transfer_event(struct sig *s, nua_event_t event, int status,
+			 const char *phrase, struct sig_leg *l,
+			 const sip_t *sip, tagi_t tags[])
+{
+	int substate = -1, code;
+	char frag[96];
+
+	(void)s;
+	if (!l->transferring || l->releasing)
+		return;
+	if (event == nua_r_refer) {
+		/* Refused (405, 403, ...): the call goes on as it was. */
+		if (status >= 300) {
+			FC_INFO("sig", "%s refused the transfer: %d %s",
+				l->peer_uri ? l->peer_uri : "?", status,
+				phrase ? phrase : "");
+			transfer_done(l, status, phrase);
+		}
+		return;
+	}
+	tl_gets(tags, NUTAG_SUBSTATE_REF(substate), TAG_END());
+	code = sipfrag_status(sip, frag, sizeof(frag));
+	if (code >= 200 && code < 300) {
+		/* Transferred: the focus's dialog with it is done. */
+		FC_INFO("sig", "%s transferred: %d %s",
+			l->peer_uri ? l->peer_uri : "?", code, frag);
+		transfer_done(l, code, frag);
+		sig_leg_hangup(l, "departed");
+	} else if (code >= 300) {
+		FC_INFO("sig", "%s: transfer failed: %d %s",
+			l->peer_uri ? l->peer_uri : "?", code, frag);
+		transfer_done(l, code, frag);
+	} else if (code > 100) {
+		if (l->refer)
+			sig_refer_progress(l->refer, code, frag);
+	} else if (substate == nua_substate_terminated) {
+		/* Over without a final sipfrag (expired, 408). */
+		transfer_done(l, 408, "Request Timeout");
+	}
+}
+
+/*
  * A REFER whose Refer-To is urn:feature:NAME asks the focus, as the
  * Refer-Recipient, to act on its own dialog named by Target-Dialog (RFC
- * 4538). Returns false if Refer-To is no feature URN; otherwise the
- * REFER has been answered:
- *   400 unknown feature, or Target-Dialog missing or malformed;
- *   401/403 the sender is not an authenticated owner or moderator;
- *   481 no such dialog;
- *   488 the feature does not apply to the dialog's state;
- *   501 a feature of the draft not carried out yet;
+ * 4538), or by the Request-URI when that is the leg's own URI (;gr=, as
+ * the focus's Contact on that dialog gives it). Returns false if Refer-To
+ * is no feature URN; otherwise the REFER has been answered:
+ *   400 unknown feature, a missing or malformed Target-Dialog, a
+ *       DeflectCall/SingleStepTransfer without a SIP target, a
+ *       ConferenceCalls without its second dialog;
+ *   401/403 the sender is not an authenticated owner or moderator (of
+ *       both conferences, for ConferenceCalls);
+ *   404 the Request-URI names a leg that is gone;
+ *   481 no such dialog (or one of another conference, or other than the
+ *       Request-URI's leg; ConferenceCalls: no such second dialog);
+ *   488 the feature does not apply to the dialog's state (ConferenceCalls
+ *       of two dialogs of one conference);
  *   202 and sipfrag NOTIFYs with the outcome.
- * HoldCall re-INVITEs the participant with sendonly: it leaves the mix
- * and hears nothing, RFC 4575 status on-hold. RetrieveCall re-INVITEs
- * sendrecv. ClearConnection hangs up a confirmed leg (BYE, booted) and
- * cancels a dial-out still ringing.
+ * What each feature does is in the README's feature referral table.
  */
 static bool
 refer_feature(struct sig *s, nua_handle_t *nh, const sip_t *sip, tagi_t tags[],
-	      struct sig_conf *c, const sip_refer_to_t *rt)
+	      struct sig_conf *c, struct sig_leg *named_leg,
+	      const sip_refer_to_t *rt)
 {
 	su_home_t home[1] = {SU_HOME_INIT(home)};
 	char *uri = url_as_string(home, rt->r_url), name[64], target[256] = "";
+	struct sig_leg *leg, *other = NULL;
 	struct sig_dialog_id td;
-	struct sig_leg *leg;
 	struct sig_refer *r;
 	enum feature f;
 	bool new_dialog;
@@ -368,47 +606,63 @@ refer_feature(struct sig *s, nua_handle_t *nh, const sip_t *sip, tagi_t tags[],
 	}
 	n = strcspn(uri + 12, ";?");
 	snprintf(name, sizeof(name), "%.*s", (int)(n < 63 ? n : 63), uri + 12);
-	{
-		const char *t = strstr(uri + 12, ";target=");
-		size_t k = t ? strcspn(t + 8, ";?") : 0;
-
-		if (t && k > 0 && k < sizeof(target))
-			snprintf(target, sizeof(target), "%.*s", (int)k, t + 8);
-	}
-	su_home_deinit(home);
 	f = feature_parse(name);
-	if (f == F_DEFLECT &&
-	    (target[0] == '\0' || strncasecmp(target, "sip", 3) != 0)) {
+	if ((f == F_DEFLECT || f == F_TRANSFER) &&
+	    (!feature_param(uri, "target", target, sizeof(target)) ||
+	     strncasecmp(target, "sip", 3) != 0)) {
+		su_home_deinit(home);
 		refer_reject(s, nh, 400,
-			     "Bad Request - DeflectCall Needs a SIP target");
+			     f == F_DEFLECT
+				     ? "Bad Request - DeflectCall Needs a SIP "
+				       "target"
+				     : "Bad Request - SingleStepTransfer Needs "
+				       "a SIP target");
 		return true;
 	}
+	if (f == F_CONFERENCE) {
+		err = second_dialog(&other, s, uri);
+		if (err == EINVAL) {
+			su_home_deinit(home);
+			refer_reject(s, nh, 400,
+				     "Bad Request - ConferenceCalls Needs a "
+				     "Second Dialog");
+			return true;
+		}
+	}
+	su_home_deinit(home);
 	if (f == F_UNKNOWN) {
 		refer_reject(s, nh, 400, "Bad Request - Unknown Feature");
 		return true;
 	}
-	if (f == F_LATER) {
-		refer_reject(s, nh, 501,
-			     "Not Implemented - Feature Not Offered");
-		return true;
-	}
 	err = sig_dialog_id_find(&td, sip, "Target-Dialog", "local-tag",
 				 "remote-tag");
-	if (err) {
+	if (err && !(err == ENOENT && named_leg)) {
 		refer_reject(s, nh, 400,
 			     err == ENOENT
 				     ? "Bad Request - Target-Dialog Required"
 				     : "Bad Request - Malformed Target-Dialog");
 		return true;
 	}
-	if (!sig_auth_require(s, nh, sip, c, NULL, "control calls"))
+	if (f == F_CONFERENCE && other && other->conf != c
+		    ? !sig_auth_require2(s, nh, sip, c, other->conf,
+					 "merge calls")
+		    : !sig_auth_require(s, nh, sip, c, NULL, "control calls"))
 		return true;
-	leg = sig_leg_by_dialog(s, td.call_id, td.tag1, td.tag2);
-	if (leg == NULL || leg->conf != c) { /* only this conference's */
+	leg = err ? named_leg
+		  : sig_leg_by_dialog(s, td.call_id, td.tag1, td.tag2);
+	if (leg == NULL || leg->conf != c || (named_leg && leg != named_leg)) {
+		/* Only this conference's, and the Request-URI's leg's. */
 		refer_reject(s, nh, 481, "Call/Transaction Does Not Exist");
 		return true;
 	}
-	if (!feature_applies(f, leg)) {
+	if (f == F_CONFERENCE && other == NULL) {
+		refer_reject(s, nh, 481,
+			     "Call/Transaction Does Not Exist - Second Dialog");
+		return true;
+	}
+	if (!feature_applies(f, leg) ||
+	    (other && (other->conf == leg->conf ||
+		       !feature_applies(F_CONFERENCE, other)))) {
 		refer_reject(s, nh, 488,
 			     "Not Acceptable Here - Feature Not Applicable");
 		return true;
@@ -440,6 +694,7 @@ refer_feature(struct sig *s, nua_handle_t *nh, const sip_t *sip, tagi_t tags[],
 		snprintf(contact, sizeof(contact), "<%s>", target);
 		leg->disconnection = "booted";
 		leg->state = SIG_LEG_DISCONNECTING;
+		sig_leg_ended_by(leg, "rejected", 302);
 		nua_respond(leg->nh, SIP_302_MOVED_TEMPORARILY,
 			    SIPTAG_CONTACT_STR(contact), TAG_END());
 		refer_finish(r, 200, "OK");
@@ -450,6 +705,7 @@ refer_feature(struct sig *s, nua_handle_t *nh, const sip_t *sip, tagi_t tags[],
 			/* Not answered yet: 480, as the draft's 5.2. */
 			leg->disconnection = "booted";
 			leg->state = SIG_LEG_DISCONNECTING;
+			sig_leg_ended_by(leg, "rejected", 480);
 			nua_respond(leg->nh, SIP_480_TEMPORARILY_UNAVAILABLE,
 				    TAG_END());
 			refer_finish(r, 200, "OK");
@@ -458,11 +714,31 @@ refer_feature(struct sig *s, nua_handle_t *nh, const sip_t *sip, tagi_t tags[],
 			/* Still ringing: CANCEL, and that is the outcome. */
 			leg->disconnection = "booted";
 			leg->state = SIG_LEG_DISCONNECTING;
+			sig_leg_ended_by(leg, "cancelled", 487);
 			nua_cancel(leg->nh, TAG_END());
 			refer_finish(r, 200, "OK");
 		} else {
 			refer_boot(r, leg);
 		}
+		break;
+	case F_TRANSFER:
+		transfer_start(leg, r, target);
+		break;
+	case F_SEPARATE:
+		/* The move's re-INVITE answer is the outcome. */
+		leg->refer = r;
+		err = separate_call(leg);
+		if (err) {
+			leg->refer = NULL;
+			refer_finish(r, 500, "Server Internal Error");
+		}
+		break;
+	case F_CONFERENCE:
+		err = conference_calls(leg, other);
+		if (err)
+			refer_finish(r, 500, "Server Internal Error");
+		else
+			refer_finish(r, 200, "OK");
 		break;
 	default:
 		break;
@@ -477,11 +753,12 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 {
 	const char *user = sip->sip_request->rq_url->url_user;
 	const sip_refer_to_t *rt = sip->sip_refer_to;
+	struct sig_leg *named_leg;
 	struct sig_conf *c;
 	struct sig_refer *r;
 	char *target;
 	int err, bye;
-	bool new_dialog;
+	bool new_dialog, named;
 
 	if (s->shutting_down) {
 		refer_reject(s, nh, 503, "Service Unavailable");
@@ -491,12 +768,22 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 		refer_reject(s, nh, 400, "Bad Request - Exactly One Refer-To");
 		return;
 	}
-	c = l && l->conf ? l->conf : (user ? sig_conf_find(s, user) : NULL);
+	named_leg = sig_request_leg(s, sip, &named);
+	if (named && named_leg == NULL) {
+		refer_reject(s, nh, 404, "Not Found - No Such Leg");
+		return;
+	}
+	if (named_leg)
+		c = named_leg->conf; /* the leg's own URI, wherever it is */
+	else if (l && l->conf)
+		c = l->conf;
+	else
+		c = user ? sig_conf_find(s, user) : NULL;
 	if (c == NULL) {
 		refer_reject(s, nh, 404, "Conference Not Found");
 		return;
 	}
-	if (refer_feature(s, nh, sip, tags, c, rt))
+	if (refer_feature(s, nh, sip, tags, c, named_leg, rt))
 		return; /* urn:feature:..., draft-audet-sipping-feature-ref */
 	if (rt->r_url->url_type != url_sip && rt->r_url->url_type != url_sips) {
 		refer_reject(s, nh, 400,

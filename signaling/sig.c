@@ -119,6 +119,18 @@ sig_nua_callback(nua_event_t event, int status, char const *phrase, nua_t *nua,
 	case nua_i_refer:
 		sig_refer_event(s, nh, leg, sip, tags);
 		break;
+	case nua_r_refer:
+	case nua_i_notify:
+		if (leg) {
+			sig_refer_transfer_event(s, event, status, phrase, leg,
+						 sip, tags);
+			break;
+		}
+		FC_DEBUG("sig", "%s outside a call: %d", nua_event_name(event),
+			 status);
+		if (nh)
+			sig_handle_release(s, nh);
+		break;
 	case nua_r_notify:
 		if (sig_refer_notify_answered(s, nh, status, tags))
 			break;
@@ -467,6 +479,9 @@ sig_shutdown(struct sig *s)
 
 				l->state = SIG_LEG_DISCONNECTING;
 				/* A dial-out not answered yet is cancelled. */
+				sig_leg_ended_by(
+					l, calling ? "cancelled" : "local-bye",
+					calling ? 487 : 0);
 				if (calling)
 					nua_cancel(l->nh, TAG_END());
 				else

@@ -31,7 +31,7 @@ struct sig_fd;
 
 /* What the focus supports, in one place: nua's defaults, OPTIONS. */
 #define SIG_ALLOW	 "INVITE, ACK, BYE, CANCEL, OPTIONS, SUBSCRIBE, REFER"
-#define SIG_ALLOW_EVENTS "conference, refer"
+#define SIG_ALLOW_EVENTS "conference, dialog, refer"
 #define SIG_ACCEPT	 "application/sdp"
 #define SIG_SUPPORTED	 "replaces, join, norefersub"
 
@@ -102,7 +102,18 @@ struct sig_leg {
 	bool awaiting;	 /* manual admission: 180 sent, no 200 yet */
 	bool focus_hold_prev;  /* before the hold/retrieve re-INVITE */
 	sdp_mode_t offer_mode; /* the direction of our offers */
-	bool uas;	 /* the participant called us (we chose the To tag) */
+	bool uas;	   /* the participant called us (we chose the To tag) */
+	bool answered;	   /* a 2xx went out or came in: dialog confirmed */
+	bool transferring; /* our REFER (SingleStepTransfer) is out */
+	/* RFC 4235: how the dialog ended (local-bye, remote-bye, cancelled,
+	 * rejected, replaced, error, timeout; NULL: not known) and the
+	 * final response's status when one ended it (else 0). */
+	const char *dlg_event;
+	unsigned dlg_code;
+	/* The leg's own URI, sip:ID@DOMAIN;gr=TOKEN, is handed out in our
+	 * Contact (GRUU-like, stable across moves): REFER and SUBSCRIBE
+	 * sent to it address this dialog. */
+	char token[20];
 	char digits[66]; /* what a caller keyed in the lobby so far */
 	unsigned n_digits;
 	uint64_t joined; /* seconds since the epoch */
@@ -197,6 +208,18 @@ char *sig_url_text(const url_t *url);
 /* Our BYE on l's dialog; disconnection (RFC 4575 disconnection-method)
  * if not NULL. The leg is released when nua reports the dialog gone. */
 void sig_leg_hangup(struct sig_leg *l, const char *disconnection);
+/* How l's dialog ended, for the dialog event package; the first
+ * reason given sticks. */
+void sig_leg_ended_by(struct sig_leg *l, const char *event, unsigned code);
+/* The leg's own URI (no brackets), and the isfocus Contact of its
+ * dialog, which carries that URI. */
+char *sig_leg_uri(su_home_t *home, const struct sig_leg *l);
+char *sig_leg_contact(su_home_t *home, const struct sig_leg *l);
+/*
+ * The leg a request's URI names with ;gr=TOKEN: NULL without a gr
+ * parameter (*named false) or when no leg has it (*named true).
+ */
+struct sig_leg *sig_request_leg(struct sig *s, const sip_t *sip, bool *named);
 /* The leg's state changed: tell the conference's subscribers. */
 void sig_leg_set_state(struct sig_leg *l, enum sig_leg_state st);
 
@@ -220,6 +243,11 @@ const char *sig_uri_user(char *buf, size_t len, const char *uri);
 bool sig_auth_require(struct sig *s, nua_handle_t *nh, const sip_t *sip,
 		      const struct sig_conf *c, const char *also_user,
 		      const char *what);
+/* The same for an act on two conferences: a moderator, or the owner of
+ * both. */
+bool sig_auth_require2(struct sig *s, nua_handle_t *nh, const sip_t *sip,
+		       const struct sig_conf *c, const struct sig_conf *c2,
+		       const char *what);
 
 /* sig.c: nua handles shared by legs, subscriptions and REFERs */
 bool sig_handle_in_use(struct sig *s, nua_handle_t *nh);
@@ -269,6 +297,11 @@ bool sig_refer_owns(struct sig *s, nua_handle_t *nh);
 void sig_refer_forget(struct sig *s, struct sig_refer *r, bool gone);
 /* Is user (an authenticated digest username) a --moderators entry? */
 bool sig_is_moderator(const struct sig *s, const char *user);
+/* nua_r_refer and nua_i_notify of a transfer (SingleStepTransfer) we
+ * asked leg l to make. */
+void sig_refer_transfer_event(struct sig *s, nua_event_t event, int status,
+			      const char *phrase, struct sig_leg *l,
+			      const sip_t *sip, tagi_t tags[]);
 /* nua_r_notify on a REFER's handle: true if it was one. */
 bool sig_refer_notify_answered(struct sig *s, nua_handle_t *nh, int status,
 			       tagi_t tags[]);
@@ -282,8 +315,15 @@ bool sig_confevent_event(struct sig *s, nua_event_t event, int status,
 bool sig_confevent_owns(struct sig *s, nua_handle_t *nh);
 /* Leg l joined or changed (disconnection NULL), or left (departed,
  * booted, failed): a partial NOTIFY to every subscriber of c. */
-void sig_confevent_changed(struct sig_conf *c, const struct sig_leg *l,
+void sig_confevent_changed(struct sig_conf *c, struct sig_leg *l,
 			   const char *disconnection);
+/* The dialog package only: a leg that takes over another's roster
+ * entry (Replaces) is a new dialog, and the old one ends, replaced. */
+void sig_confevent_dialog_changed(struct sig_conf *c, struct sig_leg *l,
+				  bool gone);
+/* Leg l moved from old to dst (already in dst's roster). */
+void sig_confevent_moved(struct sig_conf *old, struct sig_conf *dst,
+			 struct sig_leg *l);
 /* c is ending: last full NOTIFYs, subscriptions terminated. */
 void sig_confevent_ended(struct sig_conf *c);
 void sig_confevent_free_all(struct sig *s);

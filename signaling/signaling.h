@@ -83,6 +83,7 @@ struct sig_conf_info {
 struct sig_part_info {
 	const char *uri; /* the participant's address (From or To) */
 	const char *call_id;
+	const char *leg_uri;   /* the leg's own URI (;gr=), see sig_priv.h */
 	const char *codec;     /* "PCMU", "PCMA" */
 	const char *state;     /* RFC 4575 endpoint status words */
 	const char *direction; /* the peer's SDP direction */

@@ -1,5 +1,6 @@
 """A conference-event watcher (RFC 4575, RFC 6665) in Python, for tests
-that must say exactly when it stops watching.
+that must say exactly when it stops watching; with event="dialog", a
+dialog-event watcher (RFC 4235) the same way.
 
 What it does: one UDP socket on 127.0.0.1. start() sends an out-of-dialog
 SUBSCRIBE (Event: conference) to sip:ROOM@focusd and retransmits it at T1,
@@ -8,6 +9,14 @@ with 200 (a retransmitted one too) and keeps each NOTIFY once (by CSeq)
 with its arrival time. unsubscribe() sends the in-dialog SUBSCRIBE with
 Expires: 0 (Request-URI from the 200's Contact, focusd's To tag) and waits
 for its 200 and for a NOTIFY with Subscription-State: terminated.
+
+Other packages: event names the Event header (default "conference"),
+accept the Accept header (default: the package's own type, from ACCEPT;
+False: no Accept header), target a whole Request-URI for the first
+SUBSCRIBE instead of sip:ROOM@focusd, e.g. a leg-specific URI
+"sip:room1@127.0.0.1:5060;gr=l0123abcd" (the To header then names it
+too). dialog_info() returns the dialog-info documents received so far,
+validated and parsed by dialoginfo.py.
 
 Why not SIPp: a SIPp watcher (tests/sipp/uac_subscribe_conf.xml) decides
 when to end from timers fixed when it starts; a test that must watch
@@ -31,13 +40,19 @@ import sipcheck
 from harness import check, fail, log
 
 T1 = 0.5
+# Event package -> the Accept header a watcher of it sends by default.
+ACCEPT = {"conference": "application/conference-info+xml",
+          "dialog": "application/dialog-info+xml"}
 
 
 class ConfWatcher:
     def __init__(self, fd, room, name="watcher", expires=300,
-                 max_duration=60.0):
+                 max_duration=60.0, event="conference", accept=None,
+                 target=None):
         self.fd, self.room, self.name = fd, room, name
         self.expires = expires
+        self.event = event
+        self.accept = ACCEPT.get(event) if accept is None else accept
         self.max_duration = max_duration
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((harness.LOOPBACK, 0))
@@ -47,7 +62,8 @@ class ConfWatcher:
         self.call_id = "%s@focusd-tests" % rnd
         self.tag = rnd[:10]
         self.focus_tag = None
-        self.target = "sip:%s@%s" % (room, fd.sip_target)
+        self.target = target or "sip:%s@%s" % (room, fd.sip_target)
+        self.to_uri = self.target
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._responses = {}         # CSeq number -> first final response
@@ -61,7 +77,7 @@ class ConfWatcher:
 
     def _request(self, uri, cseq, expires, to_tag):
         branch = "z9hG4bK-%016x" % random.getrandbits(64)
-        to = "<sip:%s@%s>" % (self.room, self.fd.sip_target)
+        to = "<%s>" % self.to_uri
         if to_tag:
             to += ";tag=%s" % to_tag
         lines = [
@@ -76,8 +92,10 @@ class ConfWatcher:
             "CSeq: %d SUBSCRIBE" % cseq,
             "Contact: <sip:%s@%s:%d>" % (self.name, harness.LOOPBACK,
                                          self.port),
-            "Event: conference",
-            "Accept: application/conference-info+xml",
+            "Event: %s" % self.event]
+        if self.accept:
+            lines.append("Accept: %s" % self.accept)
+        lines += [
             "Expires: %d" % expires,
             "Allow: NOTIFY",
             "User-Agent: focusd-tests confwatch",
@@ -154,22 +172,28 @@ class ConfWatcher:
         self._thread.start()
         r = self._transaction(self._request(self.target, 1, self.expires,
                                             None), 1, timeout, "SUBSCRIBE")
-        check(sipcheck.status(r) == 200, "%s: SUBSCRIBE to %s got %r"
-              % (self.name, self.target, r.start))
+        check(sipcheck.status(r) == 200, "%s: SUBSCRIBE (Event: %s) to %s "
+              "got %r" % (self.name, self.event, self.target, r.start))
         self.focus_tag = sipcheck.tag_of(sipcheck.header1(r, "To"))
         check(self.focus_tag, "%s: the 200 to SUBSCRIBE has no To tag"
               % self.name)
         contact = sipcheck.header(r, "Contact")
         if contact:
             self.target = sipcheck.name_addr(contact[0])[0]
-        log("%s: subscribed to %s (dialog %s, tags %s/%s)"
-            % (self.name, self.room, self.call_id, self.tag,
+        log("%s: subscribed to %s events of %s (dialog %s, tags %s/%s)"
+            % (self.name, self.event, self.to_uri, self.call_id, self.tag,
                self.focus_tag))
         return self
 
     def notifies(self):
         with self._lock:
             return list(self._notifies)
+
+    def dialog_info(self, workdir):
+        """The dialog-info documents (dialoginfo.parse_doc dicts) received
+        so far, in order, each validated against the RFC 4235 schema."""
+        import dialoginfo
+        return dialoginfo.docs(self, workdir)
 
     def others(self):
         with self._lock:

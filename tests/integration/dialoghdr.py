@@ -14,8 +14,9 @@ What it does:
 - expect_final(): the verdict on such a call from what is on the wire:
   SIPp's exit status, exactly one final response to the INVITE with the
   expected status, for a non-2xx an ACK with the INVITE's branch and no
-  retransmission of the response (the ACK matched), for a 2xx a Contact
-  with ;isfocus naming the conference expected;
+  retransmission of the response (the ACK matched), for a 2xx the
+  focus's Contact, <CONF-URI;gr=TOKEN>;isfocus, of the conference
+  expected (sipcheck.check_focus_contact()), and of the leg seen before;
 - legs(), leg_state(), wait_state(): conference.show, by the user part of
   a participant's URI.
 
@@ -140,10 +141,11 @@ def invite_final(msgs, who):
     return finals[0]
 
 
-def expect_final(run, expect, who, conf_uri=None):
+def expect_final(run, expect, who, conf_uri=None, leg_token=None):
     """Wait for a header_call() run to end and check what happened on the
     wire (see the module comment). conf_uri: on a 2xx, the conference
-    URI the isfocus Contact must carry. Returns the parsed trace."""
+    URI the isfocus Contact must carry (with the leg's gr); leg_token:
+    the gr that leg showed before, if known. Returns the parsed trace."""
     rc, text, _ = run.wait()
     _close_sink(run)
     msgs = sipcheck.parse_trace(text)
@@ -165,22 +167,23 @@ def expect_final(run, expect, who, conf_uri=None):
                  sipcheck.via_branch(inv[0])))
     else:
         contact = sipcheck.header1(final, "Contact")
-        uri, params = sipcheck.name_addr(contact)
-        check("isfocus" in params, "%s: the 200's Contact %r has no "
-              ";isfocus" % (who, contact))
         if conf_uri is not None:
-            check(uri == conf_uri, "%s: the 200's Contact is %r, expected "
-                  "the conference URI %s" % (who, contact, conf_uri))
+            sipcheck.check_focus_contact(contact, conf_uri,
+                                         "%s: the 200" % who, leg_token)
+        else:
+            check("isfocus" in sipcheck.name_addr(contact)[1],
+                  "%s: the 200's Contact %r has no ;isfocus"
+                  % (who, contact))
     return msgs
 
 
 def contact_of_200(run, who):
-    """(URI, params) of the Contact in the 200 a running call got."""
+    """The Contact header value of the 200 a (running) call got."""
     msgs = sipcheck.trace_of(run)
     ok = [m for m in sipcheck.responses(msgs, cseq="INVITE", final=True)
           if sipcheck.status(m) == 200]
     check(ok, "%s: no 200 to the INVITE in the trace" % who)
-    return sipcheck.name_addr(sipcheck.header1(ok[0], "Contact"))
+    return sipcheck.header1(ok[0], "Contact")
 
 
 # ---------------------------------------------------------------- mgmt

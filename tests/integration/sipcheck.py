@@ -6,6 +6,9 @@ What it does:
   received (start line, headers in order, body), with their timestamps;
 - small parsers for what the tests assert: name-addr headers (Contact),
   comma lists (Allow, Accept), SDP (session lines and m-line sections);
+- check_focus_contact(): the focus's Contact on a dialog with a
+  participant, <sip:ID@DOMAIN;gr=TOKEN>;isfocus, exactly, returning the
+  leg's TOKEN; check_legs_differ(): different legs, different TOKENs;
 - run_sipp()/sipp_ok(): harness.sipp() with the scenario taken from
   SIPP_SCENARIOS as an absolute path and SIPp's files kept in focusd's
   temp dir (kept on failure), and a failure message that carries SIPp's
@@ -197,6 +200,60 @@ def name_addr(value):
         k, sep, v = p.partition("=")
         params[k.strip().lower()] = v.strip() if sep else None
     return uri.strip(), params
+
+
+# The focus's Contact on every dialog with a participant (the 200 or 180
+# to its INVITE, the focus's re-INVITEs and dial-out INVITEs) names that
+# leg: <sip:ID@DOMAIN;gr=TOKEN>;isfocus, a GRUU-like URI whose TOKEN is
+# chosen when the leg is made and kept for its whole life, moves to
+# another conference included (only ID changes then).
+FOCUS_LEG_TOKEN_RE = re.compile(r"l[0-9a-f]{16}")
+
+
+def check_focus_contact(value, conf_uri, who, leg_token=None):
+    """Check a Contact header value the focus sent on a participant's
+    dialog: exactly <CONF-URI;gr=TOKEN>;isfocus. conf_uri: the
+    conference's URI, "sip:ID@DOMAIN"; the Contact's URI must be it once
+    its one gr parameter is taken out, TOKEN must match l[0-9a-f]{16},
+    and ;isfocus (no value) must be the only header parameter. leg_token:
+    the TOKEN this leg showed before, if any; it must not have changed.
+    who: the message, for the failure text. Returns TOKEN."""
+    what = "%s: Contact %r" % (who, value)
+    m = re.match(r"^<([^<>]*)>((?:\s*;[^;]*)*)$", value.strip())
+    check(m is not None, "%s, expected <%s;gr=TOKEN>;isfocus (a name-addr "
+          "without display name)" % (what, conf_uri))
+    uri, rest = m.group(1).strip(), m.group(2)
+    hparams = [p.strip() for p in rest.split(";") if p.strip()]
+    check(hparams == ["isfocus"], "%s: header parameters %r, expected "
+          "exactly ;isfocus (no value, nothing else)" % (what, hparams))
+    parts = uri.split(";")
+    grs = [i for i, p in enumerate(parts[1:], 1)
+           if p.partition("=")[0].strip().lower() == "gr"]
+    check(len(grs) == 1, "%s: %d gr parameters in the URI, expected one "
+          "(the leg's own URI, <%s;gr=TOKEN>)" % (what, len(grs), conf_uri))
+    name, sep, token = parts[grs[0]].partition("=")
+    check(name == "gr" and sep and FOCUS_LEG_TOKEN_RE.fullmatch(token),
+          "%s: URI parameter %r, expected gr=TOKEN with TOKEN matching "
+          "%s" % (what, parts[grs[0]], FOCUS_LEG_TOKEN_RE.pattern))
+    bare = ";".join(parts[:grs[0]] + parts[grs[0] + 1:])
+    check(bare == conf_uri, "%s: the URI without its gr is %r, expected "
+          "the conference URI %r exactly" % (what, bare, conf_uri))
+    if leg_token is not None:
+        check(token == leg_token, "%s: gr=%s, but this leg showed gr=%s "
+              "before (a leg keeps its gr for life, moves included)"
+              % (what, token, leg_token))
+    return token
+
+
+def check_legs_differ(tokens, what):
+    """tokens: {leg name: the gr TOKEN of its focus Contact}, one entry
+    per leg; every leg must have a TOKEN of its own."""
+    seen = {}
+    for name, token in tokens.items():
+        check(token not in seen, "%s: %s and %s, different legs, both have "
+              "gr=%s in the focus's Contact (each leg has its own)"
+              % (what, seen.get(token), name, token))
+        seen[token] = name
 
 
 def token_list(values):

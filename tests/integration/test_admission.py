@@ -14,11 +14,13 @@ uac_feature_refer.xml (401, then digest) outside any dialog.
 
 1. conference.admission: mode "sometimes" -> -32602; unknown conference
    -> -32001; room1 manual -> {"id": "room1", "mode": "manual"}.
-2. p1 and p2 call room1: each gets 180 Ringing with Contact
-   <sip:room1@HOST:PORT>;isfocus and a To tag, no final answer for 0.5 s;
+2. p1 and p2 call room1: each gets 180 Ringing with Contact exactly
+   <sip:room1@HOST:PORT;gr=TOKEN>;isfocus (TOKEN l and 16 hex digits,
+   naming the caller's leg) and a To tag, no final answer for 0.5 s;
    conference.show lists both "pending". participant.admit of an unknown
-   participant -> -32003. Admit p1 by its URI: p1 gets 200 (isfocus,
-   SDP with m=audio), ACKs, becomes "connected"; p2 is still pending
+   participant -> -32003. Admit p1 by its URI: p1 gets 200 (the same
+   Contact as its 180, TOKEN included; SDP with m=audio), ACKs, becomes
+   "connected"; p2 is still pending
    with no final answer. Admit p2 by its Call-ID: same. Admit p1 again
    -> -32004.
 3. p3 calls, 180; alice REFERs AnswerCall with Target-Dialog
@@ -31,7 +33,8 @@ uac_feature_refer.xml (401, then digest) outside any dialog.
 5. p5 calls, 180; ClearConnection -> 401, 202; p5 gets 480, is gone.
 6. SIGTERM: focusd exits 0; alice's SIPp ends 0 (the focus's BYE).
 
-Every caller must get exactly one distinct final answer. About 6 s. Run
+Every caller must get exactly one distinct final answer, and the five
+callers' TOKENs differ (five legs). About 6 s. Run
 by hand: FOCUSD=build/daemon/focusd SIPP_SCENARIOS=$PWD/tests/sipp \
 python3 tests/integration/test_admission.py (exit 0 on pass).
 """
@@ -89,6 +92,7 @@ class RawCaller:
         self.lock = threading.Lock()
         self.received = []          # (monotonic time, parsed message)
         self.answered = False       # any response seen: stop retransmits
+        self.token = None           # the gr of the focus's Contact
         self.stop = False
         sdp = ("v=0\r\no=%s 1 1 IN IP4 127.0.0.1\r\ns=-\r\n"
                "c=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -177,18 +181,17 @@ class RawCaller:
         return "\n".join("  " + m.start for m in self.msgs())
 
     def wait_ringing(self):
-        """180 with the isfocus Contact of room1 and a To tag; no final
-        answer. Returns the focus's tag."""
+        """180 with the isfocus Contact of room1 and this leg's gr (kept
+        in self.token) and a To tag; no final answer. Returns the focus's
+        tag."""
         sipcheck.wait_until(
             lambda: [m for m in self.responses(False)
                      if sipcheck.status(m) == 180],
             ANSWER_TIMEOUT_S, "%s: 180 Ringing" % self.name, self.trace)
         r = [m for m in self.responses(False) if sipcheck.status(m) == 180][0]
-        uri, params = sipcheck.name_addr(sipcheck.header1(r, "Contact"))
-        check(uri == "sip:%s@%s" % (ROOM, self.fd.sip_target) and
-              "isfocus" in params, "%s: 180 Contact %r, expected "
-              "<sip:%s@%s>;isfocus" % (self.name, sipcheck.header1(
-                  r, "Contact"), ROOM, self.fd.sip_target))
+        self.token = sipcheck.check_focus_contact(
+            sipcheck.header1(r, "Contact"), self.req_uri,
+            "%s: the 180" % self.name)
         self.focus_tag = sipcheck.tag_of(sipcheck.header1(r, "To"))
         check(self.focus_tag, "%s: 180 without a To tag" % self.name)
         return self.focus_tag
@@ -211,9 +214,11 @@ class RawCaller:
               % (self.name, sorted(starts), code, fin[0].raw))
         r = fin[0]
         if code == 200:
-            uri, params = sipcheck.name_addr(sipcheck.header1(r, "Contact"))
-            check("isfocus" in params, "%s: 200 Contact without isfocus: "
-                  "%r" % (self.name, sipcheck.header1(r, "Contact")))
+            # the leg of the 180: the same gr
+            sipcheck.check_focus_contact(sipcheck.header1(r, "Contact"),
+                                         self.req_uri,
+                                         "%s: the 200" % self.name,
+                                         self.token)
             ct = sipcheck.header1(r, "Content-Type").split(";")[0]
             check(ct.strip().lower() == "application/sdp" and
                   "m=audio " in r.body, "%s: 200 without an SDP answer\n%s"
@@ -427,6 +432,8 @@ def body2(fd, callers, owner):
     for c in (p1, p2, p3):
         check((leg(fd, c) or {}).get("state") == "connected",
               "%s not connected at the end: %r" % (c.name, states(fd)))
+    sipcheck.check_legs_differ({c.name: c.token for c in callers},
+                               "the 180s to p1 ... p5")
     return owner
 
 

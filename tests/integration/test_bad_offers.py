@@ -23,7 +23,10 @@ focusd retransmitting: the ACK did not match), that the non-2xx ACK
 carried the INVITE's branch and the response's To tag, and, for the 200,
 the SDP answer: two m-lines, `m=video 0 ...` first, then audio RTP/AVP 8
 with a=rtpmap:8 PCMA/8000, a port in --rtp-ports, a=ptime:20, sendrecv;
-and the exact isfocus Contact.
+and the focus's Contact: exactly <sip:ID@127.0.0.1:PORT;gr=TOKEN>;isfocus,
+TOKEN (l and 16 hex digits) naming the leg. The anchor's 200 and the
+good call's below carry such a Contact too, and the three legs' TOKENs
+differ.
 
 Afterwards: mgmt stats has rejected == 6, the conference still has just
 the anchor (nothing half-built, no nosuchroom), focusd is alive and a good
@@ -100,10 +103,9 @@ def check_two_mlines(name, msgs, fd, conf_id):
     check([sc.status(m) for m in final] == [200], "%s: final responses "
           "%r, expected one 200" % (name, [m.start for m in final]))
     ok = final[0]
-    contact = sc.header1(ok, "Contact").replace(" ", "")
-    want = "<sip:%s@%s>;isfocus" % (conf_id, fd.sip_target)
-    check(contact == want, "%s: Contact %r, expected %r"
-          % (name, contact, want))
+    token = sc.check_focus_contact(sc.header1(ok, "Contact"),
+                                   "sip:%s@%s" % (conf_id, fd.sip_target),
+                                   "%s: the 200" % name)
     ctype = sc.header1(ok, "Content-Type").split(";")[0].strip().lower()
     check(ctype == "application/sdp", "%s: Content-Type %r" % (name, ctype))
     sdp = sc.parse_sdp(ok.body)
@@ -133,6 +135,7 @@ def check_two_mlines(name, msgs, fd, conf_id):
           "sendrecv (the mirror of the offer's)" % (name, direction))
     log("%-12s -> 200, answer: %s" % (name, " | ".join(
         m["line"] for m in ms)))
+    return token
 
 
 def rejected(fd):
@@ -166,6 +169,9 @@ def main():
             check(len(ids) == 1, "conference.list after the anchor's 200: "
                   "%r, expected one conference" % ids)
             conf_id = ids[0]
+            conf_uri = "sip:%s@%s" % (conf_id, fd.sip_target)
+            tokens = {"anchor": sc.check_focus_contact(
+                sc.header1(ok, "Contact"), conf_uri, "anchor: the 200")}
             log("anchor in conference %s" % conf_id)
 
             # -- every case at once
@@ -188,7 +194,8 @@ def main():
                 msgs = sc.parse_trace(text)
                 try:
                     if expect == 200:
-                        check_two_mlines(name, msgs, fd, conf_id)
+                        tokens[name] = check_two_mlines(name, msgs, fd,
+                                                        conf_id)
                     else:
                         check_rejected(name, msgs, expect)
                 except harness.TestFailure as e:
@@ -231,6 +238,11 @@ def main():
             final = sc.responses(msgs, cseq="INVITE", final=True)
             check([sc.status(m) for m in final] == [200],
                   "good call: final responses %r" % [m.start for m in final])
+            tokens["good-call"] = sc.check_focus_contact(
+                sc.header1(final[0], "Contact"), conf_uri,
+                "good call: the 200")
+            sc.check_legs_differ(tokens, "the 200s to the anchor, the "
+                                 "video+audio call and the good call")
             log("good call to %s -> %s" % (conf_id, final[0].start))
             st = rejected(fd)
             check(st["rejected"] == N_REJECTED, "stats: rejected=%d after "

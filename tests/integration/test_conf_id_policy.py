@@ -12,7 +12,8 @@ the error names --conf-id-pattern.
 
 focusd runs with --auto-create --conf-id-pattern '^room[0-9]+$':
   1. uac_join.xml from "dave" to sip:room42@ -> 200 with Contact exactly
-     <sip:room42@127.0.0.1:PORT>;isfocus; conference.show room42 and
+     <sip:room42@127.0.0.1:PORT;gr=TOKEN>;isfocus (TOKEN l and 16 hex
+     digits, naming dave's leg); conference.show room42 and
      conference.list: owner sip:dave@127.0.0.1 (no port, no tag), 1
      participant.
   2. While dave is in, uac_invite_expect.xml (a good PCMU offer) to
@@ -23,11 +24,12 @@ focusd runs with --auto-create --conf-id-pattern '^room[0-9]+$':
      retransmission would come after 500 ms); neither conference appears.
   3. uac_options.xml: OPTIONS sip:room7@ -> 200 with Contact exactly
      <sip:room7@127.0.0.1:PORT>;isfocus (a conference the caller could
-     make), and it did not create room7; OPTIONS sip:lobby@ -> 404,
-     OPTIONS sip:room7b@ -> 404.
+     make; no gr: OPTIONS names no leg), and it did not create room7;
+     OPTIONS sip:lobby@ -> 404, OPTIONS sip:room7b@ -> 404.
   4. The factory still works: uac_join.xml from "erin" to sip:conf@ ->
-     200, Contact <sip:ID@127.0.0.1:PORT>;isfocus with an opaque ID that
-     the pattern does not allow (it is the focus's, not a caller's);
+     200, Contact exactly <sip:ID@127.0.0.1:PORT;gr=TOKEN>;isfocus, TOKEN
+     not dave's, with an opaque ID that the pattern does not allow (it is
+     the focus's, not a caller's);
      conference.list: ID, 1 participant, owner sip:erin@127.0.0.1.
   5. After the BYEs: no conferences, stats rejected == 2 (the two 403s).
 Then a second focusd with --conf-id-pattern '(' (an unmatched
@@ -70,20 +72,28 @@ def aor(user):
 
 
 def check_isfocus_contact(resp, conf_id, fd, what):
+    """The Contact of an OPTIONS answer: the conference, no leg."""
     contact = sc.header1(resp, "Contact")
     want = "<sip:%s@%s>;isfocus" % (conf_id, fd.sip_target)
     check(contact.replace(" ", "") == want, "%s: Contact %r, expected "
           "exactly %s" % (what, contact, want))
 
 
+def check_leg_contact(resp, conf_id, fd, what):
+    """The Contact of a 200 to an INVITE: the leg's <sip:ID@HOST;gr=TOKEN>
+    ;isfocus. Returns TOKEN."""
+    return sc.check_focus_contact(sc.header1(resp, "Contact"), "sip:%s@%s"
+                                  % (conf_id, fd.sip_target), what)
+
+
 def contact_id(resp, fd, what):
+    """(ID, TOKEN) of a 200's <sip:ID@HOST;gr=TOKEN>;isfocus."""
     contact = sc.header1(resp, "Contact")
     uri, _ = sc.name_addr(contact)
-    m = re.match(r"^sip:([^@;>]+)@(.+)$", uri)
-    check(m is not None, "%s: Contact %r is not <sip:ID@HOST>"
+    m = re.match(r"^sip:([^@;>]+)@", uri)
+    check(m is not None, "%s: Contact %r is not <sip:ID@HOST;gr=TOKEN>"
           % (what, contact))
-    check_isfocus_contact(resp, m.group(1), fd, what)
-    return m.group(1)
+    return m.group(1), check_leg_contact(resp, m.group(1), fd, what)
 
 
 def check_forbidden(name, msgs):
@@ -216,7 +226,8 @@ def main():
             check(sc.status(ok) == 200, "INVITE sip:room42@ (allowed by %r)"
                   ": answered %r, expected 200\n%s"
                   % (PATTERN, ok.start, ok.raw))
-            check_isfocus_contact(ok, "room42", fd, "200 to sip:room42@")
+            dave_token = check_leg_contact(ok, "room42", fd,
+                                           "200 to sip:room42@")
             log("INVITE sip:room42@ -> %s" % ok.start)
             show = fd.mgmt_result("conference.show", {"id": "room42"})
             check(show.get("owner") == aor("dave"), "conference.show room42"
@@ -270,7 +281,9 @@ def main():
             check(sc.status(ok) == 200, "%s: answered %r, expected 200 "
                   "(the pattern is for auto-created IDs, not the "
                   "factory's)\n%s" % (what, ok.start, ok.raw))
-            fid = contact_id(ok, fd, what)
+            fid, erin_token = contact_id(ok, fd, what)
+            sc.check_legs_differ({"dave": dave_token, "erin": erin_token},
+                                 "the 200s to dave and erin")
             check(fid != FACTORY and ID_RE.match(fid) and
                   not re.search(PATTERN, fid), "%s: ID %r, expected an "
                   "opaque ID of at least 12 user characters (that %r does "

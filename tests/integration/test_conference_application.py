@@ -33,25 +33,29 @@ what it hears with the kernel's arrival times):
    (10 packets of 20 ms, each >= -25 dBFS at 800 Hz) with silence
    around them.
 2. alice keys 4 2 #: she gets one re-INVITE in her dialog whose Contact
-   is exactly <sip:42@127.0.0.1:SIP-PORT>;isfocus; after her 200 and the
-   ACK, conference.show 42 has owner sip:alice@127.0.0.1 (her AOR) and
-   lists her (local_rtp = the port of her answer); her lobby is gone.
-3. bob keys 4 2 # in-band: one re-INVITE with 42's Contact; 42 lists
-   alice and bob, its owner still alice. Then alice plays 500 Hz and bob
-   1100 Hz: in TALK_S from GRACE_S on, alice hears 1100 Hz and bob
-   500 Hz (>= -30 dBFS, 20 dB over the noise probes); neither hears
-   itself nor the 800 Hz prompt (< -45 dBFS and 25 dB under what it
-   hears).
+   is exactly <sip:42@127.0.0.1:SIP-PORT;gr=TOKEN>;isfocus, TOKEN (l and
+   16 hex digits) naming her leg (the lobby's 200 had no gr: the
+   application is no focus); after her 200 and the ACK, conference.show
+   42 has owner sip:alice@127.0.0.1 (her AOR) and lists her (local_rtp =
+   the port of her answer); her lobby is gone.
+3. bob keys 4 2 # in-band: one re-INVITE with 42's Contact, with a
+   TOKEN of his own; 42 lists alice and bob, its owner still alice.
+   Then alice plays 500 Hz and bob 1100 Hz: in TALK_S from GRACE_S on,
+   alice hears 1100 Hz and bob 500 Hz (>= -30 dBFS, 20 dB over the noise
+   probes); neither hears itself nor the 800 Hz prompt (< -45 dBFS and
+   25 dB under what it hears).
 4. carol keys 7 * 9 #: one re-INVITE with Contact exactly
-   <sip:9@127.0.0.1:SIP-PORT>;isfocus; conference 9 has owner
-   sip:carol@127.0.0.1 and lists her; there is no conference 7, 79 or
-   97. Alone there, she hears neither the prompt nor alice or bob.
+   <sip:9@127.0.0.1:SIP-PORT;gr=TOKEN>;isfocus, TOKEN neither alice's nor
+   bob's; conference 9 has owner sip:carol@127.0.0.1 and lists her; there
+   is no conference 7, 79 or 97. Alone there, she hears neither the
+   prompt nor alice or bob.
 5. dave keys # alone: no re-INVITE (his scenario fails on one); his lobby
    still lists him, conference.list shows exactly 42, 9 and that lobby,
    and from DAVE_AFTER_S after his '#' he still hears the prompt: two
    whole bursts 1.5 s apart (12000 RTP timestamp units).
 6. Every call ends with its own BYE (alice's, bob's and carol's to the
-   re-INVITE's Contact) and 200; no conference is left; focusd exits 0.
+   re-INVITE's Contact URI, gr included; dave's to the application's)
+   and 200; no conference is left; focusd exits 0.
 
 Audio is analysed at the end, on kernel arrival times, so Python's DSP
 does not stall the 20 ms senders. A run too slow for the stays fails as
@@ -111,9 +115,13 @@ ABSENT_UNDER_DB = 25.0
 MIN_FILL = 0.8
 
 
-def contact(user, fd, focus):
-    return "<sip:%s@%s>%s" % (user, fd.sip_target,
-                              ";isfocus" if focus else "")
+def app_contact(fd):
+    """The application's Contact: no isfocus, no gr (it is no focus)."""
+    return "<sip:%s@%s>" % (APP, fd.sip_target)
+
+
+def conf_uri(room, fd):
+    return "sip:%s@%s" % (room, fd.sip_target)
 
 
 def aor(name):
@@ -179,9 +187,9 @@ def check_options(fd):
     check(sc.status(r) == 200, "OPTIONS sip:%s@: %r, expected 200\n%s"
           % (APP, r.start, r.raw))
     ct = sc.header1(r, "Contact")
-    check(ct == contact(APP, fd, False), "OPTIONS sip:%s@: Contact %r, "
+    check(ct == app_contact(fd), "OPTIONS sip:%s@: Contact %r, "
           "expected exactly %r (the application is no focus: no isfocus)"
-          % (APP, ct, contact(APP, fd, False)))
+          % (APP, ct, app_contact(fd)))
     check(conf_ids(fd) == [], "OPTIONS sip:%s@ made conferences: %r"
           % (APP, conf_ids(fd)))
     log("OPTIONS sip:%s@ -> %s, Contact %s" % (APP, r.start, ct))
@@ -204,6 +212,7 @@ class Caller:
         self.t_answer = None
         self.t_keyed = None       # the last key's last packet went
         self.t_moved = None       # the re-INVITE's ACK was in
+        self.token = None         # the gr of the re-INVITE's Contact
         self.error = None
 
     def call(self):
@@ -283,7 +292,7 @@ def check_answer(c):
     ok = first_ok(c.msgs(), c.name)
     where = "%s: 200 to INVITE sip:%s@" % (c.name, APP)
     ct = sc.header1(ok, "Contact")
-    want = contact(APP, c.fd, False)
+    want = app_contact(c.fd)
     check(ct == want, "%s: Contact %r, expected exactly %r (no isfocus: "
           "the application is no focus)\n%s" % (where, ct, want, ok.raw))
     sdp = sc.parse_sdp(ok.body)
@@ -318,6 +327,8 @@ def check_answer(c):
 
 
 def check_reinvite(c):
+    """The one re-INVITE into c.room: c's leg's Contact there (its gr is
+    kept in c.token), in the dialog, the SDP offer at c's port."""
     msgs = c.msgs()
     ri = reinvites(msgs)
     check(len(ri) == 1, "%s: %d re-INVITEs received, expected 1:\n%s"
@@ -326,9 +337,7 @@ def check_reinvite(c):
     inv = sc.requests(msgs, "INVITE", "sent")[0]
     where = "%s's re-INVITE" % c.name
     ct = sc.header1(r, "Contact")
-    want = contact(c.room, c.fd, True)
-    check(ct == want, "%s: Contact %r, expected exactly %r\n%s"
-          % (where, ct, want, r.raw))
+    c.token = sc.check_focus_contact(ct, conf_uri(c.room, c.fd), where)
     check(sc.header1(r, "Call-ID") == sc.header1(inv, "Call-ID"),
           "%s: Call-ID %r is not the dialog's %r" % (
               where, sc.header1(r, "Call-ID"), sc.header1(inv, "Call-ID")))
@@ -375,8 +384,10 @@ def check_bye(c):
     msgs = c.msgs()
     byes = sc.requests(msgs, "BYE", "sent")
     check(byes, "%s: no BYE sent" % c.name)
-    user = c.room if c.room else APP
-    want = "BYE sip:%s@%s SIP/2.0" % (user, c.fd.sip_target)
+    if c.room:      # the re-INVITE's Contact: the leg's URI in c.room
+        want = "BYE %s;gr=%s SIP/2.0" % (conf_uri(c.room, c.fd), c.token)
+    else:
+        want = "BYE sip:%s@%s SIP/2.0" % (APP, c.fd.sip_target)
     check(byes[0].start == want, "%s: BYE line %r, expected %r"
           % (c.name, byes[0].start, want))
     oks = sc.responses(msgs, cseq="BYE", final=True)
@@ -554,6 +565,9 @@ def main():
                     raise c.error
             carol.wait_moved()
             check_reinvite(carol)
+            sc.check_legs_differ({c.name: c.token for c in (alice, bob,
+                                                            carol)},
+                                 "the re-INVITEs to alice, bob and carol")
             check_in_conf(fd, carol, aor("carol"), [carol])
             carol_w = (carol.t_moved + GRACE_S,
                        carol.t_moved + GRACE_S + CAROL_S)

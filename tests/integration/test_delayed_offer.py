@@ -11,11 +11,13 @@ focusd runs with auto-create on; everyone calls sip:room1@.
   bob    uac_delayed_offer.xml -key answer pcma. The 200 must carry an
          offer: c=IN IP4 127.0.0.1, one m=audio on a port in --rtp-ports,
          RTP/AVP with payload types 0 and 8 (PCMU/8000, PCMA/8000),
-         sendrecv, and the Contact <sip:room1@127.0.0.1:PORT>;isfocus. The
-         ACK answers PCMA (PT 8) at bob's RTP endpoint, which then plays
-         1500 Hz in A-law from that port. conference.show must list bob
-         (by Call-ID) with codec PCMA, state connected, direction
-         sendrecv, local_rtp the offered port, remote_rtp bob's port.
+         sendrecv, and the Contact exactly
+         <sip:room1@127.0.0.1:PORT;gr=TOKEN>;isfocus (TOKEN l and 16 hex
+         digits, naming bob's leg). The ACK answers PCMA (PT 8) at bob's
+         RTP endpoint, which then plays 1500 Hz in A-law from that port.
+         conference.show must list bob (by Call-ID) with codec PCMA,
+         state connected, direction sendrecv, local_rtp the offered port,
+         remote_rtp bob's port.
          Over 1.5 s bob must receive RTP from the offered port, all PT 8
          with 160-byte payloads, whose A-law decoding has alice's 700 Hz;
          alice must hear bob's 1500 Hz (focusd decoded his A-law).
@@ -25,7 +27,9 @@ focusd runs with auto-create on; everyone calls sip:room1@.
          For both, focusd must send BYE within 2 s of the ACK (the scenario
          waits 2 s for it and answers 200); the trace gives the delay. Their
          legs must then vanish from conference.show (alice and bob stay).
-After alice and bob hang up, room1 goes away within 2 s.
+After alice and bob hang up, room1 goes away within 2 s. The 200s to
+alice, carol and dave carry such a Contact too, and the four legs' TOKENs
+differ.
 
 Run by hand: FOCUSD=build/daemon/focusd SIPP_SCENARIOS=$PWD/tests/sipp \
 python3 tests/integration/test_delayed_offer.py (exit status 0 on pass).
@@ -78,13 +82,25 @@ def read_port(run, path, what):
     return int(text)
 
 
+def room_uri(fd):
+    return "sip:%s@%s" % (ROOM, fd.sip_target)
+
+
+def check_contact(msgs, fd, who):
+    """The focus's Contact in the 200 to who's INVITE; returns its gr."""
+    ok = [m for m in sc.responses(msgs, cseq="INVITE", final=True)
+          if sc.status(m) == 200]
+    check(ok, "%s: no 200 to the INVITE in the trace" % who)
+    return sc.check_focus_contact(sc.header1(ok[0], "Contact"),
+                                  room_uri(fd), "200 to %s's INVITE" % who)
+
+
 def check_offer(ok, fd):
-    """The SDP offer in focusd's 200 to bob's INVITE without SDP."""
+    """The SDP offer in focusd's 200 to bob's INVITE without SDP; returns
+    the offered port and the Contact's gr."""
     what = "200 to bob's INVITE without SDP"
-    contact = sc.header1(ok, "Contact").replace(" ", "")
-    want = "<sip:%s@%s>;isfocus" % (ROOM, fd.sip_target)
-    check(contact == want, "%s: Contact %r, expected %r"
-          % (what, contact, want))
+    token = sc.check_focus_contact(sc.header1(ok, "Contact"), room_uri(fd),
+                                   what)
     ctype = sc.header(ok, "Content-Type")
     check(ctype and ctype[0].split(";")[0].strip().lower() ==
           "application/sdp", "%s: Content-Type %r, expected "
@@ -116,7 +132,7 @@ def check_offer(ok, fd):
     check(direction == "sendrecv", "%s: direction %s, expected sendrecv"
           % (what, direction))
     log("offer in the 200: %s (%s)" % (m["line"], direction))
-    return m["port"]
+    return m["port"], token
 
 
 def leg_by_call_id(show, call_id):
@@ -126,10 +142,12 @@ def leg_by_call_id(show, call_id):
     return None
 
 
-def check_hangup(name, run):
+def check_hangup(name, run, fd):
     """carol/dave: the scenario got focusd's BYE in time; the trace has
-    the delay from our ACK to it."""
+    the delay from our ACK to it. Returns the Call-ID and the gr of the
+    200's Contact."""
     msgs = sc.sipp_ok(run, "%s (delayed offer, bad or no answer)" % name)
+    token = check_contact(msgs, fd, name)
     acks = sc.requests(msgs, "ACK", "sent")
     byes = sc.requests(msgs, "BYE", "received")
     check(len(acks) >= 1 and len(byes) >= 1, "%s: trace has %d ACKs sent "
@@ -143,7 +161,7 @@ def check_hangup(name, run):
           "%r, our call is %r" % (name, sc.header1(byes[0], "Call-ID"),
                                   call_id))
     log("%s: focusd sent BYE %.3f s after the ACK" % (name, delay))
-    return call_id
+    return call_id, token
 
 
 def main():
@@ -179,7 +197,7 @@ def main():
             ok = sc.wait_response(runs["bob"], "INVITE", 5, "bob")
             check(sc.status(ok) == 200, "bob: INVITE without SDP answered "
                   "%r" % ok.start)
-            offer_port = check_offer(ok, fd)
+            offer_port, bob_token = check_offer(ok, fd)
             check(read_port(runs["bob"], path, "bob") == offer_port,
                   "bob: the scenario read another port than the offer's")
 
@@ -264,8 +282,12 @@ def main():
                     background=True,
                     keys={"answer": answer, "rtp_port": bob.port,
                           "pause_ms": 0, "port_file": "/dev/null"})
-            gone = [check_hangup(name, runs.pop(name))
-                    for name in ("carol", "dave")]
+            tokens = {"bob": bob_token}
+            gone = []
+            for name in ("carol", "dave"):
+                call_id, tokens[name] = check_hangup(name, runs.pop(name),
+                                                    fd)
+                gone.append(call_id)
 
             def legs_gone():
                 show = fd.mgmt_result("conference.show", {"id": ROOM})
@@ -282,7 +304,11 @@ def main():
 
             # -- the end
             for name in ("alice", "bob"):
-                sc.sipp_ok(runs.pop(name), name)
+                msgs = sc.sipp_ok(runs.pop(name), name)
+                if name == "alice":
+                    tokens[name] = check_contact(msgs, fd, name)
+            sc.check_legs_differ(tokens, "the 200s to alice, bob, carol "
+                                 "and dave")
             t_end = now()
             sc.wait_until(lambda: sc.find_conf(fd, ROOM) is None,
                           GONE_TIMEOUT_S, "%s gone after the BYEs" % ROOM,

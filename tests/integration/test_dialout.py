@@ -11,9 +11,11 @@ RTP endpoint playing 500 Hz). Then, through the management socket:
   1100 Hz. conference.dialout {"id": "room1", "uri": "sip:bob@127.0.0.1:
   PORT"} answers {"id", "uri", "state": "dialing-out"}. bob's trace must
   show the INVITE: Request-URI and To the URI dialed, From
-  <sip:room1@DOMAIN> with a tag, Contact exactly <sip:room1@DOMAIN>;
-  isfocus, application/sdp offering PT 0 (PCMU/8000) and 8 (PCMA/8000),
-  sendrecv, on 127.0.0.1 and a port in --rtp-ports; then an ACK to the
+  <sip:room1@DOMAIN> with a tag, Contact exactly
+  <sip:room1@DOMAIN;gr=TOKEN>;isfocus (TOKEN l and 16 hex digits, naming
+  the leg; not alice's, whose 200 carries her own), application/sdp
+  offering PT 0 (PCMU/8000) and 8 (PCMA/8000), sendrecv, on 127.0.0.1
+  and a port in --rtp-ports; then an ACK to the
   200 from the focus (to our Contact, the INVITE's CSeq number, a new
   branch). conference.show, polled, shows the participant with bob's URI
   first "dialing-out" or "alerting", then "alerting" while it rings,
@@ -24,8 +26,10 @@ RTP endpoint playing 500 Hz). Then, through the management socket:
   alice's tone and alice hears bob's, each at least MIN_TONE_DBFS and
   MIN_SNR_DB over the noise probes;
 - carol: a UAS that rings and then answers 486 Busy Here: the dial-out
-  is accepted ("dialing-out"), the participant shows up, and is gone
-  from conference.show within GONE_S of the 486; the UAS gets its ACK;
+  is accepted ("dialing-out"), her INVITE's Contact is room1's with a
+  TOKEN of its own (neither alice's nor bob's), the participant shows up,
+  and is gone from conference.show within GONE_S of the 486; the UAS gets
+  its ACK;
 - bob hangs up after HOLD_MS, alice after ALICE_MS; room1 then ends
   within GONE_S; every SIPp run exits 0 and focusd exits 0 on SIGTERM;
 - last, after focusd's clean exit (so that everything above is checked
@@ -125,7 +129,8 @@ def received(run, method):
 
 
 def check_invite(fd, inv, uri):
-    """The dial-out INVITE as bob received it; returns the offer's port."""
+    """The dial-out INVITE as bob received it; returns the offer's port
+    and the gr of its Contact."""
     domain = fd.sip_target
     want_conf = "sip:%s@%s" % (ROOM, domain)
     what = "the focus's INVITE to %s" % uri
@@ -139,9 +144,8 @@ def check_invite(fd, inv, uri):
     turi, tparams = sc.name_addr(to)
     check(turi == uri and "tag" not in tparams, "%s: To %r, expected <%s> "
           "without a tag" % (what, to, uri))
-    contact = sc.header1(inv, "Contact").replace(" ", "")
-    check(contact == "<%s>;isfocus" % want_conf, "%s: Contact %r, expected "
-          "exactly <%s>;isfocus" % (what, contact, want_conf))
+    contact = sc.header1(inv, "Contact")
+    token = sc.check_focus_contact(contact, want_conf, what)
     ctype = sc.header1(inv, "Content-Type").split(";")[0].strip().lower()
     check(ctype == "application/sdp", "%s: Content-Type %r" % (what, ctype))
     sdp = sc.parse_sdp(inv.body)
@@ -165,7 +169,7 @@ def check_invite(fd, inv, uri):
           "outside --rtp-ports %d-%d" % (what, m["port"], fd.rtp.lo,
                                          fd.rtp.hi))
     log("%s: From %s, Contact %s, %s" % (what, frm, contact, m["line"]))
-    return m["port"]
+    return m["port"], token
 
 
 def check_ack(run, inv, name):
@@ -243,6 +247,12 @@ def main():
                                       ALICE_MS)
             runs.append(run)
             eps["alice"].start_sending(("127.0.0.1", alice_port))
+            ok = [m for m in sc.responses(sc.trace_of(run), cseq="INVITE",
+                                          final=True) if sc.status(m) == 200]
+            check(ok, "alice: no 200 to her INVITE in the trace")
+            tokens = {"alice": sc.check_focus_contact(
+                sc.header1(ok[0], "Contact"), "sip:%s@%s"
+                % (ROOM, fd.sip_target), "the 200 to alice's INVITE")}
             log("alice in %s: %d Hz to focusd :%d"
                 % (ROOM, FREQ["alice"], alice_port))
 
@@ -280,7 +290,13 @@ def main():
             invs = received(bob, "INVITE")
             check(len(invs) >= 1, "UAS bob has no INVITE in its trace\n%s"
                   % bob.report())
-            offer_port = check_invite(fd, invs[0], bob_uri)
+            offer_port, tokens["bob"] = check_invite(fd, invs[0], bob_uri)
+            for inv in invs[1:]:      # retransmissions: the same Contact
+                sc.check_focus_contact(
+                    sc.header1(inv, "Contact"), "sip:%s@%s"
+                    % (ROOM, fd.sip_target), "the focus's INVITE to %s, "
+                    "again" % bob_uri, tokens["bob"])
+            sc.check_legs_differ(tokens, "alice's 200, bob's INVITE")
             check(bob_leg.get("direction") == "sendrecv" and
                   bob_leg.get("codec") == "PCMU" and
                   mc.port_of(bob_leg.get("local_rtp")) == offer_port and
@@ -350,6 +366,15 @@ def main():
             sc.wait_until(busy_sent, BUSY_ANSWER_MS / 1000.0 + 5.0,
                           "carol's 486", lambda: by_uri(participants(fd),
                                                         carol_uri))
+            invs = received(carol, "INVITE")
+            check(invs, "UAS carol has no INVITE in her trace\n%s"
+                  % carol.report())
+            tokens["carol"] = sc.check_focus_contact(
+                sc.header1(invs[0], "Contact"), "sip:%s@%s"
+                % (ROOM, fd.sip_target), "the focus's INVITE to %s"
+                % carol_uri)
+            sc.check_legs_differ(tokens, "alice's 200, bob's and carol's "
+                                 "INVITEs")
             t_busy = time.monotonic()
             sc.wait_until(lambda: by_uri(participants(fd), carol_uri)
                           is None, GONE_S,

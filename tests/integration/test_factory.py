@@ -4,14 +4,18 @@ comes back in the 200's Contact (RFC 4579 4.5).
 
 focusd runs with auto-create off, so only the factory can make
 conferences. Three SIPp calls (uac_join.xml), overlapping:
-  1. INVITE sip:conf@127.0.0.1:PORT -> 200 with Contact
-     <sip:ID@127.0.0.1:PORT>;isfocus, ID opaque: not "conf", at least 12
-     characters, RFC 3261 user characters only. conference.list then shows
-     ID, with uri sip:ID@127.0.0.1:PORT and 1 participant.
-  2. INVITE sip:ID@127.0.0.1:PORT (the URI from that Contact) -> 200 with
-     the same Contact; ID now has 2 participants (list and show).
+  1. INVITE sip:conf@127.0.0.1:PORT -> 200 with Contact exactly
+     <sip:ID@127.0.0.1:PORT;gr=TOKEN>;isfocus (the leg's own URI: the
+     conference URI plus gr, TOKEN l and 16 hex digits), ID opaque: not
+     "conf", at least 12 characters, RFC 3261 user characters only.
+     conference.list then shows ID, with uri sip:ID@127.0.0.1:PORT and 1
+     participant.
+  2. INVITE sip:ID@127.0.0.1:PORT (the conference URI from that Contact)
+     -> 200 with a Contact naming the same conference, with a TOKEN of
+     its own; ID now has 2 participants (list and show).
   3. INVITE sip:conf@ again -> 200 with another ID2 != ID, a conference of
      its own with 1 participant; ID keeps 2.
+The three calls are three legs: their TOKENs differ.
 After the BYEs both conferences are gone from conference.list within 2 s,
 and stats shows 0 conferences and 0 legs.
 
@@ -39,21 +43,17 @@ CALLS = [("first", FACTORY, 4000), ("joiner", None, 2500),
 
 
 def contact_id(resp, fd, what):
-    """The conference ID in a 200's Contact <sip:ID@DOMAIN>;isfocus."""
+    """(ID, TOKEN) of a 200's Contact <sip:ID@DOMAIN;gr=TOKEN>;isfocus,
+    checked exactly."""
     contact = sc.header1(resp, "Contact")
-    uri, params = sc.name_addr(contact)
-    m = re.match(r"^sip:([^@;>]+)@(.+)$", uri)
-    check(m is not None, "%s: Contact %r is not <sip:ID@DOMAIN>"
+    uri, _ = sc.name_addr(contact)
+    m = re.match(r"^sip:([^@;>]+)@", uri)
+    check(m is not None, "%s: Contact %r is not <sip:ID@DOMAIN;gr=TOKEN>"
           % (what, contact))
-    conf_id, host = m.group(1), m.group(2)
-    check(host == fd.sip_target, "%s: Contact %r: host %r, expected the "
-          "domain %r" % (what, contact, host, fd.sip_target))
-    check("isfocus" in params, "%s: Contact %r lacks ;isfocus"
-          % (what, contact))
-    check(contact.replace(" ", "") == "<sip:%s@%s>;isfocus"
-          % (conf_id, fd.sip_target), "%s: Contact %r, expected exactly "
-          "<sip:%s@%s>;isfocus" % (what, contact, conf_id, fd.sip_target))
-    return conf_id
+    conf_id = m.group(1)
+    token = sc.check_focus_contact(contact, "sip:%s@%s"
+                                   % (conf_id, fd.sip_target), what)
+    return conf_id, token
 
 
 def participants(fd, conf_id):
@@ -68,7 +68,7 @@ def main():
         try:
             check(sc.list_ids(fd) == [], "conferences before any call: %r"
                   % sc.list_ids(fd))
-            ids = {}
+            ids, tokens = {}, {}
             for name, target, stay in CALLS:
                 target = target or ids["first"]
                 run = sc.run_sipp(fd, "uac_join.xml", name, service=target,
@@ -81,7 +81,7 @@ def main():
                 resp = sc.wait_response(run, "INVITE", 5, what)
                 check(sc.status(resp) == 200, "%s: answered %r"
                       % (what, resp.start))
-                ids[name] = contact_id(resp, fd, what)
+                ids[name], tokens[name] = contact_id(resp, fd, what)
                 log("%s -> 200, Contact %s" % (what,
                                                sc.header1(resp, "Contact")))
 
@@ -139,6 +139,7 @@ def main():
                               ids["first"],
                               participants(fd, ids["first"])))
 
+            sc.check_legs_differ(tokens, "the 200s to the three calls")
             for run in runs:
                 sc.sipp_ok(run, "call %s" % run.name)
             t_bye = time.monotonic()

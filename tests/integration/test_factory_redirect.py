@@ -16,8 +16,10 @@ auto-create off, so only the factory makes conferences.
      scenario ACKs it in the INVITE's transaction and writes the Contact
      URI to a file. conference.list: only ID, uri sip:ID@127.0.0.1:PORT,
      0 participants, owner sip:alice@127.0.0.1.
-  2. At once uac_join.xml from "bob" to sip:ID@ -> 200 with the same
-     isfocus Contact; ID has 1 participant (list and show), owner still
+  2. At once uac_join.xml from "bob" to sip:ID@ -> 200 with the Contact
+     exactly <sip:ID@127.0.0.1:PORT;gr=TOKEN>;isfocus (the 302's URI plus
+     gr: bob's leg, TOKEN l and 16 hex digits; the 302 itself has no gr,
+     as it names no leg); ID has 1 participant (list and show), owner still
      alice. Bob stays past the empty timeout (checked at 3.3 s after the
      302, when an unjoined conference would be gone): ID is still there
      with 1 participant. After his BYE, ID is gone within 2 s.
@@ -207,10 +209,9 @@ def main():
                   "(the conference the 302 named)\n%s"
                   % (what, ok.start, ok.raw))
             contact = sc.header1(ok, "Contact")
-            check(contact.replace(" ", "") == "<sip:%s@%s>;isfocus"
-                  % (cid, fd.sip_target), "%s: 200 Contact %r, expected "
-                  "exactly <sip:%s@%s>;isfocus"
-                  % (what, contact, cid, fd.sip_target))
+            sc.check_focus_contact(contact, "sip:%s@%s"
+                                   % (cid, fd.sip_target),
+                                   "%s: the 200" % what)
             log("%s -> 200, Contact %s" % (what, contact))
             check_conf(fd, cid, 1, owner_of(fd, "alice"),
                        "after bob joined")

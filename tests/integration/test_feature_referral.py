@@ -18,8 +18,9 @@ and the participant's (its From tag), in either order.
 
 1. Refused, all at once, none of which touches anybody: urn:feature:
    FlyAway 400; no Target-Dialog 400; a Target-Dialog without remote-tag
-   400; urn:feature:SingleStepTransfer 501; DeflectCall without a target 400; bob (a user, neither owner nor
-   moderator) holding carol 401 then 403; alice with a wrong password 401
+   400; urn:feature:SingleStepTransfer without a target 400; DeflectCall
+   without a target 400; bob (a user, neither owner nor moderator) holding
+   carol 401 then 403; alice with a wrong password 401
    then 401; a dialog nobody has 401 then 481; dave's room2 dialog (a leg
    of another conference) 401 then 481; RetrieveCall of bob, who is not
    held, 401 then 488. Meanwhile (the control window) everybody hears
@@ -491,7 +492,7 @@ def body(fd, clock, parts, runs):
         ("no-td", "alice", PASSWORDS["alice"], "HoldCall", None, [400]),
         ("bad-td", "alice", PASSWORDS["alice"], "HoldCall", bad_td, [400]),
         ("transfer", "alice", PASSWORDS["alice"], "SingleStepTransfer",
-         bob.target_dialog(), [501]),
+         bob.target_dialog(), [400]),
         ("deflect-no-target", "alice", PASSWORDS["alice"], "DeflectCall",
          bob.target_dialog(), [400]),
         ("bob-holds-carol", "bob", PASSWORDS["bob"], "HoldCall",

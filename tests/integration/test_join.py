@@ -18,10 +18,13 @@ and got no BYE.
 Then:
   - jane, to the factory, with `Join: CALLID;to-tag=FOCUS;from-tag=PETE`
     (RFC 3911's order: to-tag is the focus's) -> 200 whose Contact is
-    `<room1's URI>;isfocus`;
+    exactly `<room1's URI;gr=TOKEN>;isfocus` (TOKEN l and 16 hex digits,
+    naming jane's leg);
   - josh, to sip:elsewhere@focusd (auto-create would make that room), with
-    the tags the other way round -> 200, the same Contact, and no
+    the tags the other way round -> 200, room1's Contact as well, and no
     conference "elsewhere" appears.
+    pete's, jane's and josh's 200s carry three different TOKENs (three
+    legs), and the final check of each joiner's trace finds the same.
 conference.show room1 then lists pete, jane and josh, connected, with the
 RTP ports of the answers; conference.list has room1 with 3 participants
 and nothing else. Over a 1.5 s window jane hears pete (500 Hz) and josh
@@ -89,6 +92,9 @@ def main():
             dialoghdr.wait_state(fd, ROOM, "pete", "connected")
             cid, pete_tag, focus_tag = dialoghdr.dialog_of(pete, "pete")
             room_uri = dialoghdr.conf_uri(fd, ROOM)
+            tokens = {"pete": sipcheck.check_focus_contact(
+                dialoghdr.contact_of_200(pete, "pete"), room_uri,
+                "pete: the 200")}
             log("pete's dialog: Call-ID %s, his tag %s, focusd's %s; "
                 "room1 is %s" % (cid, pete_tag, focus_tag, room_uri))
 
@@ -151,11 +157,12 @@ def main():
             josh_port = dialoghdr.answered_port(fd, josh, josh_pf)
             josh_ep.start_sending(("127.0.0.1", josh_port))
             for run, who in ((jane, "jane"), (josh, "josh")):
-                uri, params = dialoghdr.contact_of_200(run, who)
-                check(uri == room_uri and "isfocus" in params,
-                      "%s: the 200's Contact is <%s> %r, expected <%s>;"
-                      "isfocus (the conference of the dialog Joined)"
-                      % (who, uri, params, room_uri))
+                # room1: the conference of the dialog Joined
+                tokens[who] = sipcheck.check_focus_contact(
+                    dialoghdr.contact_of_200(run, who), room_uri,
+                    "%s: the 200" % who)
+            sipcheck.check_legs_differ(tokens, "the 200s to pete, jane and "
+                                       "josh")
             for who in ("jane", "josh"):
                 dialoghdr.wait_state(fd, ROOM, who, "connected")
             t_in = clock.now()
@@ -190,8 +197,10 @@ def main():
             heard(pete_ep, freqs, w0, w0 + WINDOW_S, "pete", (JANE_HZ,))
 
             # -- everyone hangs up
-            dialoghdr.expect_final(jane, 200, "jane", room_uri)
-            dialoghdr.expect_final(josh, 200, "josh", room_uri)
+            dialoghdr.expect_final(jane, 200, "jane", room_uri,
+                                   tokens["jane"])
+            dialoghdr.expect_final(josh, 200, "josh", room_uri,
+                                   tokens["josh"])
             mediacheck.finish_calls([pete], [pete_ep], clock, timeout=15)
             sipcheck.wait_until(lambda: ROOM not in sipcheck.list_ids(fd),
                                 3.0, "room1 gone after the last BYE",

@@ -16,14 +16,17 @@ to room1 with the offer this test writes into SIPp's working directory:
           streams rejected in place (m=video 0 RTP/AVP PT, PT the one
           offered for that stream) and then m=audio on a port in
           --rtp-ports, RTP/AVP 0 with a=rtpmap:0 PCMU/8000, sendrecv, the
-          isfocus Contact; or a 488 whose reason phrase mentions streams.
+          Contact exactly <sip:room1@127.0.0.1:PORT;gr=TOKEN>;isfocus
+          (TOKEN l and 16 hex digits, naming the leg); or a 488 whose
+          reason phrase mentions streams.
   eighty  80 m=video lines, then the same m=audio (about 5 KB, in one
           UDP datagram): 488, the reason phrase mentions streams.
 Every SDP line of an answer must look like "x=value" and every m-line
 match ^m=\\w+ \\d+ [A-Z/]+ \\S+ (nothing cut off or run together).
 Exactly one final response comes to each INVITE. Afterwards focusd is
 alive, stats counts each 488 as rejected, a plain PCMU call to room1
-still gets 200, and room1 ends.
+still gets 200 (with such a Contact, its TOKEN not twelve's), and room1
+ends.
 
 Run by hand: FOCUSD=build/daemon/focusd SIPP_SCENARIOS=$PWD/tests/sipp \
 python3 tests/integration/test_many_streams.py (exit status 0 on pass).
@@ -125,12 +128,16 @@ def check_488(name, resp):
           % (name, phrase))
 
 
+def room_uri(fd):
+    return "sip:%s@%s" % (ROOM, fd.sip_target)
+
+
 def check_answer(name, resp, fd, n_video):
+    """A 200 to n_video video streams and one audio; returns the gr of
+    its Contact."""
     check_wellformed(name, resp)
-    contact = sc.header1(resp, "Contact").replace(" ", "")
-    want = "<sip:%s@%s>;isfocus" % (ROOM, fd.sip_target)
-    check(contact == want, "%s: Contact %r, expected %r"
-          % (name, contact, want))
+    token = sc.check_focus_contact(sc.header1(resp, "Contact"),
+                                   room_uri(fd), "%s: the 200" % name)
     sdp = sc.parse_sdp(resp.body)
     ms = sdp["media"]
     listing = "\n  ".join(m["line"] for m in ms)
@@ -158,16 +165,18 @@ def check_answer(name, resp, fd, n_video):
     log("%s: answer has %d m-lines: %s ... %s" % (name, len(ms),
                                                   ms[0]["line"],
                                                   audio["line"]))
+    return token
 
 
 def main():
     with harness.Focusd(auto_create=True) as fd:
         sink = rtpep.RtpEndpoint(name="sink", max_duration=30).start()
         n488 = 0
+        tokens = {}
         try:
             resp, _ = invite(fd, "twelve", 12, sink.port)
             if sc.status(resp) == 200:
-                check_answer("twelve", resp, fd, 12)
+                tokens["twelve"] = check_answer("twelve", resp, fd, 12)
             elif sc.status(resp) == 488:
                 check_488("twelve", resp)
                 n488 += 1
@@ -196,6 +205,11 @@ def main():
             final = sc.responses(msgs, cseq="INVITE", final=True)
             check([sc.status(m) for m in final] == [200], "plain call: "
                   "final responses %r" % [m.start for m in final])
+            tokens["good-call"] = sc.check_focus_contact(
+                sc.header1(final[0], "Contact"), room_uri(fd),
+                "plain call: the 200")
+            sc.check_legs_differ(tokens, "the 200s to twelve and the plain "
+                                 "call")
             sc.wait_until(lambda: sc.find_conf(fd, ROOM) is None, 2.0,
                           "%s gone after the calls" % ROOM,
                           lambda: "conference.list %r"

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """participant.move takes a participant's call into another conference
 (RFC 4579 4.10): its audio follows, the focus re-INVITEs it with the new
-conference's isfocus Contact, and the rooms' rosters and watchers follow.
+conference's isfocus Contact (the same leg: the same gr), and the rooms'
+rosters and watchers follow.
 
 It starts focusd with --auto-create and three RTP endpoints that play
 their own tones for their whole call (alice 500 Hz, bob 1100 Hz, carol
 1900 Hz, -12 dBFS). alice and bob join conference A with
 uac_join_reinvited.xml (each answers the focus's re-INVITE with PCMU,
 sendrecv, stays STAY_MS and hangs up to the refreshed target); carol
-joins B with uac_join.xml. A conference-event watcher subscribes to each
-room (uac_subscribe_conf.xml).
+joins B with uac_join.xml. Each 200 carries the Contact exactly
+<sip:ROOM@127.0.0.1:SIP-PORT;gr=TOKEN>;isfocus, TOKEN (l and 16 hex
+digits) naming the leg: three different ones. A conference-event watcher
+subscribes to each room (uac_subscribe_conf.xml).
 
 1. Control window, before any move: alice and bob hear each other, carol
    (alone in B) hears neither - the measurement can tell.
@@ -17,7 +20,8 @@ room (uac_subscribe_conf.xml).
    bob's URI as conference.show lists it: the result is exactly
    {"participant", "from", "to"}; bob receives one re-INVITE in his
    dialog (Request-URI his Contact, Call-ID and tags of the dialog) whose
-   Contact is exactly <sip:B@127.0.0.1:SIP-PORT>;isfocus and whose SDP
+   Contact is exactly <sip:B@127.0.0.1:SIP-PORT;gr=TOKEN>;isfocus, TOKEN
+   the one of his 200 in A (only the user part changes), and whose SDP
    offers PT 0 and 8, sendrecv, at the RTP port of his first answer; his
    200 is ACKed. conference.show B lists bob "connected", sendrecv, same
    local RTP port; A lists only alice; conference.list says A 1, B 2.
@@ -25,9 +29,10 @@ room (uac_subscribe_conf.xml).
    carol and not alice, carol hears bob and not alice, alice hears
    neither; bob's packets still come from his port.
 3. `participant.move` of alice into B by her Call-ID (checked against her
-   INVITE and conference.show): her re-INVITE carries B's Contact, A
-   disappears from conference.list (conference.show A: -32001), B counts
-   3, and all three hear the other two. The watchers: A's saw the full
+   INVITE and conference.show): her re-INVITE carries B's Contact with
+   her own TOKEN (as in her 200 in A), A disappears from conference.list
+   (conference.show A: -32001), B counts 3, and all three hear the other
+   two. The watchers: A's saw the full
    state, then bob and alice each deleted (disconnected, departed), user
    counts 1 and 0; B's saw carol, then bob and alice each join connected,
    user counts 2 and 3; versions 1, 2, 3 on both; A's end then ends its
@@ -38,8 +43,8 @@ room (uac_subscribe_conf.xml).
    own conference -32602; malformed params (a member missing, wrong type,
    null, an extra member, an array, none) -32602.
 5. Every call ends with its own BYE and 200 (bob's and alice's to
-   sip:B@..., the re-INVITE's Contact); no conference is left; nobody got
-   more than one re-INVITE; focusd exits 0 on SIGTERM.
+   sip:B@...;gr=TOKEN, the re-INVITE's Contact); no conference is left;
+   nobody got more than one re-INVITE; focusd exits 0 on SIGTERM.
 
 RTP arrival times are the kernel's (mediacheck.TimedEndpoint), so a test
 process stalled by a loaded machine does not move packets between windows;
@@ -96,8 +101,8 @@ SDP_VERSION_MUST_RISE = False    # see the docstring; focusd keeps it
 ENDED_NOTIFY_WAIT_S = 2.0
 
 
-def contact_uri(room, fd):
-    return "<sip:%s@%s>;isfocus" % (room, fd.sip_target)
+def conf_uri(room, fd):
+    return "sip:%s@%s" % (room, fd.sip_target)
 
 
 def sipp_port(run):
@@ -163,9 +168,10 @@ def reinvites(msgs):
     return out
 
 
-def check_reinvite(run, fd, who, room, focus_port):
+def check_reinvite(run, fd, who, room, focus_port, leg_token):
     """The one re-INVITE who received: in the dialog, with room's isfocus
-    Contact and an SDP offer at focus_port; and the ACK to our 200."""
+    Contact of the leg whose gr is leg_token and an SDP offer at
+    focus_port; and the ACK to our 200."""
     msgs = sipcheck.trace_of(run)
     ok = first_answer(msgs, who)
     inv = sipcheck.requests(msgs, "INVITE", "sent")[0]
@@ -176,11 +182,8 @@ def check_reinvite(run, fd, who, room, focus_port):
     where = "%s's re-INVITE" % who
 
     contact = sipcheck.header1(r, "Contact")
-    want = contact_uri(room, fd)
-    check(contact == want, "%s: Contact is %r, expected exactly %r\n%s"
-          % (where, contact, want, r.raw))
-    uri, params = sipcheck.name_addr(contact)
-    check("isfocus" in params, "%s: no isfocus in %r" % (where, contact))
+    sipcheck.check_focus_contact(contact, conf_uri(room, fd), where,
+                                 leg_token)
 
     our_contact = sipcheck.name_addr(sipcheck.header1(inv, "Contact"))[0]
     check(r.start == "INVITE %s SIP/2.0" % our_contact, "%s: Request-URI "
@@ -243,12 +246,13 @@ def check_reinvite(run, fd, who, room, focus_port):
            m["line"]))
 
 
-def check_bye(run, fd, who, room):
-    """After the move our BYE goes to the refreshed target and gets 200."""
+def check_bye(run, fd, who, room, leg_token):
+    """After the move our BYE goes to the refreshed target (room's URI
+    with the leg's gr) and gets 200."""
     msgs = sipcheck.trace_of(run)
     byes = sipcheck.requests(msgs, "BYE", "sent")
     check(byes, "%s: no BYE sent" % who)
-    want = "BYE sip:%s@%s SIP/2.0" % (room, fd.sip_target)
+    want = "BYE %s;gr=%s SIP/2.0" % (conf_uri(room, fd), leg_token)
     check(byes[0].start == want, "%s: BYE line %r, expected %r (the "
           "re-INVITE's Contact)" % (who, byes[0].start, want))
     oks = [m for m in sipcheck.responses(msgs, cseq="BYE", final=True)]
@@ -396,6 +400,16 @@ def main():
             runs.append(carol)
             eps["carol"].start_sending(("127.0.0.1", c_port))
             t_joined = clock.now()
+            tokens = {}
+            for run, who, room in ((alice, "alice", ROOM_A),
+                                   (bob, "bob", ROOM_A),
+                                   (carol, "carol", ROOM_B)):
+                tokens[who] = sipcheck.check_focus_contact(
+                    sipcheck.header1(first_answer(sipcheck.trace_of(run),
+                                                  who), "Contact"),
+                    conf_uri(room, fd), "%s: the 200 to the INVITE" % who)
+            sipcheck.check_legs_differ(tokens, "the 200s to alice, bob and "
+                                       "carol")
             log("joined by %.2f s: alice :%d, bob :%d (A), carol :%d (B)"
                 % (t_joined, a_port, b_port, c_port))
 
@@ -445,7 +459,7 @@ def main():
                          "bob: the focus's re-INVITE after the move")
             mc.wait_line(bob, bob_ev, "ack", REINVITE_TIMEOUT_S,
                          "bob: the ACK to his 200 for the re-INVITE")
-            check_reinvite(bob, fd, "bob", ROOM_B, b_port)
+            check_reinvite(bob, fd, "bob", ROOM_B, b_port, tokens["bob"])
 
             def bob_connected():
                 p = part_by_uri(mc.show(fd, ROOM_B), bob_uri)
@@ -496,7 +510,8 @@ def main():
                   % rpc)
             mc.wait_line(alice, alice_ev, "ack", REINVITE_TIMEOUT_S,
                          "alice: the ACK to her 200 for the re-INVITE")
-            check_reinvite(alice, fd, "alice", ROOM_B, a_port)
+            check_reinvite(alice, fd, "alice", ROOM_B, a_port,
+                           tokens["alice"])
             check(counts(fd).get(ROOM_B) == 3, "conference.list after "
                   "alice's move: %r, expected B 3" % counts(fd))
             w2 = (t_mv2r + GRACE_S, t_mv2r + GRACE_S + WINDOW2_S)
@@ -548,8 +563,8 @@ def main():
             mc.finish_calls([alice, bob, carol],
                             [eps["alice"], eps["bob"], eps["carol"]],
                             clock, timeout=SIPP_TIMEOUT_S)
-            check_bye(bob, fd, "bob", ROOM_B)
-            check_bye(alice, fd, "alice", ROOM_B)
+            check_bye(bob, fd, "bob", ROOM_B, tokens["bob"])
+            check_bye(alice, fd, "alice", ROOM_B, tokens["alice"])
             sipcheck.wait_until(lambda: not counts(fd), 3.0,
                                 "no conference left after the BYEs",
                                 lambda: counts(fd))

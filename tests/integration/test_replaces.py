@@ -21,8 +21,10 @@ connected, got no BYE, and the watcher got no NOTIFY.
 Then rita (1900 Hz), pete's other phone (From pete), sends INVITE
 sip:room1@focusd with
 `Replaces: CALLID;to-tag=FOCUS;from-tag=PETE` (RFC 3891's order: to-tag is
-the focus's, from-tag pete's) and must get 200 with Contact
-`<room1's URI>;isfocus`. Then:
+the focus's, from-tag pete's) and must get 200 with Contact exactly
+`<room1's URI;gr=TOKEN>;isfocus` (TOKEN l and 16 hex digits): a new
+dialog, a new leg, so TOKEN is neither pete's nor quinn's (from their own
+200s). Then:
   - pete gets a BYE from focusd (his SIPp call ends with success);
   - conference.show room1 lists two participants: quinn, and exactly one
     entry with pete's URI (the roster identity is kept; no entry under
@@ -126,6 +128,10 @@ def main():
                 dialoghdr.wait_state(fd, ROOM, who, "connected")
             cid, pete_tag, focus_tag = dialoghdr.dialog_of(pete, "pete")
             room_uri = dialoghdr.conf_uri(fd, ROOM)
+            tokens = {who: sipcheck.check_focus_contact(
+                dialoghdr.contact_of_200(run, who), room_uri,
+                "%s: the 200" % who)
+                for run, who in ((quinn, "quinn"), (pete, "pete"))}
             pete_uri = dialoghdr.by_user(dialoghdr.legs(fd, ROOM),
                                          "pete")[0].get("uri")
             log("pete (%s): Call-ID %s, his tag %s, focusd's %s; room1 is "
@@ -186,11 +192,12 @@ def main():
             rita_port = dialoghdr.answered_port(fd, rita, rita_pf)
             rita_ep.start_sending(("127.0.0.1", rita_port))
             t_replaced = clock.now()
-            uri, params = dialoghdr.contact_of_200(rita, "rita")
-            check(uri == room_uri and "isfocus" in params,
-                  "rita: the 200's Contact is <%s> %r, expected <%s>;"
-                  "isfocus (the conference of the dialog replaced)"
-                  % (uri, params, room_uri))
+            # room1: the conference of the dialog replaced
+            tokens["rita"] = sipcheck.check_focus_contact(
+                dialoghdr.contact_of_200(rita, "rita"), room_uri,
+                "rita: the 200")
+            sipcheck.check_legs_differ(tokens, "the 200s to quinn, pete and "
+                                       "rita")
             rita_cid = sipcheck.header1(sipcheck.requests(
                 sipcheck.trace_of(rita), "INVITE", "sent")[0], "Call-ID")
 
@@ -263,7 +270,8 @@ def main():
                   % (len(ns) - n0, confwatch.describe(ns[n0:])))
 
             # -- rita leaves: the departure is pete's roster entry
-            dialoghdr.expect_final(rita, 200, "rita", room_uri)
+            dialoghdr.expect_final(rita, 200, "rita", room_uri,
+                                   tokens["rita"])
             ns = watcher.wait_notifies(n0 + 1, 3.0, "rita's departure")
             ns = ns[n0:]
             users = re.findall(r'<user\s+entity="([^"]*)"\s+'
