@@ -437,6 +437,10 @@ dialog_changed(struct sig_conf *c, struct sig_leg *l, bool gone)
 	 * release, with how it ended. */
 	if (!gone && l->state == SIG_LEG_DISCONNECTING)
 		return;
+	/* A caller's dialog is confirmed by our 2xx, but nua tells us our
+	 * tag only with the ACK: it is announced then, tags and all. */
+	if (!gone && l->uas && l->answered && l->to_tag == NULL)
+		return;
 	for (sub = TAILQ_FIRST(&c->subs); sub; sub = next) {
 		next = TAILQ_NEXT(sub, link);
 		if (!sub->dialog || (sub->leg && sub->leg != l))
@@ -647,10 +651,15 @@ sig_confevent_event(struct sig *s, nua_event_t event, int status,
 			else
 				subscribe_new(s, nh, l, sip);
 		} else if (substate == nua_substate_terminated) {
-			sub_free(sub); /* Expires: 0, nua said goodbye */
-		} else {
+			/* Expires: 0. nua sends the terminating NOTIFY itself,
+			 * after any NOTIFY still unanswered: the handle must
+			 * live until that one is answered (nua_r_notify). */
+			if (sub->conf)
+				sub_retire(sub);
+		} else if (sub->conf) {
 			sub_send_full(sub, false); /* a refresh */
 		}
+		/* else: ended on our side already; the last NOTIFY is out */
 		return true;
 	case nua_r_notify:
 		if (sub && substate == nua_substate_terminated &&

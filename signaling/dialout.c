@@ -60,9 +60,28 @@ sig_dialout(struct sig_leg **lp, struct sig_conf *c, const char *target,
 	l->refer = refer;
 	l->state = SIG_LEG_DIALING_OUT;
 
-	from = su_sprintf(home, "<%s>", c->uri);
-	l->nh = nua_handle(s->nua, l, SIPTAG_TO_STR(target),
-			   SIPTAG_FROM_STR(from), TAG_END());
+	/* Our Call-ID and From tag, chosen here rather than by the stack:
+	 * the dialog package names the dialog from its first document on
+	 * (trying), before any response. */
+	{
+		char tag[24], cid[24];
+		size_t n;
+
+		sig_random_id(tag, sizeof(tag), "");
+		sig_random_id(cid, sizeof(cid), "fd-");
+		n = strlen(cid) + strlen(s->domain) + 2;
+		l->from_tag = strdup(tag);
+		l->call_id = malloc(n);
+		if (l->call_id)
+			snprintf(l->call_id, n, "%s@%s", cid, s->domain);
+	}
+	from = su_sprintf(home, "<%s>;tag=%s", c->uri,
+			  l->from_tag ? l->from_tag : "");
+	l->nh = l->from_tag && l->call_id
+			? nua_handle(s->nua, l, SIPTAG_TO_STR(target),
+				     SIPTAG_FROM_STR(from),
+				     SIPTAG_CALL_ID_STR(l->call_id), TAG_END())
+			: NULL;
 	if (l->nh == NULL) {
 		su_home_deinit(home);
 		l->disconnection = "failed";
@@ -99,6 +118,16 @@ dialout_learn(struct sig_leg *l, const sip_t *sip, bool final)
 	if (sip->sip_to && sip->sip_to->a_tag && (final || !l->to_tag)) {
 		free(l->to_tag);
 		l->to_tag = sig_clean_text(sip->sip_to->a_tag);
+	}
+	/* The remote target from the first response that gives one. */
+	if (sip->sip_contact && sip->sip_status &&
+	    sip->sip_status->st_status > 100) {
+		char *contact = sig_url_text(sip->sip_contact->m_url);
+
+		if (contact) {
+			free(l->contact);
+			l->contact = contact;
+		}
 	}
 }
 
