@@ -46,41 +46,43 @@ SCHEMA = os.path.normpath(os.path.join(HERE, "..", "schemas",
 _Q = "{%s}" % NS
 
 
-def xmllint_path():
-    """Path of xmllint; fails the test when there is none."""
+def xmllint_path(schema=SCHEMA):
+    """Path of xmllint; fails the test when there is none, or when the
+    schema documents are checked against is missing."""
     p = shutil.which("xmllint")
     check(p is not None, "xmllint not found on PATH (Debian: apt-get "
-          "install libxml2-utils); every conference-info document must be "
-          "validated against %s" % SCHEMA)
-    check(os.path.exists(SCHEMA), "schema %s is missing" % SCHEMA)
+          "install libxml2-utils); every event document must be "
+          "validated against %s" % schema)
+    check(os.path.exists(schema), "schema %s is missing" % schema)
     return p
 
 
 _validated = {}
 
 
-def validate(text, workdir, what):
-    """Validate one document (text) against the RFC 4575 schema; fails
-    with xmllint's report and the document."""
-    key = hash(text)
+def validate(text, workdir, what, schema=SCHEMA, kind="conference-info"):
+    """Validate one document (text) against schema (by default RFC 4575's;
+    dialoginfo passes RFC 4235's); fails with xmllint's report and the
+    document. A document validated once is not checked again."""
+    key = (hash(text), schema)
     if _validated.get(key) == text:
         return
-    xmllint = xmllint_path()
+    xmllint = xmllint_path(schema)
     os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "doc-%d-%06d.xml"
-                        % (os.getpid(), random.randrange(10 ** 6)))
+    path = os.path.join(workdir, "%s-%d-%06d.xml"
+                        % (kind, os.getpid(), random.randrange(10 ** 6)))
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     try:
         r = subprocess.run([xmllint, "--noout", "--nonet", "--schema",
-                            SCHEMA, path], stdout=subprocess.PIPE,
+                            schema, path], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=20)
     except subprocess.TimeoutExpired:
         fail("%s: xmllint did not finish within 20 s" % what)
     out = r.stdout.decode("utf-8", "replace")
-    check(r.returncode == 0, "%s: the conference-info document does not "
+    check(r.returncode == 0, "%s: the %s document does not "
           "validate against %s (xmllint exit %d):\n%s\n----- document:\n%s"
-          % (what, SCHEMA, r.returncode, out.strip(), text))
+          % (what, kind, schema, r.returncode, out.strip(), text))
     os.unlink(path)
     _validated[key] = text
 

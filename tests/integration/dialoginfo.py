@@ -15,7 +15,7 @@ What it does:
 - docs(): the parsed documents a ConfWatcher(event="dialog") has
   received so far.
 
-The xmllint lookup is confinfo's (xmllint_path); like confinfo, every
+Validation is confinfo.validate with this schema; like confinfo, every
 document received is validated, not only the ones a test looks at, and
 xmllint runs with --nonet on a file in the test's temp dir. Beyond the
 schema, parse_doc() checks what the RFC says in prose and its schema
@@ -26,9 +26,7 @@ Only the Python standard library is used, plus /usr/bin/xmllint.
 """
 
 import os
-import random
 import re
-import subprocess
 import xml.etree.ElementTree as ET
 
 import confinfo
@@ -49,39 +47,14 @@ _Q = "{%s}" % NS
 
 def schema_path():
     """SCHEMA; fails the test when xmllint or the schema is missing."""
-    confinfo.xmllint_path()
-    check(os.path.exists(SCHEMA), "schema %s is missing" % SCHEMA)
+    confinfo.xmllint_path(SCHEMA)
     return SCHEMA
-
-
-_validated = {}
 
 
 def validate(text, workdir, what):
     """Validate one document (text) against the RFC 4235 schema; fails
     with xmllint's report and the document."""
-    key = hash(text)
-    if _validated.get(key) == text:
-        return
-    xmllint = confinfo.xmllint_path()
-    schema = schema_path()
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "dialog-info-%d-%06d.xml"
-                        % (os.getpid(), random.randrange(10 ** 6)))
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    try:
-        r = subprocess.run([xmllint, "--noout", "--nonet", "--schema",
-                            schema, path], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=20)
-    except subprocess.TimeoutExpired:
-        fail("%s: xmllint did not finish within 20 s" % what)
-    out = r.stdout.decode("utf-8", "replace")
-    check(r.returncode == 0, "%s: the dialog-info document does not "
-          "validate against %s (xmllint exit %d):\n%s\n----- document:\n%s"
-          % (what, schema, r.returncode, out.strip(), text))
-    os.unlink(path)
-    _validated[key] = text
+    confinfo.validate(text, workdir, what, schema=SCHEMA, kind="dialog-info")
 
 
 # ---------------------------------------------------------------- documents
