@@ -19,25 +19,13 @@
  * order, so a pass means something.
  */
 #include <errno.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cmocka.h>
-
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-#include <libxml/xmlerror.h>
-#include <libxml/xpath.h>
-#include <libxml/xpathInternals.h>
 
 #include "signaling/confinfo.h"
+#include "tests/unit/xmltest.h"
 
 #define CI_NS	  "urn:ietf:params:xml:ns:conference-info"
 #define CONF_URI  "sip:conf42@focus.example.com"
@@ -46,77 +34,17 @@
 #define CALL_ID	  "a84b4c76e66710@pc33.example.com"
 #define FROM_TAG  "1928301774"
 #define TO_TAG	  "as7f9b2c1"
-#define USER_PATH "/ci:conference-info/ci:users/ci:user"
+#define ROOT_PATH "/ci:conference-info"
+#define USER_PATH ROOT_PATH "/ci:users/ci:user"
 
-/*
- * libxml2's allocator, counted, with one allocation made to fail on
- * demand (xmlMemSetup in main, before any other libxml2 call).
- */
-static long live;    /* allocations not yet freed */
-static long fail_in; /* 0: off; n: the n-th allocation from now fails */
-static bool failed;  /* fail_in reached 0 */
-
-static bool
-fail_now(void)
-{
-	if (fail_in > 0 && --fail_in == 0) {
-		failed = true;
-		return true;
-	}
-	return false;
-}
-
-static void *
-t_malloc(size_t n)
-{
-	void *p = fail_now() ? NULL : malloc(n);
-
-	if (p != NULL)
-		live++;
-	return p;
-}
-
-static void *
-t_realloc(void *p, size_t n)
-{
-	void *q = fail_now() ? NULL : realloc(p, n);
-
-	if (q != NULL && p == NULL)
-		live++;
-	return q;
-}
-
-static void
-t_free(void *p)
-{
-	if (p != NULL)
-		live--;
-	free(p);
-}
-
-static char *
-t_strdup(const char *s)
-{
-	char *p = fail_now() ? NULL : strdup(s);
-
-	if (p != NULL)
-		live++;
-	return p;
-}
-
-static void
-quiet_generic(void *ctx, const char *msg, ...)
-{
-	(void)ctx;
-	(void)msg;
-}
-
-static void
-quiet_structured(void *ctx, xmlErrorPtr err)
-{
-	(void)ctx;
-	(void)err;
-}
+/* For xmltest.c; ci: is the RFC 4575 namespace in every XPath here. */
+static const struct xt_conf xml_conf = {
+	.name = "confinfo",
+	.prefix = "ci",
+	.ns = CI_NS,
+	.xsd = CI_XSD,
+	.xmllint = CI_XMLLINT,
+};
 
 /*
  * The conference of three.
@@ -231,130 +159,16 @@ full_doc(void)
 }
 
 /*
- * Reading the documents back.
+ * Rendering (reading back is xt_parse and assert_xpath, xmltest.h).
  */
 static char *
 render_ok(const struct ci_doc *d, unsigned version, size_t *lenp)
 {
 	char *xml = NULL;
 	size_t len = 0;
+	int rc = ci_render(&xml, &len, d, version);
 
-	assert_int_equal(ci_render(&xml, &len, d, version), 0);
-	assert_non_null(xml);
-	assert_true(len > 0);
-	assert_int_equal(strlen(xml), len);
-	if (lenp != NULL)
-		*lenp = len;
-	return xml;
-}
-
-static xmlDocPtr
-parse(const char *xml, size_t len)
-{
-	xmlDocPtr doc = xmlReadMemory(xml, (int)len, "confinfo.xml", NULL,
-				      XML_PARSE_NONET);
-
-	if (doc == NULL)
-		print_error("does not parse:\n%s\n", xml);
-	assert_non_null(doc);
-	return doc;
-}
-
-/* The string value of XPath expr (ci: is the RFC 4575 namespace). */
-static char *
-xpath_str(xmlDocPtr doc, const char *expr)
-{
-	xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
-	xmlXPathObjectPtr res;
-	char *s;
-	char wrapped[512];
-
-	assert_non_null(ctx);
-	assert_int_equal(xmlXPathRegisterNs(ctx, BAD_CAST "ci", BAD_CAST CI_NS),
-			 0);
-	snprintf(wrapped, sizeof(wrapped), "string(%s)", expr);
-	res = xmlXPathEval(BAD_CAST wrapped, ctx);
-	assert_non_null(res);
-	assert_int_equal(res->type, XPATH_STRING);
-	s = strdup((const char *)res->stringval);
-	assert_non_null(s);
-	xmlXPathFreeObject(res);
-	xmlXPathFreeContext(ctx);
-	return s;
-}
-
-#define assert_xpath(doc, expr, want)                              \
-	do {                                                       \
-		char *got_ = xpath_str(doc, expr);                 \
-		if (strcmp(got_, want) != 0)                       \
-			print_error("%s: got '%s'\n", expr, got_); \
-		assert_string_equal(got_, want);                   \
-		free(got_);                                        \
-	} while (0)
-
-/* How many nodes expr selects, as a string ("0", "3"). */
-#define assert_count(doc, expr, want) assert_xpath(doc, "count(" expr ")", want)
-
-/* The names of the root's child elements, space-separated. */
-static void
-assert_top_order(xmlDocPtr doc, const char *want)
-{
-	char got[256] = "";
-
-	for (xmlNodePtr n = xmlDocGetRootElement(doc)->children; n != NULL;
-	     n = n->next) {
-		if (n->type != XML_ELEMENT_NODE)
-			continue;
-		if (got[0] != '\0')
-			strncat(got, " ", sizeof(got) - strlen(got) - 1);
-		strncat(got, (const char *)n->name,
-			sizeof(got) - strlen(got) - 1);
-	}
-	assert_string_equal(got, want);
-}
-
-/* Runs xmllint --schema on xml; returns its exit status (-1 when it did
- * not exit) and puts what it said in msg. */
-static int
-xmllint_schema(const char *xml, size_t len, char *msg, size_t msg_size)
-{
-	const char *tmp = getenv("TMPDIR");
-	char path[512];
-	char cmd[2048];
-	FILE *p;
-	size_t got;
-	int fd, status;
-
-	snprintf(path, sizeof(path), "%s/test_confinfo_XXXXXX.xml",
-		 tmp != NULL ? tmp : "/tmp");
-	fd = mkstemps(path, 4);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, xml, len), (ssize_t)len);
-	assert_int_equal(close(fd), 0);
-	snprintf(cmd, sizeof(cmd), "'%s' --noout --schema '%s' '%s' 2>&1",
-		 CI_XMLLINT, CI_XSD, path);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	got = fread(msg, 1, msg_size - 1, p);
-	msg[got] = '\0';
-	status = pclose(p);
-	unlink(path);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* Last in a test: skips (the rest of) it where xmllint is missing. */
-static void
-assert_schema_valid(const char *xml, size_t len)
-{
-	char msg[4096];
-
-	if (CI_XMLLINT[0] == '\0')
-		skip();
-	if (xmllint_schema(xml, len, msg, sizeof(msg)) != 0) {
-		print_error("%s\n--- document:\n%s\n", msg, xml);
-		fail_msg("not valid against %s", CI_XSD);
-	}
-	assert_non_null(strstr(msg, "validates"));
+	return xt_rendered(rc, xml, len, lenp);
 }
 
 /*
@@ -374,10 +188,10 @@ test_schema_check_rejects_wrong_order(void **state)
 	char msg[4096];
 
 	(void)state;
-	if (CI_XMLLINT[0] == '\0')
+	if (!xt_have_xmllint())
 		skip();
-	assert_int_not_equal(xmllint_schema(bad, strlen(bad), msg, sizeof(msg)),
-			     0);
+	assert_int_not_equal(
+		xt_xmllint_schema(bad, strlen(bad), msg, sizeof(msg)), 0);
 	assert_null(strstr(msg, "validates"));
 }
 
@@ -387,11 +201,12 @@ test_full_doc_values(void **state)
 	struct ci_doc d = full_doc();
 	size_t len;
 	char *xml = render_ok(&d, 7, &len);
-	xmlDocPtr doc = parse(xml, len);
+	xmlDocPtr doc = xt_parse(xml, len);
 
 	(void)state;
 	assert_non_null(strstr(xml, "encoding=\"UTF-8\""));
-	assert_top_order(doc, "conference-description conference-state users");
+	assert_children(doc, ROOT_PATH,
+			"conference-description conference-state users");
 	assert_xpath(doc, "/ci:conference-info/@entity", CONF_URI);
 	assert_xpath(doc, "/ci:conference-info/@state", "full");
 	assert_xpath(doc, "/ci:conference-info/@version", "7");
@@ -505,10 +320,10 @@ test_partial_deleted_user(void **state)
 	};
 	size_t len;
 	char *xml = render_ok(&d, 8, &len);
-	xmlDocPtr doc = parse(xml, len);
+	xmlDocPtr doc = xt_parse(xml, len);
 
 	(void)state;
-	assert_top_order(doc, "users");
+	assert_children(doc, ROOT_PATH, "users");
 	assert_xpath(doc, "/ci:conference-info/@state", "partial");
 	assert_xpath(doc, "/ci:conference-info/@version", "8");
 	assert_xpath(doc, "/ci:conference-info/ci:users/@state", "partial");
@@ -544,10 +359,10 @@ test_partial_state_only(void **state)
 	};
 	size_t len;
 	char *xml = render_ok(&d, 9, &len);
-	xmlDocPtr doc = parse(xml, len);
+	xmlDocPtr doc = xt_parse(xml, len);
 
 	(void)state;
-	assert_top_order(doc, "conference-state");
+	assert_children(doc, ROOT_PATH, "conference-state");
 	assert_xpath(doc, "/ci:conference-info/@state", "partial");
 	assert_xpath(doc, "//ci:conference-state/ci:user-count", "2");
 	assert_xpath(doc, "//ci:conference-state/ci:active", "true");
@@ -570,10 +385,10 @@ test_media_label_defaults_to_index(void **state)
 	};
 	size_t len;
 	char *xml = render_ok(&d, 1, &len);
-	xmlDocPtr doc = parse(xml, len);
+	xmlDocPtr doc = xt_parse(xml, len);
 
 	(void)state;
-	assert_top_order(doc, "conference-description");
+	assert_children(doc, ROOT_PATH, "conference-description");
 	assert_xpath(doc, "//ci:available-media/ci:entry[1]/@label", "11");
 	assert_xpath(doc, "//ci:available-media/ci:entry[2]/@label", "2");
 	assert_xpath(doc, "//ci:available-media/ci:entry[2]/ci:type", "video");
@@ -622,7 +437,7 @@ test_text_escaping_round_trips(void **state)
 	};
 	size_t len;
 	char *xml = render_ok(&d, 3, &len);
-	xmlDocPtr doc = parse(xml, len);
+	xmlDocPtr doc = xt_parse(xml, len);
 
 	(void)state;
 	/* escaped in the raw text; UTF-8 written as is */
@@ -663,7 +478,7 @@ test_version_as_given(void **state)
 	for (unsigned i = 0; i < 4; i++) {
 		size_t len;
 		char *xml = render_ok(&d, versions[i], &len);
-		xmlDocPtr doc = parse(xml, len);
+		xmlDocPtr doc = xt_parse(xml, len);
 		char attr[32];
 
 		assert_xpath(doc, "/ci:conference-info/@version", want[i]);
@@ -775,51 +590,24 @@ test_einval(void **state)
 	free(xml);
 }
 
+static int
+render_7(char **xmlp, size_t *lenp, const void *d)
+{
+	return ci_render(xmlp, lenp, d, 7);
+}
+
 static void
 test_enomem_everywhere(void **state)
 {
 	struct ci_doc d = full_doc();
-	size_t ref_len, len;
+	size_t ref_len;
 	char *ref = render_ok(&d, 7, &ref_len);
-	long base, k;
+	long k;
 
 	(void)state;
-	xmlSetGenericErrorFunc(NULL, quiet_generic);
-	xmlSetStructuredErrorFunc(NULL, quiet_structured);
-	xmlResetLastError();
-	base = live;
-	for (k = 1; k < 100000; k++) {
-		char *xml = NULL;
-		int rc;
-
-		failed = false;
-		fail_in = k;
-		rc = ci_render(&xml, &len, &d, 7);
-		fail_in = 0;
-		if (rc == 0) {
-			/* survived, or nothing failed: the same bytes */
-			assert_int_equal(len, ref_len);
-			assert_memory_equal(xml, ref, len);
-			free(xml);
-		} else {
-			if (rc != ENOMEM)
-				print_error("allocation %ld: %d\n", k, rc);
-			assert_int_equal(rc, ENOMEM);
-			assert_null(xml);
-		}
-		xmlResetLastError();
-		if (live != base)
-			print_error("allocation %ld failed: %ld leaked\n", k,
-				    live - base);
-		assert_int_equal(live, base);
-		if (!failed)
-			break;
-	}
-	xmlSetGenericErrorFunc(NULL, NULL);
-	xmlSetStructuredErrorFunc(NULL, NULL);
+	k = xt_enomem_everywhere(render_7, &d, ref, ref_len);
 	/* every allocation of a 3-user document was tried */
 	assert_true(k > 50);
-	assert_false(failed);
 	free(ref);
 }
 
@@ -840,7 +628,7 @@ main(void)
 	};
 
 	/* Before any other libxml2 call, so every block is counted. */
-	if (xmlMemSetup(t_free, t_malloc, t_realloc, t_strdup) != 0)
+	if (xt_init(&xml_conf) != 0)
 		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,25 +19,13 @@
  * children are in the wrong order, so a pass means something.
  */
 #include <errno.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cmocka.h>
-
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-#include <libxml/xmlerror.h>
-#include <libxml/xpath.h>
-#include <libxml/xpathInternals.h>
 
 #include "signaling/dialoginfo.h"
+#include "tests/unit/xmltest.h"
 
 #define DI_NS	     "urn:ietf:params:xml:ns:dialog-info"
 #define CONF_URI     "sip:conf42@focus.example.com"
@@ -48,75 +36,14 @@
 #define IN	     DIALOG_PATH "[@id='in1']"
 #define OUT	     DIALOG_PATH "[@id='out1']"
 
-/*
- * libxml2's allocator, counted, with one allocation made to fail on
- * demand (xmlMemSetup in main, before any other libxml2 call).
- */
-static long live;    /* allocations not yet freed */
-static long fail_in; /* 0: off; n: the n-th allocation from now fails */
-static bool failed;  /* fail_in reached 0 */
-
-static bool
-fail_now(void)
-{
-	if (fail_in > 0 && --fail_in == 0) {
-		failed = true;
-		return true;
-	}
-	return false;
-}
-
-static void *
-t_malloc(size_t n)
-{
-	void *p = fail_now() ? NULL : malloc(n);
-
-	if (p != NULL)
-		live++;
-	return p;
-}
-
-static void *
-t_realloc(void *p, size_t n)
-{
-	void *q = fail_now() ? NULL : realloc(p, n);
-
-	if (q != NULL && p == NULL)
-		live++;
-	return q;
-}
-
-static void
-t_free(void *p)
-{
-	if (p != NULL)
-		live--;
-	free(p);
-}
-
-static char *
-t_strdup(const char *s)
-{
-	char *p = fail_now() ? NULL : strdup(s);
-
-	if (p != NULL)
-		live++;
-	return p;
-}
-
-static void
-quiet_generic(void *ctx, const char *msg, ...)
-{
-	(void)ctx;
-	(void)msg;
-}
-
-static void
-quiet_structured(void *ctx, xmlErrorPtr err)
-{
-	(void)ctx;
-	(void)err;
-}
+/* For xmltest.c; di: is the RFC 4235 namespace in every XPath here. */
+static const struct xt_conf xml_conf = {
+	.name = "dialoginfo",
+	.prefix = "di",
+	.ns = DI_NS,
+	.xsd = DI_XSD,
+	.xmllint = DI_XMLLINT,
+};
 
 /*
  * The two dialogs: alice called in and is connected; the focus is
@@ -164,7 +91,7 @@ static const struct di_dialog two_dialogs[2] = {
 };
 
 /*
- * Reading the documents back.
+ * Rendering (reading back is xt_parse and assert_xpath, xmltest.h).
  */
 static char *
 render_ok(const char *entity, bool full, const struct di_dialog *dialogs,
@@ -172,142 +99,9 @@ render_ok(const char *entity, bool full, const struct di_dialog *dialogs,
 {
 	char *xml = NULL;
 	size_t len = 0;
+	int rc = di_render(&xml, &len, entity, full, dialogs, n, version);
 
-	assert_int_equal(
-		di_render(&xml, &len, entity, full, dialogs, n, version), 0);
-	assert_non_null(xml);
-	assert_true(len > 0);
-	assert_int_equal(strlen(xml), len);
-	if (lenp != NULL)
-		*lenp = len;
-	return xml;
-}
-
-static xmlDocPtr
-parse(const char *xml, size_t len)
-{
-	xmlDocPtr doc = xmlReadMemory(xml, (int)len, "dialoginfo.xml", NULL,
-				      XML_PARSE_NONET);
-
-	if (doc == NULL)
-		print_error("does not parse:\n%s\n", xml);
-	assert_non_null(doc);
-	return doc;
-}
-
-/* The string value of XPath expr (di: is the RFC 4235 namespace). */
-static char *
-xpath_str(xmlDocPtr doc, const char *expr)
-{
-	xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
-	xmlXPathObjectPtr res;
-	char *s;
-	char wrapped[512];
-
-	assert_non_null(ctx);
-	assert_int_equal(xmlXPathRegisterNs(ctx, BAD_CAST "di", BAD_CAST DI_NS),
-			 0);
-	snprintf(wrapped, sizeof(wrapped), "string(%s)", expr);
-	res = xmlXPathEval(BAD_CAST wrapped, ctx);
-	assert_non_null(res);
-	assert_int_equal(res->type, XPATH_STRING);
-	s = strdup((const char *)res->stringval);
-	assert_non_null(s);
-	xmlXPathFreeObject(res);
-	xmlXPathFreeContext(ctx);
-	return s;
-}
-
-#define assert_xpath(doc, expr, want)                              \
-	do {                                                       \
-		char *got_ = xpath_str(doc, expr);                 \
-		if (strcmp(got_, want) != 0)                       \
-			print_error("%s: got '%s'\n", expr, got_); \
-		assert_string_equal(got_, want);                   \
-		free(got_);                                        \
-	} while (0)
-
-/* How many nodes expr selects, as a string ("0", "3"). */
-#define assert_count(doc, expr, want) assert_xpath(doc, "count(" expr ")", want)
-
-/* The names of the child elements of the node expr selects (one),
- * space-separated. */
-static void
-assert_children(xmlDocPtr doc, const char *expr, const char *want)
-{
-	xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
-	xmlXPathObjectPtr res;
-	char got[256] = "";
-
-	assert_non_null(ctx);
-	assert_int_equal(xmlXPathRegisterNs(ctx, BAD_CAST "di", BAD_CAST DI_NS),
-			 0);
-	res = xmlXPathEval(BAD_CAST expr, ctx);
-	assert_non_null(res);
-	assert_int_equal(res->type, XPATH_NODESET);
-	assert_non_null(res->nodesetval);
-	assert_int_equal(res->nodesetval->nodeNr, 1);
-	for (xmlNodePtr n = res->nodesetval->nodeTab[0]->children; n != NULL;
-	     n = n->next) {
-		if (n->type != XML_ELEMENT_NODE)
-			continue;
-		/* every element is in the dialog-info namespace */
-		assert_non_null(n->ns);
-		assert_string_equal((const char *)n->ns->href, DI_NS);
-		if (got[0] != '\0')
-			strncat(got, " ", sizeof(got) - strlen(got) - 1);
-		strncat(got, (const char *)n->name,
-			sizeof(got) - strlen(got) - 1);
-	}
-	xmlXPathFreeObject(res);
-	xmlXPathFreeContext(ctx);
-	if (strcmp(got, want) != 0)
-		print_error("children of %s: got '%s'\n", expr, got);
-	assert_string_equal(got, want);
-}
-
-/* Runs xmllint --schema on xml; returns its exit status (-1 when it did
- * not exit) and puts what it said in msg. */
-static int
-xmllint_schema(const char *xml, size_t len, char *msg, size_t msg_size)
-{
-	const char *tmp = getenv("TMPDIR");
-	char path[512];
-	char cmd[2048];
-	FILE *p;
-	size_t got;
-	int fd, status;
-
-	snprintf(path, sizeof(path), "%s/test_dialoginfo_XXXXXX.xml",
-		 tmp != NULL ? tmp : "/tmp");
-	fd = mkstemps(path, 4);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, xml, len), (ssize_t)len);
-	assert_int_equal(close(fd), 0);
-	snprintf(cmd, sizeof(cmd), "'%s' --noout --schema '%s' '%s' 2>&1",
-		 DI_XMLLINT, DI_XSD, path);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	got = fread(msg, 1, msg_size - 1, p);
-	msg[got] = '\0';
-	status = pclose(p);
-	unlink(path);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* Last in a test: skips (the rest of) it where xmllint is missing. */
-static void
-assert_schema_valid(const char *xml, size_t len)
-{
-	char msg[4096];
-
-	if (DI_XMLLINT[0] == '\0')
-		skip();
-	if (xmllint_schema(xml, len, msg, sizeof(msg)) != 0) {
-		print_error("%s\n--- document:\n%s\n", msg, xml);
-		fail_msg("not valid against %s", DI_XSD);
-	}
-	assert_non_null(strstr(msg, "validates"));
+	return xt_rendered(rc, xml, len, lenp);
 }
 
 /*
@@ -342,18 +136,18 @@ test_schema_check_rejects_wrong_order(void **state)
 	char msg[4096];
 
 	(void)state;
-	if (DI_XMLLINT[0] == '\0')
+	if (!xt_have_xmllint())
 		skip();
-	assert_int_equal(xmllint_schema(good, strlen(good), msg, sizeof(msg)),
-			 0);
+	assert_int_equal(
+		xt_xmllint_schema(good, strlen(good), msg, sizeof(msg)), 0);
 	assert_non_null(strstr(msg, "validates"));
-	assert_int_not_equal(
-		xmllint_schema(bad_state, strlen(bad_state), msg, sizeof(msg)),
-		0);
+	assert_int_not_equal(xt_xmllint_schema(bad_state, strlen(bad_state),
+					       msg, sizeof(msg)),
+			     0);
 	assert_null(strstr(msg, "validates"));
-	assert_int_not_equal(
-		xmllint_schema(bad_party, strlen(bad_party), msg, sizeof(msg)),
-		0);
+	assert_int_not_equal(xt_xmllint_schema(bad_party, strlen(bad_party),
+					       msg, sizeof(msg)),
+			     0);
 	assert_null(strstr(msg, "validates"));
 }
 
@@ -362,7 +156,7 @@ test_full_doc_values(void **state)
 {
 	size_t len;
 	char *xml = render_ok(CONF_URI, true, two_dialogs, 2, 7, &len);
-	xmlDocPtr doc = parse(xml, len);
+	xmlDocPtr doc = xt_parse(xml, len);
 
 	(void)state;
 	assert_non_null(strstr(xml, "encoding=\"UTF-8\""));
@@ -434,7 +228,7 @@ test_partial_terminated_rejected(void **state)
 	}};
 	size_t len;
 	char *xml = render_ok(CONF_URI, false, d, 1, 8, &len);
-	xmlDocPtr doc = parse(xml, len);
+	xmlDocPtr doc = xt_parse(xml, len);
 
 	(void)state;
 	assert_xpath(doc, "/di:dialog-info/@state", "partial");
@@ -456,7 +250,7 @@ test_empty_full_doc(void **state)
 {
 	size_t len;
 	char *xml = render_ok(CONF_URI, true, NULL, 0, 0, &len);
-	xmlDocPtr doc = parse(xml, len);
+	xmlDocPtr doc = xt_parse(xml, len);
 
 	(void)state;
 	assert_xpath(doc, "/di:dialog-info/@state", "full");
@@ -503,7 +297,7 @@ test_every_state_and_event(void **state)
 	d[0].code = 100;
 	d[11].code = 699;
 	xml = render_ok(CONF_URI, true, d, 12, 3, &len);
-	doc = parse(xml, len);
+	doc = xt_parse(xml, len);
 	assert_count(doc, DIALOG_PATH, "12");
 	for (unsigned i = 0; i < 12; i++) {
 		char expr[128];
@@ -558,7 +352,7 @@ test_params_and_empty_party(void **state)
 	d[0].have_duration = true;
 	d[0].duration = UINT64_MAX;
 	xml = render_ok(CONF_URI, false, d, 1, 1, &len);
-	doc = parse(xml, len);
+	doc = xt_parse(xml, len);
 	assert_children(doc, DIALOG_PATH, "state duration local remote");
 	assert_xpath(doc, DIALOG_PATH "/di:duration", "18446744073709551615");
 	assert_children(doc, DIALOG_PATH "/di:local", "target");
@@ -595,7 +389,7 @@ test_text_escaping_round_trips(void **state)
 	d[0].remote.display = name;
 	d[0].local.params[1][1] = "a&b<c>\"d\"";
 	xml = render_ok(CONF_URI, true, d, 1, 2, &len);
-	doc = parse(xml, len);
+	doc = xt_parse(xml, len);
 	/* escaped in the raw text; UTF-8 written as is */
 	assert_null(strstr(xml, "<ops>"));
 	assert_non_null(strstr(xml, "&lt;ops&gt;"));
@@ -712,50 +506,24 @@ test_einval(void **state)
 #undef BAD
 }
 
+static int
+render_two(char **xmlp, size_t *lenp, const void *arg)
+{
+	(void)arg;
+	return di_render(xmlp, lenp, CONF_URI, true, two_dialogs, 2, 7);
+}
+
 static void
 test_enomem_everywhere(void **state)
 {
-	size_t ref_len, len;
+	size_t ref_len;
 	char *ref = render_ok(CONF_URI, true, two_dialogs, 2, 7, &ref_len);
-	long base, k;
+	long k;
 
 	(void)state;
-	xmlSetGenericErrorFunc(NULL, quiet_generic);
-	xmlSetStructuredErrorFunc(NULL, quiet_structured);
-	xmlResetLastError();
-	base = live;
-	for (k = 1; k < 100000; k++) {
-		char *xml = NULL;
-		int rc;
-
-		failed = false;
-		fail_in = k;
-		rc = di_render(&xml, &len, CONF_URI, true, two_dialogs, 2, 7);
-		fail_in = 0;
-		if (rc == 0) {
-			/* survived, or nothing failed: the same bytes */
-			assert_int_equal(len, ref_len);
-			assert_memory_equal(xml, ref, len);
-			free(xml);
-		} else {
-			if (rc != ENOMEM)
-				print_error("allocation %ld: %d\n", k, rc);
-			assert_int_equal(rc, ENOMEM);
-			assert_null(xml);
-		}
-		xmlResetLastError();
-		if (live != base)
-			print_error("allocation %ld failed: %ld leaked\n", k,
-				    live - base);
-		assert_int_equal(live, base);
-		if (!failed)
-			break;
-	}
-	xmlSetGenericErrorFunc(NULL, NULL);
-	xmlSetStructuredErrorFunc(NULL, NULL);
+	k = xt_enomem_everywhere(render_two, NULL, ref, ref_len);
 	/* every allocation of a two-dialog document was tried */
 	assert_true(k > 30);
-	assert_false(failed);
 	free(ref);
 }
 
@@ -775,7 +543,7 @@ main(void)
 	};
 
 	/* Before any other libxml2 call, so every block is counted. */
-	if (xmlMemSetup(t_free, t_malloc, t_realloc, t_strdup) != 0)
+	if (xt_init(&xml_conf) != 0)
 		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
