@@ -12,30 +12,63 @@ ACKs a 200 (new transaction, to its Contact) or a non-2xx final answer
 focus sends it (BYE at shutdown) with 200. REFERs are sent by alice with
 uac_feature_refer.xml (401, then digest) outside any dialog.
 
+As in draft-audet-sipping-feature-ref 5.1-5.3, a controller watches the
+Refer-Recipient's dialogs: once alice is in, dlgcheck.Controller (a
+confwatch.ConfWatcher, Event: dialog, to sip:room1@...) subscribes; its
+first NOTIFY is a full dialog-info document with alice's dialog alone,
+confirmed, +sip.rendering yes, both tags. Every dialog-info document is
+validated against tests/schemas/dialog-info.xsd (dialoginfo.py).
+
+0. The controller subscribes (above).
 1. conference.admission: mode "sometimes" -> -32602; unknown conference
    -> -32001; room1 manual -> {"id": "room1", "mode": "manual"}.
 2. p1 and p2 call room1: each gets 180 Ringing with Contact exactly
    <sip:room1@HOST:PORT;gr=TOKEN>;isfocus (TOKEN l and 16 hex digits,
    naming the caller's leg) and a To tag, no final answer for 0.5 s;
-   conference.show lists both "pending". participant.admit of an unknown
-   participant -> -32003. Admit p1 by its URI: p1 gets 200 (the same
-   Contact as its 180, TOKEN included; SDP with m=audio), ACKs, becomes
-   "connected"; p2 is still pending
-   with no final answer. Admit p2 by its Call-ID: same. Admit p1 again
-   -> -32004.
-3. p3 calls, 180; alice REFERs AnswerCall with Target-Dialog
+   conference.show lists both "pending", and the controller is told of
+   each dialog "early": id the leg's TOKEN, direction recipient, call-id
+   and remote-tag the caller's Call-ID and From tag, no local-tag (README:
+   focusd learns its own tag with the ACK), remote identity and target
+   the caller's URI. participant.admit of an unknown participant ->
+   -32003. Admit p1 by its URI: p1 gets 200 (the same Contact as its 180,
+   TOKEN included, and the same To tag; SDP with m=audio), ACKs, becomes
+   "connected"; after the admission the controller gets p1's dialog
+   "confirmed" with local-tag that To tag and +sip.rendering yes. p2 is
+   still pending with no final answer, its dialog still early. Admit p2
+   by its Call-ID: same. Admit p1 again -> -32004.
+3. p3 calls, 180, early; alice REFERs AnswerCall with Target-Dialog
    Call-ID;local-tag=<focus's 180 To tag>;remote-tag=<p3's From tag>
-   -> 401, 202, final sipfrag 200; p3 gets 200, connected. AnswerCall on
-   p3 again (connected) -> 401, 488.
-4. p4 calls, 180; DeflectCall;target=sip:vm@127.0.0.1 -> 401, 202; p4
-   gets 302 with Contact <sip:vm@127.0.0.1>, ACKs it, is gone from
-   conference.show.
-5. p5 calls, 180; ClearConnection -> 401, 202; p5 gets 480, is gone.
-6. SIGTERM: focusd exits 0; alice's SIPp ends 0 (the focus's BYE).
+   -> 401, 202, final sipfrag 200; p3 gets 200, connected; after the
+   REFER p3's dialog confirmed as in 2 (flow 5.1). AnswerCall on p3 again
+   (connected) -> 401, 488, and no dialog-info document at all.
+4. p4 calls, 180, early; DeflectCall;target=sip:vm@127.0.0.1 -> 401,
+   202; p4 gets 302 with Contact <sip:vm@127.0.0.1>, ACKs it, is gone
+   from conference.show; after the REFER its dialog is terminated, event
+   "rejected", code 302 (flow 5.3).
+5. p5 calls, 180, early; ClearConnection -> 401, 202; p5 gets 480, is
+   gone; its dialog terminated, "rejected", code 480 (flow 5.2, early).
+6. The controller un-SUBSCRIBEs (Expires: 0) and its whole NOTIFY
+   sequence is checked (dlgcheck.Controller.finish): all active but the
+   terminated last one; versions contiguous from the full first document
+   (dialoginfo.check_versions); each later document partial with one
+   dialog; entity the conference URI; local identity the conference URI,
+   local target the leg's URI with isfocus, +sip.rendering exactly while
+   confirmed, a duration while confirmed and none before. The state
+   sequence per dialog is exactly: alice confirmed/yes (nothing about
+   her afterwards); p1, p2, p3 early, confirmed/yes (one document each:
+   no second "confirmed" when the ACK comes); p4 early, terminated/
+   rejected/302; p5 early, terminated/rejected/480; no other dialog. The
+   last NOTIFY may carry nothing, the previous document again (Sofia
+   resends it, same version; logged) or the full state (then alice, p1,
+   p2, p3 confirmed). Nobody hangs up by themselves here, so there is no
+   remote-bye to see.
+7. SIGTERM: focusd exits 0; alice's SIPp ends 0 (the focus's BYE).
 
 Every caller must get exactly one distinct final answer, and the five
-callers' TOKENs differ (five legs). About 6 s. Run
-by hand: FOCUSD=build/daemon/focusd SIPP_SCENARIOS=$PWD/tests/sipp \
+callers' TOKENs differ (five legs). Every dialog-info wait is bounded
+(STATE_TIMEOUT_S) and looks only at documents that came after the
+action it follows. About 6 s. Run by hand:
+FOCUSD=build/daemon/focusd SIPP_SCENARIOS=$PWD/tests/sipp \
 python3 tests/integration/test_admission.py (exit 0 on pass).
 """
 
@@ -51,6 +84,7 @@ import time
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import dlgcheck  # noqa: E402
 import harness  # noqa: E402
 import sipcheck  # noqa: E402
 from harness import check, fail, log  # noqa: E402
@@ -349,13 +383,27 @@ def body(fd, callers):
         except OSError:
             return None
     sipcheck.wait_until(joined, 5.0, "alice joined room1", lambda: "")
+    ctl = dlgcheck.Controller(fd, ROOM)
     try:
-        return body2(fd, callers, owner)
+        return body2(fd, callers, owner, ctl)
     finally:
+        ctl.stop()
         sink.close()
 
 
-def body2(fd, callers, owner):
+def body2(fd, callers, owner, ctl):
+    # -- 0: the controller subscribes to room1's dialogs: alice's only
+    first = ctl.start()
+    check(len(first["dialogs"]) == 1 and
+          dlgcheck.step(first["dialogs"][0]) == "confirmed/yes" and
+          first["dialogs"][0]["direction"] == "recipient" and
+          first["dialogs"][0]["local_tag"] and
+          first["dialogs"][0]["remote_tag"],
+          "controller: the first document, expected alice's dialog alone, "
+          "confirmed, rendering yes, both tags: %s"
+          % dlgcheck.dump([first]))
+    alice_id = first["dialogs"][0]["id"]
+
     # -- 1: conference.admission
     error_code(fd, "conference.admission", {"id": ROOM, "mode": "sometimes"},
                -32602)
@@ -372,6 +420,7 @@ def body2(fd, callers, owner):
     for c in (p1, p2):
         c.wait_ringing()
         wait_state(fd, c, "pending")
+        wait_early(ctl, c)
     time.sleep(NO_ANSWER_S)
     for c in (p1, p2):
         c.check_unanswered("manual admission, nobody admitted")
@@ -384,15 +433,18 @@ def body2(fd, callers, owner):
     p1_uri = leg(fd, p1).get("uri")
     check(p1_uri and "p1@" in p1_uri, "p1's uri in conference.show: %r"
           % p1_uri)
+    mark = ctl.mark()
     fd.mgmt_result("participant.admit", {"id": ROOM, "participant": p1_uri})
-    p1.wait_final(200)
+    wait_confirmed(ctl, p1, p1.wait_final(200), mark)
     wait_state(fd, p1, "connected")
     p2.check_unanswered("after admitting p1")
     check((leg(fd, p2) or {}).get("state") == "pending",
           "p2 not pending after p1's admission: %r" % (states(fd),))
+    check_latest(ctl, p2, "early", "after admitting p1")
+    mark = ctl.mark()
     fd.mgmt_result("participant.admit", {"id": ROOM,
                                          "participant": p2.call_id})
-    p2.wait_final(200)
+    wait_confirmed(ctl, p2, p2.wait_final(200), mark)
     wait_state(fd, p2, "connected")
     error_code(fd, "participant.admit", {"id": ROOM, "participant": p1_uri},
                -32004)
@@ -402,17 +454,24 @@ def body2(fd, callers, owner):
     callers.append(p3)
     p3.wait_ringing()
     wait_state(fd, p3, "pending")
+    wait_early(ctl, p3)
+    mark = ctl.mark()
     refer(fd, "answer", "AnswerCall", p3.target_dialog(), [401, 202],
           final=200)
-    p3.wait_final(200)
+    wait_confirmed(ctl, p3, p3.wait_final(200), mark)
     wait_state(fd, p3, "connected")
+    mark = ctl.mark()
     refer(fd, "answer-again", "AnswerCall", p3.target_dialog(), [401, 488])
+    check(ctl.mark() == mark, "AnswerCall refused (488) but the controller "
+          "got dialog-info documents:\n%s" % dlgcheck.dump(ctl.docs()[mark:]))
 
     # -- 4: DeflectCall
     p4 = RawCaller(fd, "p4")
     callers.append(p4)
     p4.wait_ringing()
     wait_state(fd, p4, "pending")
+    wait_early(ctl, p4)
+    mark = ctl.mark()
     refer(fd, "deflect", "DeflectCall;target=" + VM, p4.target_dialog(),
           [401, 202])
     r = p4.wait_final(302)
@@ -420,21 +479,128 @@ def body2(fd, callers, owner):
     check(contact == VM, "p4: 302 Contact %r, expected <%s>"
           % (sipcheck.header1(r, "Contact"), VM))
     wait_gone(fd, p4)
+    ctl.wait_step(dlgcheck.by_call_id(p4.call_id), "terminated/rejected/302",
+                  "p4's dialog (DeflectCall)", since=mark,
+                  timeout=STATE_TIMEOUT_S)
 
     # -- 5: ClearConnection
     p5 = RawCaller(fd, "p5")
     callers.append(p5)
     p5.wait_ringing()
     wait_state(fd, p5, "pending")
+    wait_early(ctl, p5)
+    mark = ctl.mark()
     refer(fd, "clear", "ClearConnection", p5.target_dialog(), [401, 202])
     p5.wait_final(480)
     wait_gone(fd, p5)
+    ctl.wait_step(dlgcheck.by_call_id(p5.call_id), "terminated/rejected/480",
+                  "p5's dialog (ClearConnection)", since=mark,
+                  timeout=STATE_TIMEOUT_S)
     for c in (p1, p2, p3):
         check((leg(fd, c) or {}).get("state") == "connected",
               "%s not connected at the end: %r" % (c.name, states(fd)))
     sipcheck.check_legs_differ({c.name: c.token for c in callers},
                                "the 180s to p1 ... p5")
+
+    # -- the controller's whole NOTIFY sequence
+    docs = ctl.finish()
+    ids = {d["id"] for doc in docs for d in doc["dialogs"]}
+    want = {alice_id} | {c.token for c in callers}
+    check(ids == want, "controller: dialogs %r in the documents, expected "
+          "alice's and p1 ... p5's %r:\n%s" % (sorted(ids), sorted(want),
+                                                dlgcheck.dump(docs)))
+    dlgcheck.check_steps(docs, dlgcheck.by_id(alice_id), ["confirmed/yes"],
+                         "controller: alice's dialog")
+    for c in (p1, p2, p3):
+        check_answered_steps(docs, c)
+    for c, code in ((p4, 302), (p5, 480)):
+        hist = dlgcheck.check_steps(
+            docs, dlgcheck.by_call_id(c.call_id),
+            ["early", "terminated/rejected/%d" % code],
+            "controller: %s's dialog" % c.name)
+        for _, doc, d in hist:
+            check_ids(d, c, "controller: v%d" % doc["version"])
+    if ctl.final_doc is not None:
+        got = sorted((d["id"], dlgcheck.step(d))
+                     for d in ctl.final_doc["dialogs"])
+        exp = sorted((i, "confirmed/yes") for i in
+                     [alice_id, p1.token, p2.token, p3.token])
+        check(got == exp, "controller: the final full document has %r, "
+              "expected %r" % (got, exp))
     return owner
+
+
+# ---------------------------------------------------------------- dialogs
+
+def check_ids(d, c, what):
+    """A waiting caller's dialog element as the focus sees it: the leg's
+    id, c's Call-ID and From tag (remote), c's URI, the recipient."""
+    what = "%s: %s's dialog %s" % (what, c.name, dlgcheck.step(d))
+    check(d["id"] == c.token, "%s: id %r, expected the leg token %s of the "
+          "180's Contact" % (what, d["id"], c.token))
+    check(d["call_id"] == c.call_id and d["remote_tag"] == c.tag,
+          "%s: call-id %r remote-tag %r, expected %s / %s (the caller's "
+          "From tag)" % (what, d["call_id"], d["remote_tag"], c.call_id,
+                         c.tag))
+    check(d["direction"] == "recipient", "%s: direction %r, expected "
+          "recipient" % (what, d["direction"]))
+    check(d["remote_identity"] == c.uri and d["remote_target"] == c.uri,
+          "%s: remote identity %r target %r, expected %s (From, Contact)"
+          % (what, d["remote_identity"], d["remote_target"], c.uri))
+    if d["state"] == "early":
+        check(d["local_tag"] is None, "%s: local-tag %r; an early dialog "
+              "answered 180 leaves it out (README)" % (what, d["local_tag"]))
+
+
+def wait_early(ctl, c):
+    """c's dialog is announced early."""
+    _, doc, d = ctl.wait_step(dlgcheck.by_call_id(c.call_id), "early",
+                              "%s's dialog" % c.name,
+                              timeout=STATE_TIMEOUT_S)
+    check_ids(d, c, "controller: v%d" % doc["version"])
+
+
+def wait_confirmed(ctl, c, ok, mark):
+    """After the admission (documents from mark on), c's dialog is
+    confirmed, rendering yes, with local-tag the To tag of ok (the 200,
+    whose tag must be the 180's: RFC 3261 8.2.6.2)."""
+    tag = sipcheck.tag_of(sipcheck.header1(ok, "To"))
+    check(tag == c.focus_tag, "%s: the 200 has To tag %r, the 180 had %r "
+          "(one tag for every response to an INVITE, RFC 3261 8.2.6.2)"
+          % (c.name, tag, c.focus_tag))
+    _, doc, d = ctl.wait(dlgcheck.by_call_id(c.call_id),
+                         lambda d: (dlgcheck.step(d) == "confirmed/yes" and
+                                    d["local_tag"] is not None),
+                         "%s's dialog confirmed/yes with a local-tag"
+                         % c.name, since=mark, timeout=STATE_TIMEOUT_S)
+    check(d["local_tag"] == tag, "controller: v%d: %s's confirmed dialog "
+          "has local-tag %r, expected %r (the To tag of the focus's 200)"
+          % (doc["version"], c.name, d["local_tag"], tag))
+    check_ids(d, c, "controller: v%d" % doc["version"])
+
+
+def check_latest(ctl, c, want, what):
+    d = ctl.latest(dlgcheck.by_call_id(c.call_id))
+    got = dlgcheck.step(d) if d else None
+    check(got == want, "controller, %s: %s's dialog is %r, expected %r:\n%s"
+          % (what, c.name, got, want, dlgcheck.dump(ctl.docs())))
+
+
+def check_answered_steps(docs, c):
+    """c's dialog went early (no local-tag), then confirmed/yes with the
+    focus's tag, and nothing else: one document per state (the 200 and
+    its ACK, which makes the leg "connected", are one dialog state)."""
+    who = "controller: %s's dialog" % c.name
+    hist = dlgcheck.history(docs, dlgcheck.by_call_id(c.call_id))
+    got = [dlgcheck.step(d) for _, _, d in hist]
+    tags = [d["local_tag"] for _, _, d in hist]
+    for _, doc, d in hist:
+        check_ids(d, c, "controller: v%d" % doc["version"])
+    check(got == ["early", "confirmed/yes"] and
+          tags == [None, c.focus_tag], "%s: states %r with local-tags %r, "
+          "expected early (no local-tag), then confirmed/yes with %s; "
+          "documents:\n%s" % (who, got, tags, c.focus_tag,
+                              dlgcheck.dump(docs)))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,18 @@ after a 401 with an Authorization that SIPp computes. Target-Dialog is
 the participant's Call-ID with the focus's tag (the To tag of its 200)
 and the participant's (its From tag), in either order.
 
+As in the draft's flows, a controller watches the Refer-Recipient's
+dialogs: once alice, bob and carol are connected, dlgcheck.Controller (a
+confwatch.ConfWatcher, Event: dialog, to sip:room1@...) subscribes. Its
+first NOTIFY is a full dialog-info document with exactly alice's, bob's
+and carol's dialogs (not dave's), each confirmed, +sip.rendering yes, id
+the leg token of the focus's Contact, call-id, local-tag (the focus's To
+tag) and remote-tag (the participant's From tag) of the dialog, direction
+recipient, remote identity the participant's URI and target its Contact.
+Every document is validated against tests/schemas/dialog-info.xsd
+(dialoginfo.py). Each change below must come in a document that arrives
+after the action that causes it (documents are counted before it).
+
 1. Refused, all at once, none of which touches anybody: urn:feature:
    FlyAway 400; no Target-Dialog 400; a Target-Dialog without remote-tag
    400; urn:feature:SingleStepTransfer without a target 400; DeflectCall
@@ -24,30 +36,62 @@ and the participant's (its From tag), in either order.
    then 401; a dialog nobody has 401 then 481; dave's room2 dialog (a leg
    of another conference) 401 then 481; RetrieveCall of bob, who is not
    held, 401 then 488. Meanwhile (the control window) everybody hears
-   the other two.
+   the other two. The controller gets no dialog-info document at all.
 2. alice: HoldCall bob -> 401, 202. bob gets one re-INVITE in his dialog
    (Request-URI his Contact, Call-ID and tags of the dialog, an isfocus
    Contact) offering a=sendonly on the RTP port of his first answer; he
    answers recvonly and it is ACKed. The refer subscription's final NOTIFY
    says "SIP/2.0 200" with Subscription-State terminated, after bob's
    200. conference.show: bob "on-hold", alice and carol "connected".
+   The controller gets bob's dialog confirmed with +sip.rendering "no"
+   (flow 5.4, F6), in a NOTIFY that arrives after bob's 200 went out
+   (NOTIFY_SLACK_S, as for the sipfrag NOTIFYs).
    From HOLD_GRACE_S after bob's 200 until the retrieve's re-INVITE bob
    receives no RTP at all, and alice and carol hear each other but not
    bob.
-3. mod (a moderator): HoldCall bob again -> 401, 488; nothing sent to him.
+3. mod (a moderator): HoldCall bob again -> 401, 488; nothing sent to him,
+   no dialog-info document.
 4. mod: RetrieveCall bob (the tags in the other order) -> 401, 202; a
    re-INVITE offering a=sendrecv, bob "connected"; final NOTIFY 200
-   after his 200; then all three hear the other two again.
+   after his 200; then all three hear the other two again. bob's dialog
+   is confirmed, +sip.rendering "yes" again (flow 5.5), after his 200.
 5. alice: ClearConnection bob -> 401, 202; bob gets a BYE from the focus
    (his SIPp answers and ends with 0), the final NOTIFY says 200 after
    his 200 to the BYE, bob is gone from conference.show; alice and carol
-   stay and still hear each other.
+   stay and still hear each other. bob's dialog: terminated, event
+   local-bye, no code (flow 5.2, established), after his 200 to the BYE.
 6. conference.dialout room1 to ringo (uas_ring_cancel.xml: rings, never
    answers); once conference.show says "alerting", mod: ClearConnection
    on that early dialog (Call-ID, the focus's From tag, ringo's 180 To
    tag) -> 401, 202; ringo gets a CANCEL (answers 200 and 487, gets the
    ACK, ends 0), final NOTIFY 200, the leg is gone from conference.show.
-7. focusd's SIGTERM hangs up on alice, carol and dave: their SIPp ends 0;
+   Before the REFER the controller has seen the dial-out's dialog early
+   with the identifiers the Target-Dialog uses (Call-ID, the focus's
+   From tag as local-tag, ringo's To tag as remote-tag; id the leg token
+   of the INVITE's Contact); after it, terminated, event cancelled, code
+   487, after ringo's 487 went out (flow 5.2, early, Alice calling).
+7. The controller un-SUBSCRIBEs (Expires: 0) and its whole NOTIFY
+   sequence is checked (dlgcheck.Controller.finish): all active but the
+   terminated last one; versions contiguous from the full first document
+   (dialoginfo.check_versions); each later document partial with one
+   dialog; entity the conference URI; local identity the conference URI,
+   local target the leg's URI with isfocus, +sip.rendering exactly while
+   confirmed, a duration while confirmed and none before. The state
+   sequence per dialog is exactly: alice and carol confirmed/yes and
+   nothing more (the holds, clear and dial-out of others announce nothing
+   about them); bob confirmed/yes, confirmed/no, confirmed/yes,
+   terminated/local-bye (one document per change: none for the 202, the
+   re-INVITE going out, or the BYE going out); ringo trying, early,
+   terminated/cancelled/487 (a proceeding between trying and early is
+   allowed, RFC 4235 3.7.1, though SIPp's 100 Trying makes none today),
+   direction initiator, call-id and local-tag the INVITE's from trying on,
+   no remote-tag before the 180 and ringo's To tag after, remote identity
+   the dialled URI, target that URI before the 180 and ringo's Contact
+   from it on; no other dialog (dave's is in room2). The last NOTIFY may
+   carry nothing, the previous document again (Sofia resends it, same
+   version; logged) or the full state (then alice and carol). Nobody
+   hangs up by themselves while watched, so there is no remote-bye.
+8. focusd's SIGTERM hangs up on alice, carol and dave: their SIPp ends 0;
    focusd exits 0.
 
 Sofia-SIP's own "SIP/2.0 100 Trying" NOTIFYs (pending before any answer,
@@ -80,6 +124,8 @@ import time
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import dialoginfo  # noqa: E402
+import dlgcheck  # noqa: E402
 import harness  # noqa: E402
 import mediacheck as mc  # noqa: E402
 import sipcheck  # noqa: E402
@@ -101,6 +147,7 @@ JOIN_TIMEOUT_S = 5.0
 STATE_TIMEOUT_S = 3.0
 SETTLE_S = 0.3                    # skip this much audio after a change
 HOLD_GRACE_S = 0.2                # focusd may still send this long
+NOTIFY_SLACK_S = 0.005            # a NOTIFY "after" a peer's message
 CONTROL_MIN_S = 1.0               # audio windows at least this long
 HOLD_MIN_S = 1.2
 RETRIEVE_MIN_S = 1.0
@@ -147,6 +194,9 @@ class Participant:
         self.focus_tag = sipcheck.tag_of(sipcheck.header1(self.ok, "To"))
         self.contact = sipcheck.name_addr(
             sipcheck.header1(self.invite, "Contact"))[0]
+        self.token = sipcheck.check_focus_contact(
+            sipcheck.header1(self.ok, "Contact"),
+            "sip:%s@%s" % (room, fd.sip_target), "%s: the 200" % name)
         check(self.tag and self.focus_tag, "%s: dialog tags %r / %r"
               % (name, self.tag, self.focus_tag))
         log("%s in %s: Call-ID %s, tags %s (ours) / %s (focus), focusd "
@@ -440,6 +490,7 @@ def main():
     clock = mc.Clock()
     parts = {}
     runs = []
+    watchers = []
     users_dir = tempfile.mkdtemp(prefix="focusd-it-fr-")
     users = os.path.join(users_dir, "users")
     with open(users, "w") as f:
@@ -448,7 +499,7 @@ def main():
     try:
         with harness.Focusd(extra_args=["--users", users,
                                         "--moderators", "mod"]) as fd:
-            body(fd, clock, parts, runs)
+            body(fd, clock, parts, runs, watchers)
         # SIGTERM went out in Focusd.__exit__: the rest got BYE
         for name in ("alice", "carol", "dave"):
             rc, _, _ = parts[name].run.wait(timeout=10)
@@ -461,10 +512,12 @@ def main():
             p.ep.stop()
         for r in runs:
             r.kill()
+        for w in watchers:
+            w.stop()
         shutil.rmtree(users_dir, ignore_errors=True)
 
 
-def body(fd, clock, parts, runs):
+def body(fd, clock, parts, runs, watchers):
     eps = {}
     # -- joins: alice first, so she owns room1
     for name, room in (("alice", ROOM), ("bob", ROOM), ("carol", ROOM),
@@ -481,6 +534,24 @@ def body(fd, clock, parts, runs):
           % owners.get(ROOM))
     for p in (alice, bob, carol):
         wait_state(fd, p, "connected")
+
+    # -- the controller subscribes to room1's dialogs (draft 5: "the
+    # controller is subscribed to Alice's Phone's dialog package")
+    ctl = dlgcheck.Controller(fd, ROOM)
+    watchers.append(ctl)
+    first = ctl.start()
+    got = sorted(d["call_id"] for d in first["dialogs"])
+    check(got == sorted(p.call_id for p in (alice, bob, carol)),
+          "controller: the first document has dialogs %r, expected alice's,"
+          " bob's and carol's (not dave's, in room2):\n%s"
+          % (got, dlgcheck.dump([first])))
+    for p in (alice, bob, carol):
+        d = dialoginfo.dialog_by_call_id(first, p.call_id)
+        check(dlgcheck.step(d) == "confirmed/yes", "controller: %s's "
+              "dialog is %s, expected confirmed/yes"
+              % (p.name, dlgcheck.step(d)))
+        check_dialog_ids(d, p, "controller: v1")
+    mark = ctl.mark()
 
     # -- 1: refused, all at once
     bad_td = "%s;local-tag=%s" % (bob.call_id, bob.focus_tag)
@@ -523,10 +594,12 @@ def body(fd, clock, parts, runs):
           "case 1: room1 after the refused REFERs: %r" % (states(fd),))
     check(len(show(fd, OTHER_ROOM)) == 1, "case 1: room2 now %r"
           % (states(fd, OTHER_ROOM),))
+    check_no_docs(ctl, mark, "case 1 (refused REFERs)")
     wait_window(clock, t_joined + SETTLE_S, CONTROL_MIN_S, "control")
     w_control = (t_joined + SETTLE_S, clock.now())
 
     # -- 2: the owner holds bob
+    mark = ctl.mark()
     msgs = refer(fd, "hold", "alice", PASSWORDS["alice"], "HoldCall",
                  bob.target_dialog(True), linger_ms=LINGER_ACCEPTED_MS)
     _, n = check_refer(msgs, [401, 202], "case 2 HoldCall (owner)",
@@ -539,6 +612,8 @@ def body(fd, clock, parts, runs):
           % (n.when, ok.when))
     wait_state(fd, bob, "on-hold")
     log("case 2: room1 %r" % (states(fd),))
+    wait_dialog(ctl, bob, "confirmed/no", mark, ok, "case 2 HoldCall "
+                "(flow 5.4)")
     for p in (alice, carol):
         check((leg_by_call_id(fd, p.call_id) or {}).get("state")
               == "connected", "case 2: %s is not connected: %r"
@@ -546,15 +621,18 @@ def body(fd, clock, parts, runs):
     t_held = clock.from_wall(ok.when)
 
     # -- 3: holding a held call
+    mark = ctl.mark()
     msgs = refer(fd, "hold-again", "mod", PASSWORDS["mod"], "HoldCall",
                  bob.target_dialog(False))
     check_refer(msgs, [401, 488], "case 3 HoldCall on a held leg")
     check(len(bob.reinvites()) == 1, "case 3: bob got another re-INVITE")
+    check_no_docs(ctl, mark, "case 3 (488)")
     wait_window(clock, t_held + HOLD_GRACE_S, HOLD_MIN_S, "hold")
     check((leg_by_call_id(fd, bob.call_id) or {}).get("state") == "on-hold",
           "case 3: bob no longer on hold: %r" % (states(fd),))
 
     # -- 4: a moderator retrieves bob
+    mark = ctl.mark()
     msgs = refer(fd, "retrieve", "mod", PASSWORDS["mod"], "RetrieveCall",
                  bob.target_dialog(False), linger_ms=LINGER_ACCEPTED_MS)
     _, n = check_refer(msgs, [401, 202], "case 4 RetrieveCall (moderator)",
@@ -565,12 +643,15 @@ def body(fd, clock, parts, runs):
     check(n.when >= ok2.when - 0.005, "case 4: the final NOTIFY came "
           "before bob's 200 to the retrieve")
     wait_state(fd, bob, "connected")
+    wait_dialog(ctl, bob, "confirmed/yes", mark, ok2, "case 4 RetrieveCall "
+                "(flow 5.5)")
     w_hold = (t_held + HOLD_GRACE_S, clock.from_wall(ri2.when))
     t_back = clock.from_wall(ok2.when)
     wait_window(clock, t_back + SETTLE_S, RETRIEVE_MIN_S, "retrieve")
     w_back = (t_back + SETTLE_S, clock.now())
 
     # -- 5: the owner clears bob's call
+    mark = ctl.mark()
     msgs = refer(fd, "clear", "alice", PASSWORDS["alice"],
                  "ClearConnection", bob.target_dialog(True),
                  linger_ms=LINGER_ACCEPTED_MS)
@@ -598,6 +679,8 @@ def body(fd, clock, parts, runs):
               sipcheck.status(m) == 200 and sipcheck.cseq_method(m) == "BYE"]
     check(bye_ok and n.when >= bye_ok[0].when - 0.005, "case 5: the final "
           "NOTIFY came before bob's 200 to the BYE")
+    wait_dialog(ctl, bob, "terminated/local-bye", mark, bye_ok[0],
+                "case 5 ClearConnection (flow 5.2, established)")
     check(len(bob.reinvites()) == 2, "case 5: bob got %d re-INVITEs"
           % len(bob.reinvites()))
     sipcheck.wait_until(lambda: leg_by_call_id(fd, bob.call_id) is None,
@@ -649,6 +732,7 @@ def body(fd, clock, parts, runs):
     ringo_port = int(ringo.args[ringo.args.index("-p") + 1])
     ringo_uri = "sip:ringo@%s:%d" % (harness.LOOPBACK, ringo_port)
     time.sleep(0.2)     # SIPp is listening before the focus dials
+    mark = ctl.mark()
     res = fd.mgmt_result("conference.dialout", {"id": ROOM,
                                                 "uri": ringo_uri})
     check(res.get("state") == "dialing-out", "conference.dialout: %r" % res)
@@ -671,10 +755,26 @@ def body(fd, clock, parts, runs):
     r_call_id = sipcheck.header1(inv, "Call-ID")
     r_focus_tag = sipcheck.tag_of(sipcheck.header1(inv, "From"))
     r_tag = sipcheck.tag_of(sipcheck.header1(ring, "To"))
+    r_token = sipcheck.check_focus_contact(
+        sipcheck.header1(inv, "Contact"), "sip:%s@%s" % (ROOM, fd.sip_target),
+        "ringo: the focus's INVITE")
+    r_contact = sipcheck.name_addr(sipcheck.header1(ring, "Contact"))[0]
+    # The controller learns the early dialog, as in flow 5.2 (F5), with
+    # the identifiers a Target-Dialog needs.
+    _, doc, d = ctl.wait_step(dlgcheck.by_id(r_token), "early",
+                              "ringo's dialog", since=mark,
+                              timeout=STATE_TIMEOUT_S)
+    check((d["call_id"], d["local_tag"], d["remote_tag"]) ==
+          (r_call_id, r_focus_tag, r_tag), "controller: v%d: ringo's early "
+          "dialog has call-id %r local-tag %r remote-tag %r; the INVITE and "
+          "the 180 have %r, %r (From), %r (To)"
+          % (doc["version"], d["call_id"], d["local_tag"], d["remote_tag"],
+             r_call_id, r_focus_tag, r_tag))
     if ringo_leg().get("call_id") != r_call_id:
         # not what this test is about: logged, not asserted
         log("note: conference.show gives the ringing dial-out call_id %r, "
             "its INVITE has %r" % (ringo_leg().get("call_id"), r_call_id))
+    mark = ctl.mark()
     msgs = refer(fd, "clear-ringing", "mod", PASSWORDS["mod"],
                  "ClearConnection", "%s;local-tag=%s;remote-tag=%s"
                  % (r_call_id, r_focus_tag, r_tag),
@@ -691,6 +791,111 @@ def body(fd, clock, parts, runs):
     sipcheck.wait_until(lambda: ringo_leg() is None, STATE_TIMEOUT_S,
                         "ringo gone from conference.show",
                         lambda: states(fd))
+    r487 = [m for m in sipcheck.trace_of(ringo) if m.direction == "sent" and
+            sipcheck.status(m) == 487]
+    check(r487, "case 6: ringo sent no 487\n%s" % ringo.report())
+    i, _, _ = ctl.wait_step(dlgcheck.by_id(r_token),
+                            "terminated/cancelled/487", "ringo's dialog",
+                            since=mark, timeout=STATE_TIMEOUT_S)
+    check(ctl.when(i) >= r487[0].when - NOTIFY_SLACK_S, "case 6: the "
+          "dialog-info NOTIFY saying cancelled came before ringo's 487")
+
+    # -- the controller's whole NOTIFY sequence
+    docs = ctl.finish()
+    ids = {d["id"] for doc in docs for d in doc["dialogs"]}
+    want = {alice.token, bob.token, carol.token, r_token}
+    check(ids == want, "controller: dialogs %r in the documents, expected "
+          "alice's, bob's, carol's and ringo's %r:\n%s"
+          % (sorted(ids), sorted(want), dlgcheck.dump(docs)))
+    for p in (alice, carol):
+        for _, doc, d in dlgcheck.check_steps(
+                docs, dlgcheck.by_call_id(p.call_id), ["confirmed/yes"],
+                "controller: %s's dialog" % p.name):
+            check_dialog_ids(d, p, "controller: v%d" % doc["version"])
+    for _, doc, d in dlgcheck.check_steps(
+            docs, dlgcheck.by_call_id(bob.call_id),
+            ["confirmed/yes", "confirmed/no", "confirmed/yes",
+             "terminated/local-bye"], "controller: bob's dialog"):
+        check_dialog_ids(d, bob, "controller: v%d" % doc["version"])
+    # trying -> early -> terminated (RFC 4235 3.7.1; proceeding in
+    # between would be a state of its own, after ringo's 100 Trying)
+    hist = dlgcheck.history(docs, dlgcheck.by_id(r_token))
+    got = [dlgcheck.step(d) for _, _, d in hist]
+    check(got in (["trying", "early", "terminated/cancelled/487"],
+                  ["trying", "proceeding", "early",
+                   "terminated/cancelled/487"]),
+          "controller: ringo's dialog went %r, expected trying, early, "
+          "terminated/cancelled/487:\n%s" % (got, dlgcheck.dump(docs)))
+    for _, doc, d in hist:
+        what = "controller: v%d: ringo's dialog (%s)" % (doc["version"],
+                                                        dlgcheck.step(d))
+        tagged = d["state"] not in ("trying", "proceeding")
+        check(d["direction"] == "initiator" and
+              d["call_id"] == r_call_id and d["local_tag"] == r_focus_tag and
+              d["remote_tag"] == (r_tag if tagged else None),
+              "%s: direction %r call-id %r local-tag %r remote-tag %r; "
+              "expected initiator, the INVITE's Call-ID %r and From tag %r,"
+              " and %s" % (what, d["direction"], d["call_id"],
+                           d["local_tag"], d["remote_tag"], r_call_id,
+                           r_focus_tag, "the 180's To tag %r" % r_tag
+                           if tagged else "no remote-tag before the 180"))
+        check(d["remote_identity"] == ringo_uri and
+              d["remote_target"] == (r_contact if tagged else ringo_uri),
+              "%s: remote identity %r target %r, expected %s and %s"
+              % (what, d["remote_identity"], d["remote_target"], ringo_uri,
+                 r_contact if tagged else ringo_uri))
+    if ctl.final_doc is not None:
+        got = sorted((d["id"], dlgcheck.step(d))
+                     for d in ctl.final_doc["dialogs"])
+        exp = sorted([(alice.token, "confirmed/yes"),
+                      (carol.token, "confirmed/yes")])
+        check(got == exp, "controller: the final full document has %r, "
+              "expected %r" % (got, exp))
+
+
+# ---------------------------------------------------------------- dialogs
+
+def check_dialog_ids(d, p, what):
+    """p's dialog element as the focus sees it: id the leg token of the
+    focus's Contact, p's Call-ID, the focus's tag (the 200's To) local, p's
+    From tag remote, recipient, p's From URI and Contact."""
+    what = "%s: %s's dialog (%s)" % (what, p.name, dlgcheck.step(d))
+    check(d["id"] == p.token, "%s: id %r, expected the leg token %s"
+          % (what, d["id"], p.token))
+    check((d["call_id"], d["local_tag"], d["remote_tag"]) ==
+          (p.call_id, p.focus_tag, p.tag), "%s: call-id %r local-tag %r "
+          "remote-tag %r, expected %r %r %r" % (
+              what, d["call_id"], d["local_tag"], d["remote_tag"],
+              p.call_id, p.focus_tag, p.tag))
+    check(d["direction"] == "recipient", "%s: direction %r, expected "
+          "recipient" % (what, d["direction"]))
+    check((d["remote_identity"] or "").startswith("sip:%s@" % p.name) and
+          d["remote_target"] == p.contact, "%s: remote identity %r target "
+          "%r, expected sip:%s@... and %s" % (what, d["remote_identity"],
+                                             d["remote_target"], p.name,
+                                             p.contact))
+
+
+def check_no_docs(ctl, mark, what):
+    """A refused REFER changes no dialog: no document since mark."""
+    docs = ctl.docs()
+    check(len(docs) == mark, "%s: changed nothing, yet the controller got "
+          "dialog-info documents:\n%s" % (what, dlgcheck.dump(docs[mark:])))
+
+
+def wait_dialog(ctl, p, want, mark, after, what):
+    """p's dialog is announced as want (dlgcheck.step) in a document
+    after mark, in a NOTIFY that comes after the message after (p's 200 to
+    the re-INVITE or to the BYE: the draft's flows announce the change
+    once it took effect)."""
+    i, doc, d = ctl.wait_step(dlgcheck.by_call_id(p.call_id), want,
+                              "%s's dialog" % p.name, since=mark,
+                              timeout=STATE_TIMEOUT_S)
+    check_dialog_ids(d, p, "%s: controller v%d" % (what, doc["version"]))
+    check(ctl.when(i) >= after.when - NOTIFY_SLACK_S, "%s: the dialog-info "
+          "NOTIFY (v%d, %s) came %.3f s before %s's %s" % (
+              what, doc["version"], want, after.when - ctl.when(i), p.name,
+              after.start))
 
 
 if __name__ == "__main__":
