@@ -30,7 +30,7 @@ struct sig_fd;
 #include "signaling/signaling.h"
 
 /* What the focus supports, in one place: nua's defaults, OPTIONS. */
-#define SIG_ALLOW	 "INVITE, ACK, BYE, CANCEL, OPTIONS, SUBSCRIBE, REFER"
+#define SIG_ALLOW	 "INVITE, ACK, BYE, CANCEL, OPTIONS, SUBSCRIBE, NOTIFY, REFER"
 #define SIG_ALLOW_EVENTS "conference, dialog, refer"
 #define SIG_ACCEPT	 "application/sdp"
 #define SIG_SUPPORTED	 "replaces, join, norefersub"

@@ -6,8 +6,9 @@ The README's table: "OPTIONS to the factory or a conference: 200 with the
 isfocus Contact, Allow, Allow-Events, Accept, Supported; OPTIONS to any
 other user:
 404", and the Allow lists what this build implements: INVITE, ACK, BYE,
-CANCEL, OPTIONS, SUBSCRIBE, REFER; Allow-Events the event packages it
-serves: conference, dialog (RFC 4235), refer. The OPTIONS Contact names
+CANCEL, OPTIONS, SUBSCRIBE, NOTIFY (the sipfrags of its own REFERs),
+REFER; Allow-Events the event packages it serves: conference, dialog
+(RFC 4235), refer. The OPTIONS Contact names
 the conference, not a leg: no gr parameter (that is only on dialogs with
 participants). With auto-create on, a valid ID that does not exist yet
 is a conference a caller could make, so it answers 200 too.
@@ -41,7 +42,8 @@ import rtpep  # noqa: E402
 import sipcheck as sc  # noqa: E402
 from harness import check, log  # noqa: E402
 
-ALLOW = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "SUBSCRIBE", "REFER"}
+ALLOW = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "SUBSCRIBE", "NOTIFY",
+         "REFER"}
 ALLOW_EVENTS = ["conference", "dialog", "refer"]
 DOMAIN_B = "focus.example.net"
 
