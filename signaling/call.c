@@ -139,6 +139,8 @@ respond_2xx(struct sig_leg *l, nua_handle_t *nh, bool offer)
 
 	sdp = sig_leg_sdp(home, l, offer);
 	l->answer_due = offer;
+	if (!l->answered)
+		l->answered_at = (uint64_t)time(NULL);
 	l->answered = true;
 	nua_respond(nh, SIP_200_OK,
 		    SIPTAG_CONTACT_STR(
@@ -534,7 +536,13 @@ ack(struct sig *s, struct sig_leg *l, const sip_t *sip)
 	const char *phrase;
 	int status;
 
+	bool had_tag = l->to_tag != NULL;
+
 	sig_leg_learn_tags(l, sip);
+	/* A caller that took another's place (Replaces) was connected
+	 * at once: its dialog is announced when its tag is known. */
+	if (!had_tag && l->to_tag && l->state != SIG_LEG_DIALING_IN && l->conf)
+		sig_confevent_dialog_changed(l->conf, l, false);
 	if (l->answer_due) {
 		l->answer_due = false;
 		if (!(sip && sip->sip_payload && sip->sip_payload->pl_len))

@@ -568,10 +568,14 @@ sig_request_leg(struct sig *s, const sip_t *sip, bool *named)
 	char token[sizeof(((struct sig_leg *)0)->token)];
 	struct sig_conf *c;
 	struct sig_leg *l;
+	isize_t n;
 
-	*named = ru->url_params &&
-		 url_param(ru->url_params, "gr", token, sizeof(token)) > 0;
-	if (!*named)
+	/* url_param writes nothing when the value does not fit. */
+	n = ru->url_params
+		    ? url_param(ru->url_params, "gr", token, sizeof(token))
+		    : 0;
+	*named = n > 0;
+	if (n == 0 || (size_t)n > sizeof(token))
 		return NULL;
 	TAILQ_FOREACH(c, &s->confs, link) {
 		TAILQ_FOREACH(l, &c->legs, link) {
@@ -681,8 +685,13 @@ sig_conf_free_all(struct sig *s)
 		while ((l = TAILQ_FIRST(&c->legs)) != NULL) {
 			TAILQ_REMOVE(&c->legs, l, link);
 			if (l->nh) {
-				nua_handle_bind(l->nh, NULL);
-				nua_handle_destroy(l->nh);
+				/* A subscription may share it: released, not
+				 * destroyed twice. */
+				nua_handle_t *nh = l->nh;
+
+				nua_handle_bind(nh, NULL);
+				l->nh = NULL;
+				sig_handle_release(s, nh);
 			}
 			if (l->ep.sock >= 0)
 				dp_ep_close(s->dp, &l->ep);
@@ -762,8 +771,9 @@ sig_leg_move(struct sig_leg *l, struct sig_conf *dst)
 	if (old == dst)
 		return EALREADY;
 	if ((l->state != SIG_LEG_CONNECTED && l->state != SIG_LEG_ON_HOLD) ||
-	    l->moving || l->reinviting)
-		return EAGAIN; /* not while its dialog or a move is under way */
+	    l->moving || l->reinviting || l->refer || l->transferring)
+		return EAGAIN; /* not while its dialog, a move or a REFER's
+				  work (a transfer, a hold) is under way */
 	err = mix_leg_detach(s->workers[old->worker], l->ml, leg_moved_detached,
 			     l);
 	if (err)

@@ -61,26 +61,45 @@ struct sig_sub {
 	struct sig *s;
 	struct sig_conf *conf; /* borrowed */
 	bool dialog;	       /* RFC 4235 dialog, else RFC 4575 */
-	struct sig_leg *leg;   /* dialog: the one leg watched, or NULL */
-	nua_handle_t *nh;      /* the subscription's dialog (shared) */
-	char *subscriber;      /* From AOR, for the log */
-	unsigned version;      /* of the last document sent */
+	su_home_t home[1];
+	sip_event_t *event;  /* the SUBSCRIBE's, id and all, for NOTIFYs */
+	struct sig_leg *leg; /* dialog: the one leg watched, or NULL */
+	nua_handle_t *nh;    /* the subscription's dialog (shared) */
+	char *subscriber;    /* From AOR, for the log */
+	unsigned version;    /* of the last document sent */
 };
 
+/* Does sub answer to event (NULL: to any on its handle)? One dialog
+ * may carry a conference and a dialog subscription, each with its id. */
+static bool
+sub_is(const struct sig_sub *sub, nua_handle_t *nh, const sip_event_t *event)
+{
+	const char *id = sub->event ? sub->event->o_id : NULL;
+
+	if (sub->nh != nh)
+		return false;
+	if (event == NULL || event->o_type == NULL)
+		return true;
+	return strcasecmp(event->o_type, sub->dialog ? DLGEVENT : CONFEVENT) ==
+		       0 &&
+	       ((id == NULL && event->o_id == NULL) ||
+		(id && event->o_id && strcmp(id, event->o_id) == 0));
+}
+
 static struct sig_sub *
-sub_by_handle(struct sig *s, nua_handle_t *nh)
+sub_by_handle(struct sig *s, nua_handle_t *nh, const sip_event_t *event)
 {
 	struct sig_conf *c;
 	struct sig_sub *sub;
 
 	TAILQ_FOREACH(c, &s->confs, link) {
 		TAILQ_FOREACH(sub, &c->subs, link) {
-			if (sub->nh == nh)
+			if (sub_is(sub, nh, event))
 				return sub;
 		}
 	}
 	TAILQ_FOREACH(sub, &s->ending_subs, link) {
-		if (sub->nh == nh)
+		if (sub_is(sub, nh, event))
 			return sub;
 	}
 	return NULL;
@@ -89,7 +108,7 @@ sub_by_handle(struct sig *s, nua_handle_t *nh)
 bool
 sig_confevent_owns(struct sig *s, nua_handle_t *nh)
 {
-	return nh && sub_by_handle(s, nh) != NULL;
+	return nh && sub_by_handle(s, nh, NULL) != NULL;
 }
 
 static void
@@ -109,6 +128,7 @@ sub_free(struct sig_sub *sub)
 		sig_handle_release(sub->s, nh);
 	}
 	free(sub->subscriber);
+	su_home_deinit(sub->home);
 	free(sub);
 }
 
@@ -262,14 +282,16 @@ sub_notify(struct sig_sub *sub, const char *xml, bool last, const char *reason)
 	if (last)
 		snprintf(state, sizeof(state), "terminated;reason=%s",
 			 reason ? reason : "noresource");
-	nua_notify(
-		sub->nh, SIPTAG_EVENT_STR(sub->dialog ? DLGEVENT : CONFEVENT),
-		SIPTAG_CONTENT_TYPE_STR(sub->dialog ? DLGINFO_TYPE
-						    : CONFINFO_TYPE),
-		SIPTAG_PAYLOAD_STR(xml),
-		NUTAG_SUBSTATE(last ? nua_substate_terminated
-				    : nua_substate_active),
-		TAG_IF(last, SIPTAG_SUBSCRIPTION_STATE_STR(state)), TAG_END());
+	nua_notify(sub->nh, TAG_IF(sub->event, SIPTAG_EVENT(sub->event)),
+		   TAG_IF(!sub->event,
+			  SIPTAG_EVENT_STR(sub->dialog ? DLGEVENT : CONFEVENT)),
+		   SIPTAG_CONTENT_TYPE_STR(sub->dialog ? DLGINFO_TYPE
+						       : CONFINFO_TYPE),
+		   SIPTAG_PAYLOAD_STR(xml),
+		   NUTAG_SUBSTATE(last ? nua_substate_terminated
+				       : nua_substate_active),
+		   TAG_IF(last, SIPTAG_SUBSCRIPTION_STATE_STR(state)),
+		   TAG_END());
 }
 
 static char *dlg_doc(const struct sig_sub *sub, const struct sig_leg *l,
@@ -325,11 +347,11 @@ dlg_view(struct di_dialog *d, su_home_t *home, const struct sig_conf *c,
 		d->event = l->dlg_event;
 		d->code = l->dlg_code;
 	}
-	if (l->answered && l->joined) {
+	if (l->answered && l->answered_at) {
 		uint64_t now = (uint64_t)time(NULL);
 
 		d->have_duration = true;
-		d->duration = now > l->joined ? now - l->joined : 0;
+		d->duration = now > l->answered_at ? now - l->answered_at : 0;
 	}
 	d->have_local = true;
 	lo->identity = c->uri;
@@ -605,6 +627,8 @@ subscribe_new(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 		return;
 	}
 	sub->s = s;
+	su_home_init(sub->home);
+	sub->event = sip_event_dup(sub->home, sip->sip_event);
 	sub->conf = c;
 	sub->dialog = dialog;
 	sub->leg = watched;
@@ -638,10 +662,15 @@ sig_confevent_event(struct sig *s, nua_event_t event, int status,
 		    nua_handle_t *nh, struct sig_leg *l, const sip_t *sip,
 		    tagi_t tags[])
 {
-	struct sig_sub *sub = nh ? sub_by_handle(s, nh) : NULL;
+	sip_event_t const *ev = NULL;
+	struct sig_sub *sub;
 	int substate = -1;
 
-	tl_gets(tags, NUTAG_SUBSTATE_REF(substate), TAG_END());
+	tl_gets(tags, NUTAG_SUBSTATE_REF(substate), SIPTAG_EVENT_REF(ev),
+		TAG_END());
+	if (event == nua_i_subscribe && sip)
+		ev = sip->sip_event;
+	sub = nh ? sub_by_handle(s, nh, ev) : NULL;
 	switch (event) {
 	case nua_i_subscribe:
 		if (sub == NULL) {

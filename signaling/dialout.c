@@ -158,6 +158,7 @@ dialout_answered(struct sig *s, struct sig_leg *l, const sip_t *sip)
 		return;
 	}
 	l->joined = (uint64_t)time(NULL);
+	l->answered_at = l->joined;
 	l->answered = true;
 	sig_leg_set_state(l, sig_state_for(&media));
 	FC_INFO("sig", "%s answered: in conference %s (%s, %s)", l->peer_uri,
@@ -187,12 +188,21 @@ reinvite_answered(struct sig *s, struct sig_leg *l, int status,
 		l->offer_mode = l->focus_hold ? sdp_sendonly : sdp_sendrecv;
 		return;
 	}
-	if (sip && sip->sip_payload && sip->sip_payload->pl_len &&
-	    sig_sdp_offer_parse(&media, s->home, sip->sip_payload->pl_data,
-				sip->sip_payload->pl_len, &st, &ph) == 0 &&
-	    sig_leg_media_update(l, &media) == 0)
-		sig_leg_set_state(l, l->focus_hold ? SIG_LEG_ON_HOLD
-						   : sig_state_for(&media));
+	if (l->state == SIG_LEG_DISCONNECTING)
+		return; /* our BYE is on its way: nothing to update */
+	if (!(sip && sip->sip_payload && sip->sip_payload->pl_len &&
+	      sig_sdp_offer_parse(&media, s->home, sip->sip_payload->pl_data,
+				  sip->sip_payload->pl_len, &st, &ph) == 0 &&
+	      sig_leg_media_update(l, &media) == 0)) {
+		/* A 2xx to our offer must answer it (RFC 3264): without a
+		 * usable answer the media state is unknown; end the call. */
+		FC_INFO("sig", "%s: no usable SDP answer to our re-INVITE",
+			l->peer_uri ? l->peer_uri : "?");
+		sig_leg_hangup(l, "failed");
+		return;
+	}
+	sig_leg_set_state(l, l->focus_hold ? SIG_LEG_ON_HOLD
+					   : sig_state_for(&media));
 }
 
 /* nua_r_invite for a leg we dialed, or re-INVITEd. */
@@ -202,7 +212,8 @@ sig_dialout_event(struct sig *s, nua_event_t event, int status,
 {
 	if (event != nua_r_invite || l->releasing)
 		return;
-	if (l->refer)
+	/* A transfer's REFER hears of its NOTIFYs, not of INVITEs. */
+	if (l->refer && !l->transferring)
 		sig_refer_progress(l->refer, status, phrase);
 	if (status >= 200) {
 		/* The REFER hears of the final answer once. */
@@ -214,12 +225,20 @@ sig_dialout_event(struct sig *s, nua_event_t event, int status,
 	}
 	if (status < 200 && !l->reinviting)
 		dialout_learn(l, sip, false);
-	if (status == 180 || status == 183) {
+	if (status > 100 && status < 200) {
 		sig_leg_set_state(l, SIG_LEG_ALERTING);
 	} else if (status >= 200 && status < 300) {
 		if (l->state == SIG_LEG_DIALING_OUT ||
-		    l->state == SIG_LEG_ALERTING)
+		    l->state == SIG_LEG_ALERTING) {
 			dialout_answered(s, l, sip);
+		} else if (l->state == SIG_LEG_DISCONNECTING && l->nh) {
+			/* The 2xx crossed our CANCEL (ClearConnection,
+			 * shutdown): the call exists, so it is hung up. */
+			l->answered = true;
+			l->dlg_event = "local-bye";
+			l->dlg_code = 0;
+			nua_bye(l->nh, TAG_END());
+		}
 	} else if (status >= 300) {
 		FC_INFO("sig", "%s did not answer: %d %s", l->peer_uri, status,
 			phrase ? phrase : "");

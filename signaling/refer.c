@@ -69,12 +69,17 @@ refer_free(struct sig_refer *r)
 static void
 refer_notify(struct sig_refer *r, int status, const char *phrase, bool last)
 {
-	char frag[160];
+	char frag[160], *clean = phrase ? sig_clean_text(phrase) : NULL;
 
-	if (!r->notify)
+	if (!r->notify) {
+		free(clean);
 		return;
-	snprintf(frag, sizeof(frag), "SIP/2.0 %d %s\r\n", status,
-		 phrase && *phrase ? phrase : "");
+	}
+	/* The phrase may come from a participant: cleaned and bounded, so
+	 * the status line always ends with its CRLF. */
+	snprintf(frag, sizeof(frag), "SIP/2.0 %d %.100s\r\n", status,
+		 clean ? clean : "");
+	free(clean);
 	nua_notify(r->nh, SIPTAG_EVENT(r->event),
 		   SIPTAG_CONTENT_TYPE_STR("message/sipfrag;version=2.0"),
 		   SIPTAG_PAYLOAD_STR(frag),
@@ -108,7 +113,13 @@ sig_refer_notify_answered(struct sig *s, nua_handle_t *nh, int status,
 
 	/* nua reports the terminated state only with the answer to the
 	 * NOTIFY that ended the subscription, not with those before it. */
-	tl_gets(tags, NUTAG_SUBSTATE_REF(substate), TAG_END());
+	sip_event_t const *event = NULL;
+
+	tl_gets(tags, NUTAG_SUBSTATE_REF(substate), SIPTAG_EVENT_REF(event),
+		TAG_END());
+	/* The handle may carry an event subscription too: only refer's. */
+	if (event && event->o_type && strcasecmp(event->o_type, "refer") != 0)
+		return false;
 	TAILQ_FOREACH(r, &s->refers, link) {
 		if (r->nh != nh)
 			continue;
@@ -150,10 +161,14 @@ static int
 refer_is_bye(const url_t *u)
 {
 	char method[16];
+	isize_t n = u->url_params ? url_param(u->url_params, "method", method,
+					      sizeof(method))
+				  : 0;
 
-	if (u->url_params == NULL ||
-	    url_param(u->url_params, "method", method, sizeof(method)) == 0)
+	if (n == 0)
 		return 0;
+	if ((size_t)n > sizeof(method))
+		return -1; /* too long for any method; nothing was written */
 	if (strcasecmp(method, "BYE") == 0)
 		return 1;
 	return strcasecmp(method, "INVITE") == 0 ? 0 : -1;
@@ -213,6 +228,7 @@ refer_remove(struct sig_refer *r, struct sig_conf *c)
 	u = r->target ? url_make(home, r->target) : NULL;
 	TAILQ_FOREACH(l, &c->legs, link) {
 		if (u && l->nh && !l->releasing && l->refer == NULL &&
+		    !l->transferring && !l->reinviting && !l->moving &&
 		    l->state != SIG_LEG_DISCONNECTING && leg_matches(l, u))
 			break;
 	}
@@ -351,9 +367,16 @@ confirmed(const struct sig_leg *l)
 static bool
 feature_applies(enum feature f, const struct sig_leg *l)
 {
-	if (l->releasing || l->moving || l->reinviting || l->refer ||
-	    l->nh == NULL || l->state == SIG_LEG_DISCONNECTING ||
-	    l->conf == NULL || l->conf->app)
+	bool ringing =
+		l->state == SIG_LEG_DIALING_OUT || l->state == SIG_LEG_ALERTING;
+
+	if (l->releasing || l->moving || l->reinviting || l->nh == NULL ||
+	    l->state == SIG_LEG_DISCONNECTING || l->conf == NULL ||
+	    l->conf->app)
+		return false;
+	/* A leg busy with another REFER's work takes no feature, but a
+	 * dial-out a REFER made may still be cleared while it rings. */
+	if ((l->refer || l->transferring) && !(f == F_CLEAR && ringing))
 		return false;
 	switch (f) {
 	case F_HOLD:
@@ -374,6 +397,28 @@ feature_applies(enum feature f, const struct sig_leg *l)
 	default:
 		return false;
 	}
+}
+
+/*
+ * A target for DeflectCall and SingleStepTransfer: a sip: or sips: URI
+ * with a host, in printable ASCII without what would end a name-addr.
+ */
+static bool
+sip_target_ok(const char *target)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	const url_t *u;
+	bool ok;
+
+	for (const unsigned char *p = (const unsigned char *)target; *p; p++) {
+		if (*p < 0x21 || *p >= 0x7f || strchr("<>\"", *p))
+			return false;
+	}
+	u = url_make(home, target);
+	ok = u && (u->url_type == url_sip || u->url_type == url_sips) &&
+	     u->url_host && u->url_host[0];
+	su_home_deinit(home);
+	return ok;
 }
 
 /*
@@ -415,8 +460,8 @@ second_dialog(struct sig_leg **lp, struct sig *s, const char *urn)
  * ConferenceCalls: every leg of other's conference that can move goes to
  * leg's conference (RFC 4579 4.10 moves, each participant re-INVITEd
  * with its new focus URI); the emptied conference ends. Legs that cannot
- * move now (ringing, going, mid-move) stay where they are. 0, or the
- * errno of the first failed move when other's own leg did not move.
+ * move now (ringing, going, mid-move, busy with a REFER) stay where they
+ * are. 0 when at least one leg moved, else the errno of other's move.
  */
 static int
 conference_calls(struct sig_leg *leg, struct sig_leg *other)
@@ -475,7 +520,8 @@ transfer_start(struct sig_leg *leg, struct sig_refer *r, const char *target)
 
 	leg->refer = r;
 	leg->transferring = true;
-	nua_refer(leg->nh, SIPTAG_REFER_TO_STR(target),
+	nua_refer(leg->nh,
+		  SIPTAG_REFER_TO_STR(su_sprintf(home, "<%s>", target)),
 		  SIPTAG_REFERRED_BY_STR(
 			  su_sprintf(home, "<%s>", leg->conf->uri)),
 		  SIPTAG_CONTACT_STR(sig_leg_contact(home, leg)), TAG_END());
@@ -493,7 +539,7 @@ sipfrag_status(const sip_t *sip, char *phrase, size_t len)
 
 	phrase[0] = '\0';
 	if (sip == NULL || sip->sip_payload == NULL ||
-	    sip->sip_payload->pl_len < 12)
+	    sip->sip_payload->pl_len < 11)
 		return 0;
 	n = sip->sip_payload->pl_len;
 	if (n >= sizeof(buf))
@@ -510,6 +556,10 @@ sipfrag_status(const sip_t *sip, char *phrase, size_t len)
 		p++;
 	n = strcspn(p, "\r\n");
 	snprintf(phrase, len, "%.*s", (int)n, p);
+	for (char *q = phrase; *q; q++) {
+		if ((unsigned char)*q < 0x20 || (unsigned char)*q == 0x7f)
+			*q = ' '; /* it goes to logs and other sipfrags */
+	}
 	return code;
 }
 
@@ -535,6 +585,7 @@ sig_refer_transfer_event(struct sig *s, nua_event_t event, int status,
 	(void)s;
 	if (!l->transferring || l->releasing)
 		return;
+	tl_gets(tags, NUTAG_SUBSTATE_REF(substate), TAG_END());
 	if (event == nua_r_refer) {
 		/* Refused (405, 403, ...): the call goes on as it was. */
 		if (status >= 300) {
@@ -542,10 +593,14 @@ sig_refer_transfer_event(struct sig *s, nua_event_t event, int status,
 				l->peer_uri ? l->peer_uri : "?", status,
 				phrase ? phrase : "");
 			transfer_done(l, status, phrase);
+		} else if (status >= 200 &&
+			   substate == nua_substate_terminated) {
+			/* Accepted without a subscription (Refer-Sub:
+			 * false): no outcome will come; it stays. */
+			transfer_done(l, status, phrase);
 		}
 		return;
 	}
-	tl_gets(tags, NUTAG_SUBSTATE_REF(substate), TAG_END());
 	code = sipfrag_status(sip, frag, sizeof(frag));
 	if (code >= 200 && code < 300) {
 		/* Transferred: the focus's dialog with it is done. */
@@ -557,12 +612,16 @@ sig_refer_transfer_event(struct sig *s, nua_event_t event, int status,
 		FC_INFO("sig", "%s: transfer failed: %d %s",
 			l->peer_uri ? l->peer_uri : "?", code, frag);
 		transfer_done(l, code, frag);
-	} else if (code > 100) {
-		if (l->refer)
-			sig_refer_progress(l->refer, code, frag);
 	} else if (substate == nua_substate_terminated) {
-		/* Over without a final sipfrag (expired, 408). */
+		/* Over without a final sipfrag: expired (nua reports 408
+		 * after its refresh time) or ended by the participant. */
+		FC_INFO("sig",
+			"%s: transfer subscription ended without an "
+			"outcome",
+			l->peer_uri ? l->peer_uri : "?");
 		transfer_done(l, 408, "Request Timeout");
+	} else if (code > 100 && l->refer) {
+		sig_refer_progress(l->refer, code, frag);
 	}
 }
 
@@ -609,7 +668,7 @@ refer_feature(struct sig *s, nua_handle_t *nh, const sip_t *sip, tagi_t tags[],
 	f = feature_parse(name);
 	if ((f == F_DEFLECT || f == F_TRANSFER) &&
 	    (!feature_param(uri, "target", target, sizeof(target)) ||
-	     strncasecmp(target, "sip", 3) != 0)) {
+	     !sip_target_ok(target))) {
 		su_home_deinit(home);
 		refer_reject(s, nh, 400,
 			     f == F_DEFLECT
@@ -711,7 +770,13 @@ refer_feature(struct sig *s, nua_handle_t *nh, const sip_t *sip, tagi_t tags[],
 			refer_finish(r, 200, "OK");
 		} else if (leg->state == SIG_LEG_DIALING_OUT ||
 			   leg->state == SIG_LEG_ALERTING) {
-			/* Still ringing: CANCEL, and that is the outcome. */
+			/* Still ringing: CANCEL, and that is the outcome.
+			 * A REFER that asked for this dial-out hears 487. */
+			if (leg->refer) {
+				sig_refer_progress(leg->refer, 487,
+						   "Request Terminated");
+				leg->refer = NULL;
+			}
 			leg->disconnection = "booted";
 			leg->state = SIG_LEG_DISCONNECTING;
 			sig_leg_ended_by(leg, "cancelled", 487);
@@ -725,13 +790,13 @@ refer_feature(struct sig *s, nua_handle_t *nh, const sip_t *sip, tagi_t tags[],
 		transfer_start(leg, r, target);
 		break;
 	case F_SEPARATE:
-		/* The move's re-INVITE answer is the outcome. */
-		leg->refer = r;
+		/* The move's re-INVITE answer is the outcome (its answer
+		 * comes through the event loop, after this). */
 		err = separate_call(leg);
-		if (err) {
-			leg->refer = NULL;
+		if (err)
 			refer_finish(r, 500, "Server Internal Error");
-		}
+		else
+			leg->refer = r;
 		break;
 	case F_CONFERENCE:
 		err = conference_calls(leg, other);
@@ -768,7 +833,10 @@ sig_refer_event(struct sig *s, nua_handle_t *nh, struct sig_leg *l,
 		refer_reject(s, nh, 400, "Bad Request - Exactly One Refer-To");
 		return;
 	}
-	named_leg = sig_request_leg(s, sip, &named);
+	/* Inside a call the Request-URI is our Contact on it, the
+	 * sender's own leg URI: it names no dialog then. */
+	named = false;
+	named_leg = l ? NULL : sig_request_leg(s, sip, &named);
 	if (named && named_leg == NULL) {
 		refer_reject(s, nh, 404, "Not Found - No Such Leg");
 		return;

@@ -102,9 +102,10 @@ struct sig_leg {
 	bool awaiting;	 /* manual admission: 180 sent, no 200 yet */
 	bool focus_hold_prev;  /* before the hold/retrieve re-INVITE */
 	sdp_mode_t offer_mode; /* the direction of our offers */
-	bool uas;	   /* the participant called us (we chose the To tag) */
-	bool answered;	   /* a 2xx went out or came in: dialog confirmed */
-	bool transferring; /* our REFER (SingleStepTransfer) is out */
+	bool uas;      /* the participant called us (we chose the To tag) */
+	bool answered; /* a 2xx went out or came in: dialog confirmed */
+	uint64_t answered_at; /* when: seconds since the epoch */
+	bool transferring;    /* our REFER (SingleStepTransfer) is out */
 	/* RFC 4235: how the dialog ended (local-bye, remote-bye, cancelled,
 	 * rejected, replaced, error, timeout; NULL: not known) and the
 	 * final response's status when one ended it (else 0). */
