@@ -3,15 +3,18 @@ trace and the RFC 4575 conference-info documents they carry.
 
 What it does:
 - notifies() takes the NOTIFYs a SIPp scenario received (sipcheck's
-  parsed trace), drops retransmissions (same CSeq), validates every
-  document against tests/schemas/conference-info.xsd with xmllint and
-  parses it with xml.etree.ElementTree into plain dicts (Doc, below), so
-  tests compare values instead of walking XML;
-- header checks every NOTIFY of the package must pass (Event,
-  Content-Type, Subscription-State);
+  parsed trace), drops retransmissions (same Call-ID and CSeq),
+  validates every document against tests/schemas/conference-info.xsd
+  with xmllint and parses it with xml.etree.ElementTree into plain dicts
+  (parse_doc(), below), so tests compare values instead of walking XML;
+  package_notifies() does the same for any event package (dialoginfo.py
+  uses it for RFC 4235's);
+- check_headers(): the header checks every NOTIFY of the package (or of
+  another one) must pass (Event, Content-Type, Subscription-State);
 - subscribe_once(): one SUBSCRIBE from a plain UDP socket and its final
-  response, for the requests focusd must refuse (404, 489, 406), where a
-  SIPp scenario would need one recv per possible status;
+  response (confwatch.subscribe_once()), for the requests focusd must
+  refuse (404, 489, 406), where a SIPp scenario would need one recv per
+  possible status;
 - watch(): starts tests/sipp/uac_subscribe_conf.xml in the background.
 
 Design notes: every document a test receives is validated, not only the
@@ -28,14 +31,13 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import time
 import xml.etree.ElementTree as ET
 
-import harness
+import confwatch
 import sipcheck
-from harness import check, fail, log
+from harness import check, fail
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NS = "urn:ietf:params:xml:ns:conference-info"
@@ -126,6 +128,18 @@ def _user(u):
             "endpoints": [_endpoint(e) for e in u.findall(_Q + "endpoint")]}
 
 
+def xml_root(text, what, ns, name):
+    """The root element of a document; fails unless text is XML whose
+    root is {ns}name."""
+    try:
+        root = ET.fromstring(text.encode("utf-8"))
+    except ET.ParseError as e:
+        fail("%s: the body is not XML (%s):\n%s" % (what, e, text))
+    check(root.tag == "{%s}%s" % (ns, name), "%s: root element is %s, "
+          "expected {%s}%s" % (what, root.tag, ns, name))
+    return root
+
+
 def parse_doc(text, what):
     """A conference-info document as a dict:
     {entity, state, version (int or None), conf_uris [uri], user_count
@@ -134,12 +148,7 @@ def parse_doc(text, what):
     endpoint: {entity, state, status, joining_method,
      disconnection_method, disconnection_when, media [{id, type, status,
      src_id}], call_info {call_id, from_tag, to_tag} or None}."""
-    try:
-        root = ET.fromstring(text.encode("utf-8"))
-    except ET.ParseError as e:
-        fail("%s: the body is not XML (%s):\n%s" % (what, e, text))
-    check(root.tag == _Q + "conference-info", "%s: root element is %s, "
-          "expected {%s}conference-info" % (what, root.tag, NS))
+    root = xml_root(text, what, NS, "conference-info")
     v = root.get("version")
     desc = root.find(_Q + "conference-description")
     uris = []
@@ -210,6 +219,8 @@ class Notify:
     cseq (int), substate ('active', 'terminated', ...), reason, doc (parsed
     document or None when the body is empty)."""
 
+    summary = staticmethod(summary)     # of the package's documents
+
     def __init__(self, msg, doc):
         self.msg = msg
         self.doc = doc
@@ -223,16 +234,29 @@ class Notify:
 
     def describe(self):
         return "NOTIFY CSeq %s [%s] %s" % (self.cseq, self.substate_raw,
-                                          summary(self.doc))
+                                          self.summary(self.doc))
 
 
-def notifies(msgs, workdir, who):
-    """The NOTIFYs received in a parsed SIPp trace, in order, without
-    retransmissions; every body is validated and parsed."""
+def event_names(msg):
+    """The packages a message's Event headers name, lower case."""
+    ev = sipcheck.header(msg, "Event") + sipcheck.header(msg, "o")
+    return [e.split(";")[0].strip().lower() for e in ev]
+
+
+def package_notifies(msgs, workdir, who, read, cls=Notify, event=None,
+                     content_type=None):
+    """The NOTIFYs received among msgs (SipMsgs: a parsed SIPp trace, or
+    confwatch.ConfWatcher.notifies()), in order, without retransmissions
+    (same Call-ID and CSeq; their bodies must match). event: only those
+    whose Event names that package; content_type: what every body must
+    be. read(body, workdir, what) validates and parses a body. Returns
+    [cls(msg, doc)], doc None for an empty body."""
     out = []
     seen = {}
     for m in msgs:
         if m.direction != "received" or sipcheck.method(m) != "NOTIFY":
+            continue
+        if event is not None and event not in event_names(m):
             continue
         cs = sipcheck.header(m, "CSeq")
         key = (tuple(sipcheck.header(m, "Call-ID")), cs[0] if cs else None)
@@ -245,24 +269,39 @@ def notifies(msgs, workdir, who):
         doc = None
         if m.body.strip():
             what = "%s: NOTIFY CSeq %s" % (who, key[1])
-            validate(m.body, workdir, what)
-            doc = parse_doc(m.body, what)
-        out.append(Notify(m, doc))
+            if content_type is not None:
+                ct = sipcheck.header(m, "Content-Type")
+                check(len(ct) == 1 and ct[0].split(";")[0].strip().lower()
+                      == content_type, "%s: Content-Type is %r, expected "
+                      "%s\n%s" % (what, ct, content_type, m.raw))
+            doc = read(m.body, workdir, what)
+        out.append(cls(m, doc))
     return out
 
 
-def check_headers(n, who, active):
-    """Event: conference, Content-Type application/conference-info+xml (a
-    body is required), Subscription-State active or terminated."""
+def _read(body, workdir, what):
+    validate(body, workdir, what)
+    return parse_doc(body, what)
+
+
+def notifies(msgs, workdir, who):
+    """The NOTIFYs received in a parsed SIPp trace, in order, without
+    retransmissions; every body is validated and parsed."""
+    return package_notifies(msgs, workdir, who, _read)
+
+
+def check_headers(n, who, active, event="conference",
+                  content_type=CONFINFO_TYPE):
+    """Event: event (conference), Content-Type content_type (a body is
+    required), Subscription-State active or terminated."""
     m = n.msg
-    ev = sipcheck.header(m, "Event") + sipcheck.header(m, "o")
-    check(len(ev) == 1 and ev[0].split(";")[0].strip().lower()
-          == "conference", "%s: %s: Event is %r, expected 'conference'\n%s"
-          % (who, n.describe(), ev, m.raw))
+    ev = event_names(m)
+    check(ev == [event], "%s: %s: Event is %r, expected %r\n%s"
+          % (who, n.describe(), ev, event, m.raw))
     ct = sipcheck.header(m, "Content-Type")
     check(len(ct) == 1 and ct[0].split(";")[0].strip().lower()
-          == CONFINFO_TYPE, "%s: %s: Content-Type is %r, expected %s"
-          % (who, n.describe(), ct, CONFINFO_TYPE))
+          == content_type, "%s: %s: Content-Type is %r, expected %s"
+          % (who, n.describe(), ct, content_type))
     check(n.doc is not None, "%s: %s has no body" % (who, n.describe()))
     want = "active" if active else "terminated"
     check(n.substate == want, "%s: %s: Subscription-State is %r, expected "
@@ -280,62 +319,10 @@ def subscribe_once(fd, user, event="conference", accept=CONFINFO_TYPE,
     """Send one out-of-dialog SUBSCRIBE sip:user@focusd from a UDP socket
     of our own and return its final response (sipcheck.SipMsg);
     retransmits at T1, 2*T1, ... (RFC 3261 17.1.2.2). accept None: no
-    Accept header."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.bind((harness.LOOPBACK, 0))
-        port = sock.getsockname()[1]
-        rnd = "%016x" % random.getrandbits(64)
-        host = fd.sip_target
-        lines = [
-            "SUBSCRIBE sip:%s@%s SIP/2.0" % (user, host),
-            "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-%s;rport"
-            % (harness.LOOPBACK, port, rnd),
-            "Max-Forwards: 70",
-            "From: <sip:%s@%s:%d>;tag=%s" % (name, harness.LOOPBACK, port,
-                                             rnd[:8]),
-            "To: <sip:%s@%s>" % (user, host),
-            "Call-ID: %s@focusd-tests" % rnd,
-            "CSeq: 1 SUBSCRIBE",
-            "Contact: <sip:%s@%s:%d>" % (name, harness.LOOPBACK, port),
-            "Event: %s" % event,
-        ]
-        if accept is not None:
-            lines.append("Accept: %s" % accept)
-        lines += ["Expires: %d" % expires,
-                  "User-Agent: focusd-tests confinfo.subscribe_once",
-                  "Content-Length: 0", "", ""]
-        data = "\r\n".join(lines).encode()
-        log("%s: SUBSCRIBE sip:%s@%s Event: %s Accept: %s"
-            % (name, user, host, event, accept))
-        deadline = time.monotonic() + timeout
-        interval = 0.5
-        next_send = 0.0
-        while True:
-            now = time.monotonic()
-            if now >= deadline:
-                fail("%s: no final response to SUBSCRIBE sip:%s@%s (Event: "
-                     "%s) within %.1f s" % (name, user, host, event,
-                                             timeout))
-            if now >= next_send:
-                sock.sendto(data, (harness.LOOPBACK, fd.sip_port))
-                next_send = now + interval
-                interval = min(interval * 2, 4.0)
-            sock.settimeout(max(0.01, min(next_send, deadline) - now))
-            try:
-                pkt, _ = sock.recvfrom(65536)
-            except socket.timeout:
-                continue
-            msg = sipcheck.parse_message(pkt.decode("utf-8", "replace"),
-                                         time.time(), "received")
-            st = sipcheck.status(msg)
-            if st is None or sipcheck.cseq_method(msg) != "SUBSCRIBE":
-                continue          # a NOTIFY, should focusd wrongly accept
-            if st >= 200:
-                log("%s: %s" % (name, msg.start))
-                return msg
-    finally:
-        sock.close()
+    Accept header. (confwatch.subscribe_once(), without lingering.)"""
+    return confwatch.subscribe_once(
+        fd, "sip:%s@%s" % (user, fd.sip_target), event=event,
+        accept=accept, expires=expires, timeout=timeout, name=name)[0]
 
 
 # ---------------------------------------------------------------- watcher

@@ -18,11 +18,16 @@ SUBSCRIBE instead of sip:ROOM@focusd, e.g. a leg-specific URI
 too). dialog_info() returns the dialog-info documents received so far,
 validated and parsed by dialoginfo.py.
 
+subscribe_once() sends one out-of-dialog SUBSCRIBE to any Request-URI
+from a socket of its own and returns the final response (for the
+refusals: a SIPp scenario would need one recv per possible status), and
+the NOTIFYs that came meanwhile (there should be none), answered 200.
+
 Why not SIPp: a SIPp watcher (tests/sipp/uac_subscribe_conf.xml) decides
 when to end from timers fixed when it starts; a test that must watch
 through a sequence of calls and then stop, before the conference ends,
-needs to say when. The messages are built here by hand, as confinfo's
-subscribe_once() does; they are parsed with sipcheck.parse_message.
+needs to say when. The messages are built here by hand; they are parsed
+with sipcheck.parse_message.
 
 Bounded: every wait has a deadline; the receiver polls its stop flag every
 50 ms and ends after max_duration seconds whatever happens.
@@ -103,15 +108,8 @@ class ConfWatcher:
         return "\r\n".join(lines).encode()
 
     def _answer(self, msg, addr):
-        lines = ["SIP/2.0 200 OK"]
-        for n, v in msg.headers:
-            if n.lower() in ("via", "v", "from", "f", "to", "t",
-                             "call-id", "i", "cseq"):
-                lines.append("%s: %s" % (n, v))
-        lines += ["Contact: <sip:%s@%s:%d>" % (self.name, harness.LOOPBACK,
-                                               self.port),
-                  "Content-Length: 0", "", ""]
-        self.sock.sendto("\r\n".join(lines).encode(), addr)
+        self.sock.sendto(ok_to(msg, "<sip:%s@%s:%d>" % (
+            self.name, harness.LOOPBACK, self.port)), addr)
 
     def _rx_loop(self):
         while (not self._stop.is_set() and
@@ -240,6 +238,98 @@ class ConfWatcher:
             self.sock.close()
         except OSError:
             pass
+
+
+def ok_to(msg, contact=None):
+    """The 200 OK (bytes) to a request received: its Via, From, To,
+    Call-ID and CSeq, and contact as the Contact if given."""
+    lines = ["SIP/2.0 200 OK"]
+    for n, v in msg.headers:
+        if n.lower() in ("via", "v", "from", "f", "to", "t", "call-id", "i",
+                         "cseq"):
+            lines.append("%s: %s" % (n, v))
+    if contact is not None:
+        lines.append("Contact: %s" % contact)
+    lines += ["Content-Length: 0", "", ""]
+    return "\r\n".join(lines).encode()
+
+
+def subscribe_once(fd, uri, event="conference", accept=None, expires=60,
+                   timeout=4.0, name="probe", linger_s=0.0):
+    """One out-of-dialog SUBSCRIBE with Request-URI and To uri (e.g.
+    "sip:room1@HOST:PORT", or a leg URI with ;gr=) from a UDP socket of
+    our own, retransmitted at T1, 2*T1, ... (RFC 3261 17.1.2.2) until a
+    final response or timeout (then it fails). accept None: no Accept
+    header. Returns (final response, NOTIFYs received meanwhile), both
+    sipcheck.SipMsg; the NOTIFYs are answered 200. After the final
+    response it listens linger_s more for a NOTIFY."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    notifies = []
+    try:
+        sock.bind((harness.LOOPBACK, 0))
+        port = sock.getsockname()[1]
+        rnd = "%016x" % random.getrandbits(64)
+        lines = [
+            "SUBSCRIBE %s SIP/2.0" % uri,
+            "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-%s;rport"
+            % (harness.LOOPBACK, port, rnd),
+            "Max-Forwards: 70",
+            "From: <sip:%s@%s:%d>;tag=%s" % (name, harness.LOOPBACK, port,
+                                             rnd[:8]),
+            "To: <%s>" % uri,
+            "Call-ID: %s@focusd-tests" % rnd,
+            "CSeq: 1 SUBSCRIBE",
+            "Contact: <sip:%s@%s:%d>" % (name, harness.LOOPBACK, port),
+            "Event: %s" % event,
+        ]
+        if accept is not None:
+            lines.append("Accept: %s" % accept)
+        lines += ["Expires: %d" % expires,
+                  "User-Agent: focusd-tests confwatch.subscribe_once",
+                  "Content-Length: 0", "", ""]
+        data = "\r\n".join(lines).encode()
+        log("%s: SUBSCRIBE %s Event: %s Accept: %s" % (name, uri, event,
+                                                       accept))
+        deadline = time.monotonic() + timeout
+        interval, next_send = T1, 0.0
+        final, linger_until = None, None
+        while True:
+            now = time.monotonic()
+            if final is not None and now >= linger_until:
+                return final, notifies
+            if final is None and now >= deadline:
+                fail("%s: no final response to SUBSCRIBE %s (Event: %s) "
+                     "within %.1f s" % (name, uri, event, timeout))
+            if final is None and now >= next_send:
+                sock.sendto(data, (harness.LOOPBACK, fd.sip_port))
+                next_send = now + interval
+                interval = min(interval * 2, 4.0)
+            wake = linger_until if final is not None else \
+                min(next_send, deadline)
+            sock.settimeout(max(0.01, wake - now))
+            try:
+                pkt, addr = sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            msg = sipcheck.parse_message(pkt.decode("utf-8", "replace"),
+                                         time.time(), "received")
+            st = sipcheck.status(msg)
+            if st is None:
+                if sipcheck.method(msg) == "NOTIFY":
+                    notifies.append(msg)
+                    try:
+                        sock.sendto(ok_to(msg), addr)
+                    except OSError:
+                        pass
+                continue
+            if sipcheck.cseq_method(msg) != "SUBSCRIBE" or st < 200:
+                continue
+            if final is None:
+                log("%s: %s" % (name, msg.start))
+                final = msg
+                linger_until = time.monotonic() + linger_s
+    finally:
+        sock.close()
 
 
 def describe(ns):

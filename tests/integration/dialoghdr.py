@@ -17,8 +17,10 @@ What it does:
   retransmission of the response (the ACK matched), for a 2xx the
   focus's Contact, <CONF-URI;gr=TOKEN>;isfocus, of the conference
   expected (sipcheck.check_focus_contact()), and of the leg seen before;
-- legs(), leg_state(), wait_state(): conference.show, by the user part of
-  a participant's URI.
+- contact_of_200(): the Contact of the 200 a running call got;
+- conf_uri(), by_user(), leg_state(), wait_state(): conference.list and
+  conference.show (mediacheck.legs()), by the user part of a
+  participant's URI; wait_gone(): a background SIPp that must end 0.
 
 Design notes: the SIPp message trace is the ground truth (it holds every
 byte on the wire, retransmissions included); every wait has a deadline
@@ -65,15 +67,13 @@ def dialog_of(run, who):
     msgs = sipcheck.trace_of(run)
     inv = sipcheck.requests(msgs, "INVITE", "sent")
     check(inv, "%s: no INVITE in the SIPp trace" % who)
-    ok = [m for m in sipcheck.responses(msgs, cseq="INVITE", final=True)
-          if sipcheck.status(m) == 200]
-    check(ok, "%s: no 200 to the INVITE in the SIPp trace" % who)
+    ok = sipcheck.invite_ok(msgs, who)
     call_id = sipcheck.header1(inv[0], "Call-ID")
     from_tag = sipcheck.tag_of(sipcheck.header1(inv[0], "From"))
-    to_tag = sipcheck.tag_of(sipcheck.header1(ok[0], "To"))
+    to_tag = sipcheck.tag_of(sipcheck.header1(ok, "To"))
     check(from_tag and to_tag, "%s: dialog without tags: From %r, To %r"
           % (who, sipcheck.header1(inv[0], "From"),
-             sipcheck.header1(ok[0], "To")))
+             sipcheck.header1(ok, "To")))
     return call_id, from_tag, to_tag
 
 
@@ -179,11 +179,8 @@ def expect_final(run, expect, who, conf_uri=None, leg_token=None):
 
 def contact_of_200(run, who):
     """The Contact header value of the 200 a (running) call got."""
-    msgs = sipcheck.trace_of(run)
-    ok = [m for m in sipcheck.responses(msgs, cseq="INVITE", final=True)
-          if sipcheck.status(m) == 200]
-    check(ok, "%s: no 200 to the INVITE in the trace" % who)
-    return sipcheck.header1(ok[0], "Contact")
+    return sipcheck.header1(sipcheck.invite_ok(sipcheck.trace_of(run), who),
+                            "Contact")
 
 
 # ---------------------------------------------------------------- mgmt
@@ -193,17 +190,6 @@ def conf_uri(fd, room):
     check(c is not None, "conference.list has no %s: %r"
           % (room, sipcheck.list_ids(fd)))
     return c.get("uri")
-
-
-def legs(fd, room):
-    """conference.show participants of room ([] if it is gone)."""
-    r = fd.mgmt("conference.show", {"id": room})
-    if "result" not in r:
-        return []
-    parts = r["result"].get("participants")
-    check(isinstance(parts, list), "conference.show %s: no participants "
-          "array in %r" % (room, r["result"]))
-    return parts
 
 
 def user_of(uri):
@@ -219,7 +205,7 @@ def by_user(parts, user):
 
 
 def leg_state(fd, room, user):
-    ls = by_user(legs(fd, room), user)
+    ls = by_user(mediacheck.legs(fd, room), user)
     return ls[0].get("state") if len(ls) == 1 else None
 
 
@@ -229,7 +215,8 @@ def wait_state(fd, room, user, state, timeout=5.0):
     sipcheck.wait_until(
         lambda: leg_state(fd, room, user) == state, timeout,
         "%s %s in conference.show %s" % (user, state, room),
-        lambda: [(p.get("uri"), p.get("state")) for p in legs(fd, room)])
+        lambda: [(p.get("uri"), p.get("state"))
+                 for p in mediacheck.legs(fd, room)])
 
 
 def wait_gone(run, timeout, what):

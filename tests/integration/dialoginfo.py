@@ -15,7 +15,9 @@ What it does:
 - docs(): the parsed documents a ConfWatcher(event="dialog") has
   received so far.
 
-Validation is confinfo.validate with this schema; like confinfo, every
+Validation is confinfo.validate with this schema, and NOTIFYs are taken
+and their headers checked by confinfo's package_notifies() and
+check_headers() with this package's Event and type; like confinfo, every
 document received is validated, not only the ones a test looks at, and
 xmllint runs with --nonet on a file in the test's temp dir. Beyond the
 schema, parse_doc() checks what the RFC says in prose and its schema
@@ -27,11 +29,10 @@ Only the Python standard library is used, plus /usr/bin/xmllint.
 
 import os
 import re
-import xml.etree.ElementTree as ET
 
 import confinfo
 import sipcheck
-from harness import check, fail
+from harness import check
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NS = "urn:ietf:params:xml:ns:dialog-info"
@@ -125,12 +126,7 @@ def parse_doc(text, what):
      local_display, local_target, local_params {pname: pval},
      remote_identity, remote_display, remote_target, remote_params}.
     An attribute or element that is absent is None (params: {})."""
-    try:
-        root = ET.fromstring(text.encode("utf-8"))
-    except ET.ParseError as e:
-        fail("%s: the body is not XML (%s):\n%s" % (what, e, text))
-    check(root.tag == _Q + "dialog-info", "%s: root element is %s, "
-          "expected {%s}dialog-info" % (what, root.tag, NS))
+    root = confinfo.xml_root(text, what, NS, "dialog-info")
     v = _int(root.get("version"))
     check(v is not None, "%s: dialog-info version %r is not a number"
           % (what, root.get("version")))
@@ -189,14 +185,12 @@ class Notify(confinfo.Notify):
     cseq, substate, reason as confinfo.Notify; doc is a parse_doc() dict,
     or None when the body is empty."""
 
-    def describe(self):
-        return "NOTIFY CSeq %s [%s] %s" % (self.cseq, self.substate_raw,
-                                          summary(self.doc))
+    summary = staticmethod(summary)
 
 
-def _event(m):
-    ev = sipcheck.header(m, "Event") + sipcheck.header(m, "o")
-    return [e.split(";")[0].strip().lower() for e in ev]
+def _read(body, workdir, what):
+    validate(body, workdir, what)
+    return parse_doc(body, what)
 
 
 def notifies(msgs, workdir, who):
@@ -204,49 +198,14 @@ def notifies(msgs, workdir, who):
     trace or ConfWatcher.notifies()), received, in order, without
     retransmissions; every body must be application/dialog-info+xml and
     is validated and parsed."""
-    out = []
-    seen = {}
-    for m in msgs:
-        if m.direction != "received" or sipcheck.method(m) != "NOTIFY":
-            continue
-        if EVENT not in _event(m):
-            continue
-        cs = sipcheck.header(m, "CSeq")
-        key = (tuple(sipcheck.header(m, "Call-ID")), cs[0] if cs else None)
-        if key in seen:
-            check(seen[key] == m.body, "%s: two NOTIFYs with CSeq %s and "
-                  "different bodies:\n%s\n-----\n%s"
-                  % (who, key[1], seen[key], m.body))
-            continue
-        seen[key] = m.body
-        doc = None
-        if m.body.strip():
-            what = "%s: NOTIFY CSeq %s" % (who, key[1])
-            ct = sipcheck.header(m, "Content-Type")
-            check(len(ct) == 1 and ct[0].split(";")[0].strip().lower()
-                  == DIALOGINFO_TYPE, "%s: Content-Type is %r, expected %s"
-                  "\n%s" % (what, ct, DIALOGINFO_TYPE, m.raw))
-            validate(m.body, workdir, what)
-            doc = parse_doc(m.body, what)
-        out.append(Notify(m, doc))
-    return out
+    return confinfo.package_notifies(msgs, workdir, who, _read, Notify,
+                                     EVENT, DIALOGINFO_TYPE)
 
 
 def check_headers(n, who, active):
     """Event: dialog, Content-Type application/dialog-info+xml (a body is
     required), Subscription-State active or terminated."""
-    m = n.msg
-    ev = _event(m)
-    check(ev == [EVENT], "%s: %s: Event is %r, expected 'dialog'\n%s"
-          % (who, n.describe(), ev, m.raw))
-    ct = sipcheck.header(m, "Content-Type")
-    check(len(ct) == 1 and ct[0].split(";")[0].strip().lower()
-          == DIALOGINFO_TYPE, "%s: %s: Content-Type is %r, expected %s"
-          % (who, n.describe(), ct, DIALOGINFO_TYPE))
-    check(n.doc is not None, "%s: %s has no body" % (who, n.describe()))
-    want = "active" if active else "terminated"
-    check(n.substate == want, "%s: %s: Subscription-State is %r, expected "
-          "%s" % (who, n.describe(), n.substate_raw, want))
+    confinfo.check_headers(n, who, active, EVENT, DIALOGINFO_TYPE)
 
 
 def check_versions(ns, who, first_full=True):
@@ -289,8 +248,7 @@ def check_versions(ns, who, first_full=True):
     return versions
 
 
-def dump(ns):
-    return "\n".join("  " + n.describe() for n in ns)
+dump = confinfo.dump          # the NOTIFYs, one line each
 
 
 # ---------------------------------------------------------------- watchers

@@ -1,6 +1,9 @@
-"""A dialog-event watcher (RFC 4235) for tests that must refresh, end and
-read a subscription step by step; and one-shot SUBSCRIBEs for the
-refusals.
+"""Dialog-event watchers (RFC 4235) in Python: DlgWatcher, for tests that
+must refresh, end and read a subscription step by step; and Controller,
+the controller's view in draft-audet-sipping-feature-ref's call flows
+(section 5): a subscriber to the dialog event package of the
+Refer-Recipient, here the focus's dialogs with one conference, that
+checks the dialog-info NOTIFYs it receives as features take effect.
 
 What it does:
 - DlgWatcher is a confwatch.ConfWatcher with Event: dialog (Accept:
@@ -14,20 +17,45 @@ What it does:
   holds, and fails with the documents seen when it does not in time.
   hold_answers() / release_answers() keep NOTIFYs unanswered for a while
   (recorded all the same), to act while a NOTIFY transaction is open.
-- subscribe_once() sends one out-of-dialog SUBSCRIBE to any Request-URI
-  (a conference URI, a leg URI with ;gr=, an unknown one) and returns the
-  final response; NOTIFYs that come (there should be none for a refusal)
-  are answered 200 and returned too.
+- Controller is a DlgWatcher (name "controller") on the conference URI.
+  - start() subscribes and waits for the first NOTIFY: active, a full
+    document (RFC 6665 4.2.2); returns it.
+  - mark() / wait() / history(): the documents so far are parsed afresh
+    (every body validated); wait() polls until a document at or after a
+    mark holds a dialog in a wanted state, so a test can say "this
+    change was announced after that REFER went out"; when() gives the
+    arrival time (wall clock, as in SIPp's traces) of a document's
+    NOTIFY.
+  - finish() un-SUBSCRIBEs, then checks the whole NOTIFY sequence: every
+    NOTIFY but the last active with a dialog-info body; the last
+    terminated; versions contiguous from the first, full, document
+    (dialoginfo.check_versions); every later document partial with
+    exactly one dialog (README, Dialog event package); every document's
+    entity the conference URI; and every dialog element as the README
+    describes it: local identity the conference URI, local target the
+    leg's URI (CONF-URI;gr=ID) with isfocus=true, +sip.rendering yes/no
+    exactly while confirmed, a duration while confirmed and none before.
+    The last NOTIFY (answering Expires: 0) may carry no body, a new full
+    document (the next version; kept as final_doc), or the previous
+    document again with its version (Sofia-SIP's nua resends the last
+    NOTIFY body by itself); that resent copy is left out of the version
+    check. Returns the documents before the last NOTIFY, for sequence
+    checks (check_steps).
+- step(): one dialog element as a short string for sequence assertions:
+  "early", "confirmed/yes" (the +sip.rendering value), "terminated/
+  rejected/480" (state event and code); by_id(), by_call_id(): finders
+  of a dialog in a document.
+
+One-shot SUBSCRIBEs (the refusals) are confwatch.subscribe_once().
 
 Bounded: every wait has a deadline; requests are retransmitted at T1,
-2*T1, ... (RFC 3261 17.1.2.2) until a final response or the deadline.
+2*T1, ... (RFC 3261 17.1.2.2) until a final response or the deadline; a
+watcher ends after max_duration seconds whatever happens.
 
 Only the Python standard library is used (plus xmllint, via
 dialoginfo.py).
 """
 
-import random
-import socket
 import threading
 import time
 
@@ -37,8 +65,14 @@ import harness
 import sipcheck
 from harness import check, fail, log
 
+POLL_S = 0.05
+RENDERING = "+sip.rendering"
+
 
 class DlgWatcher(confwatch.ConfWatcher):
+    """A dialog-event watcher of room (or of target, a leg URI) whose
+    documents are validated in workdir."""
+
     def __init__(self, fd, room, workdir, name="dlgwatcher", **kw):
         kw.setdefault("event", "dialog")
         super().__init__(fd, room, name=name, **kw)
@@ -85,11 +119,11 @@ class DlgWatcher(confwatch.ConfWatcher):
     def dump(self):
         return dialoginfo.dump(self.received()) or "  (no NOTIFY)"
 
-    def wait_docs(self, pred, timeout, what):
+    def wait_docs(self, pred, timeout, what, interval=0.03):
         """Poll until pred(docs) is true; returns its value. Fails with
         what and every NOTIFY received so far."""
         return harness.wait_for(
-            lambda: pred(self.docs()), timeout, interval=0.03,
+            lambda: pred(self.docs()), timeout, interval=interval,
             what="%s: %s" % (self.name, what),
             state=lambda: "NOTIFYs so far:\n" + self.dump())
 
@@ -140,90 +174,191 @@ class DlgWatcher(confwatch.ConfWatcher):
         return sent_at
 
 
-# ---------------------------------------------------------------- one-shot
+# ---------------------------------------------------------------- controller
 
-def subscribe_once(fd, uri, event="dialog",
-                   accept=dialoginfo.DIALOGINFO_TYPE, expires=60,
-                   timeout=4.0, name="probe"):
-    """One out-of-dialog SUBSCRIBE with Request-URI and To uri (e.g.
-    "sip:room1@HOST:PORT;gr=l0123456789abcdef") from a UDP socket of our
-    own. accept None: no Accept header. Returns (final response, NOTIFYs
-    received meanwhile), both sipcheck.SipMsg; the NOTIFYs are answered
-    200. After the final response it listens 0.2 s more for a NOTIFY."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    notifies = []
-    try:
-        sock.bind((harness.LOOPBACK, 0))
-        port = sock.getsockname()[1]
-        rnd = "%016x" % random.getrandbits(64)
-        lines = [
-            "SUBSCRIBE %s SIP/2.0" % uri,
-            "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-%s;rport"
-            % (harness.LOOPBACK, port, rnd),
-            "Max-Forwards: 70",
-            "From: <sip:%s@%s:%d>;tag=%s" % (name, harness.LOOPBACK, port,
-                                             rnd[:8]),
-            "To: <%s>" % uri,
-            "Call-ID: %s@focusd-tests" % rnd,
-            "CSeq: 1 SUBSCRIBE",
-            "Contact: <sip:%s@%s:%d>" % (name, harness.LOOPBACK, port),
-            "Event: %s" % event,
-        ]
-        if accept is not None:
-            lines.append("Accept: %s" % accept)
-        lines += ["Expires: %d" % expires,
-                  "User-Agent: focusd-tests dlgwatch.subscribe_once",
-                  "Content-Length: 0", "", ""]
-        data = "\r\n".join(lines).encode()
-        log("%s: SUBSCRIBE %s Event: %s Accept: %s" % (name, uri, event,
-                                                       accept))
-        deadline = time.monotonic() + timeout
-        interval, next_send = confwatch.T1, 0.0
-        final, linger_until = None, None
-        while True:
-            now = time.monotonic()
-            if final is not None and now >= linger_until:
-                return final, notifies
-            if final is None and now >= deadline:
-                fail("%s: no final response to SUBSCRIBE %s (Event: %s) "
-                     "within %.1f s" % (name, uri, event, timeout))
-            if final is None and now >= next_send:
-                sock.sendto(data, (harness.LOOPBACK, fd.sip_port))
-                next_send = now + interval
-                interval = min(interval * 2, 4.0)
-            wake = linger_until if final is not None else \
-                min(next_send, deadline)
-            sock.settimeout(max(0.01, wake - now))
-            try:
-                pkt, addr = sock.recvfrom(65536)
-            except socket.timeout:
-                continue
-            msg = sipcheck.parse_message(pkt.decode("utf-8", "replace"),
-                                         time.time(), "received")
-            st = sipcheck.status(msg)
-            if st is None:
-                if sipcheck.method(msg) == "NOTIFY":
-                    notifies.append(msg)
-                    _answer(sock, msg, addr)
-                continue
-            if sipcheck.cseq_method(msg) != "SUBSCRIBE" or st < 200:
-                continue
-            if final is None:
-                log("%s: %s" % (name, msg.start))
-                final = msg
-                linger_until = time.monotonic() + 0.2
-    finally:
-        sock.close()
+def by_call_id(call_id):
+    """A finder: doc -> its dialog with that call-id attribute, or None."""
+    return lambda doc: dialoginfo.dialog_by_call_id(doc, call_id)
 
 
-def _answer(sock, msg, addr):
-    lines = ["SIP/2.0 200 OK"]
-    for n, v in msg.headers:
-        if n.lower() in ("via", "v", "from", "f", "to", "t", "call-id", "i",
-                         "cseq"):
-            lines.append("%s: %s" % (n, v))
-    lines += ["Content-Length: 0", "", ""]
-    try:
-        sock.sendto("\r\n".join(lines).encode(), addr)
-    except OSError:
-        pass
+def by_id(did):
+    """A finder: doc -> its dialog with that id attribute, or None."""
+    return lambda doc: dialoginfo.dialog_by_id(doc, did)
+
+
+def step(d):
+    """'state[/rendering][/event][/code]' of one dialog element."""
+    s = d["state"]
+    if s == "confirmed":
+        s += "/%s" % d["local_params"].get(RENDERING)
+    if d["event"]:
+        s += "/" + d["event"]
+    if d["code"] is not None:
+        s += "/%d" % d["code"]
+    return s
+
+
+def dump(docs):
+    return "\n".join("  " + dialoginfo.summary(d) for d in docs)
+
+
+class Controller(DlgWatcher):
+    """The draft's controller, subscribed to room's dialogs (above)."""
+
+    def __init__(self, fd, room, name="controller", max_duration=90.0):
+        super().__init__(fd, room, fd.tmpdir, name=name,
+                         max_duration=max_duration)
+        self.entity = "sip:%s@%s" % (room, fd.sip_target)
+        self.final_doc = None   # a full document in the last NOTIFY
+
+    # -- watching
+
+    def start(self, timeout=5.0):
+        """SUBSCRIBE; returns the first document (full, active)."""
+        super().start(timeout)
+        self.wait_notifies(1, timeout, "the first dialog-info NOTIFY after "
+                           "the 200")
+        first = self.received()[0]
+        dialoginfo.check_headers(first, self.name, active=True)
+        check(first.doc["state"] == "full", "%s: the first document is %s,"
+              " expected full (RFC 6665 4.2.2)\n%s"
+              % (self.name, first.doc["state"], first.msg.body))
+        log("%s: %s" % (self.name, dialoginfo.summary(first.doc)))
+        return first.doc
+
+    def when(self, index):
+        """Arrival time (time.time()) of the NOTIFY carrying document
+        number index (as in docs())."""
+        return [n.msg.when for n in self.received()
+                if n.doc is not None][index]
+
+    def mark(self):
+        """How many documents are in so far: a later wait(since=mark)
+        only looks at documents that came after now."""
+        return len(self.docs())
+
+    def wait(self, find, pred, what, since=0, timeout=3.0):
+        """Poll until a document at index >= since has a dialog (found by
+        find) for which pred holds; returns (index, doc, dialog)."""
+        def found(docs):
+            for i in range(since, len(docs)):
+                d = find(docs[i])
+                if d is not None and pred(d):
+                    return i, docs[i], d
+            return None
+        i, doc, d = self.wait_docs(found, timeout, "a document with %s (of "
+                                   "those from #%d on)" % (what, since),
+                                   interval=POLL_S)
+        log("%s: %s (v%d)" % (self.name, what, doc["version"]))
+        return i, doc, d
+
+    def wait_step(self, find, want, what, since=0, timeout=3.0):
+        """wait() for a dialog whose step() is want."""
+        return self.wait(find, lambda d: step(d) == want,
+                         "%s %s" % (what, want), since, timeout)
+
+    def latest(self, find, docs=None):
+        """The dialog (found by find) in the last document that has it."""
+        hist = history(self.docs() if docs is None else docs, find)
+        return hist[-1][2] if hist else None
+
+    # -- the end
+
+    def finish(self, timeout=5.0):
+        """Un-SUBSCRIBE and check the whole NOTIFY sequence (above).
+        Returns the documents before the last NOTIFY, in order; a full
+        document in that one is final_doc."""
+        self.unsubscribe(timeout)
+        ns = self.received()
+        who = self.name
+        listing = dialoginfo.dump(ns)
+        for n in ns[:-1]:
+            dialoginfo.check_headers(n, who, active=True)
+        last = ns[-1]
+        check(last.substate == "terminated", "%s: the last NOTIFY is %r, "
+              "expected terminated (answering Expires: 0):\n%s"
+              % (who, last.substate_raw, listing))
+        docs = [n.doc for n in ns[:-1]]
+        self.final_doc = None
+        if last.doc is None:
+            log("%s: final NOTIFY [%s] without a body"
+                % (who, last.substate_raw))
+        elif len(ns) > 1 and last.msg.body == ns[-2].msg.body:
+            log("%s: final NOTIFY [%s] resends the last document (v%d) "
+                "as it was" % (who, last.substate_raw,
+                               last.doc["version"]))
+        else:
+            check(last.doc["state"] == "full", "%s: the final NOTIFY "
+                  "carries a new %s document; expected none, the last one "
+                  "again, or the full state:\n%s"
+                  % (who, last.doc["state"], listing))
+            self.final_doc = last.doc
+        versions = dialoginfo.check_versions(
+            docs + ([self.final_doc] if self.final_doc else []), who)
+        log("%s: %d documents, versions %d..%d contiguous"
+            % (who, len(versions), versions[0], versions[-1]))
+        for i, doc in enumerate(docs + ([self.final_doc] if self.final_doc
+                                        else [])):
+            what = "%s: document v%d" % (who, doc["version"])
+            check(doc["entity"] == self.entity, "%s: entity %r, expected "
+                  "the conference URI %r" % (what, doc["entity"],
+                                             self.entity))
+            if 0 < i < len(docs):
+                check(doc["state"] == "partial" and
+                      len(doc["dialogs"]) == 1, "%s: %s with %d dialogs; "
+                      "each change is a partial document with that one "
+                      "dialog:\n%s" % (what, doc["state"],
+                                       len(doc["dialogs"]), dump(docs)))
+            for d in doc["dialogs"]:
+                self.check_dialog(d, what)
+        return docs
+
+    def check_dialog(self, d, what):
+        """What the README says of every dialog element."""
+        what = "%s: dialog %s (%s)" % (what, d["id"], step(d))
+        check(d["direction"] in ("recipient", "initiator"),
+              "%s: direction %r" % (what, d["direction"]))
+        check(d["local_identity"] == self.entity, "%s: local identity %r, "
+              "expected the conference URI %s" % (what, d["local_identity"],
+                                                  self.entity))
+        leg_uri = "%s;gr=%s" % (self.entity, d["id"])
+        check(d["local_target"] == leg_uri, "%s: local target %r, expected "
+              "the leg's URI %s" % (what, d["local_target"], leg_uri))
+        params = d["local_params"]
+        check(params.get("isfocus") == "true", "%s: local target params %r "
+              "without isfocus=true" % (what, params))
+        if d["state"] == "confirmed":
+            check(params.get(RENDERING) in ("yes", "no"), "%s: confirmed "
+                  "with %s %r, expected yes or no"
+                  % (what, RENDERING, params.get(RENDERING)))
+            check(d["duration"] is not None, "%s: confirmed without a "
+                  "duration" % what)
+        else:
+            check(RENDERING not in params, "%s: %s=%r while not confirmed"
+                  % (what, RENDERING, params.get(RENDERING)))
+        if d["state"] in ("trying", "proceeding", "early"):
+            check(d["duration"] is None, "%s: a duration (%r) before "
+                  "confirmed" % (what, d["duration"]))
+        check(d["remote_identity"], "%s: no remote identity" % what)
+
+
+def history(docs, find):
+    """[(index, doc, dialog)] for every document that has the dialog."""
+    out = []
+    for i, doc in enumerate(docs):
+        d = find(doc)
+        if d is not None:
+            out.append((i, doc, d))
+    return out
+
+
+def check_steps(docs, find, want, who):
+    """The dialog's steps over docs are exactly want; returns its
+    history."""
+    hist = history(docs, find)
+    got = [step(d) for _, _, d in hist]
+    check(got == want, "%s: dialog states %r, expected %r; documents:\n%s"
+          % (who, got, want, dump(docs)))
+    ids = {d["id"] for _, _, d in hist}
+    check(len(ids) == 1, "%s: the dialog changed id: %r" % (who, ids))
+    return hist

@@ -1,7 +1,8 @@
 """Shared helpers for the integration tests that join calls and measure
 what participants hear: start a SIPp call and wait for its SDP answer,
 read SIPp's message trace as timed events, measure tone levels in a time
-window, find a leg in conference.show, wait for calls to end.
+window and judge who hears whom (heard(), check_audio()), find a leg in
+conference.show (legs(), leg(), leg_by_call_id()), wait for calls to end.
 
 What it adds to harness.py and rtpep.py (which it only uses): the glue
 that test_hold.py and test_rtp_garbage.py would otherwise each copy.
@@ -40,6 +41,16 @@ from harness import check, fail, log
 # mu-law distortion lines of tones that repeat every 80 samples (multiples
 # of 100 Hz): odd multiples of 50 Hz.
 NOISE_PROBES_HZ = (1250, 2050, 2850, 3450)
+
+# Test tones are sent at -12 dBFS. Heard: >= MIN_TONE_DBFS and MIN_SNR_DB
+# over the noise probes; absent: under ABSENT_DBFS and ABSENT_UNDER_DB
+# under the tones heard (G.711 distortion of the others reads about -60);
+# a window must bring MIN_FILL of its samples.
+MIN_TONE_DBFS = -30.0
+MIN_SNR_DB = 20.0
+ABSENT_DBFS = -45.0
+ABSENT_UNDER_DB = 25.0
+MIN_FILL = 0.8
 
 
 def db(x):
@@ -297,6 +308,52 @@ def describe(name, lv, noise, fill):
         db(noise), 100 * fill)
 
 
+def heard(lv, noise, f):
+    """Is tone f heard in levels() lv: at least MIN_TONE_DBFS and
+    MIN_SNR_DB over the noise?"""
+    return lv[f] >= MIN_TONE_DBFS and lv[f] - noise >= MIN_SNR_DB
+
+
+def check_audio(eps, freq, w0, w1, heard_by, label, errors, own=True):
+    """Who hears whom in [w0, w1). eps: {name: endpoint}; freq: {name: its
+    tone}; heard_by: {listener: [names it must hear]}, the listeners
+    measured. Each must hear those (heard()) and, if it must hear any,
+    have MIN_FILL of the window's samples; every other tone of freq
+    (own: the listener's own too) must be under ABSENT_DBFS and
+    ABSENT_UNDER_DB under the tones it hears. Problems are appended to
+    errors."""
+    freqs = sorted(freq.values())
+    check(w1 - w0 >= 0.5, "%s: window [%.2f, %.2f) too short"
+          % (label, w0, w1))
+    for name, want in sorted(heard_by.items()):
+        ep = eps[name]
+        lv, noise, fill = levels(ep, freqs, w0, w1)
+        log("%s [%.2f, %.2f) %s" % (label, w0, w1,
+                                   describe(name, lv, noise, fill)))
+        if want and fill < MIN_FILL:
+            errors.append("%s: %s got only %.0f%% of the window's samples"
+                          % (label, name, 100 * fill))
+        for o in want:
+            f = freq[o]
+            if not heard(lv, noise, f):
+                errors.append("%s: %s does not hear %s: %d Hz at %.1f dBFS "
+                              "(noise %.1f); expected >= %.0f and %.0f dB "
+                              "over the noise" % (label, name, o, f, lv[f],
+                                                   noise, MIN_TONE_DBFS,
+                                                   MIN_SNR_DB))
+        loud = min([lv[freq[o]] for o in want] or [0.0])
+        for o in freq:
+            if o in want or (o == name and not own):
+                continue
+            f = freq[o]
+            if lv[f] > ABSENT_DBFS or lv[f] > loud - ABSENT_UNDER_DB:
+                errors.append("%s: %s hears %s: %d Hz at %.1f dBFS (must "
+                              "be under %.0f and %.0f dB under the tones "
+                              "it should hear)"
+                              % (label, name, o, f, lv[f], ABSENT_DBFS,
+                                 ABSENT_UNDER_DB))
+
+
 # ---------------------------------------------------------------- mgmt
 
 def port_of(hostport):
@@ -307,11 +364,33 @@ def port_of(hostport):
 
 
 def show(fd, room):
+    """conference.show of room (fails if there is no such conference)."""
     res = fd.mgmt_result("conference.show", {"id": room})
     parts = res.get("participants")
     check(isinstance(parts, list), "conference.show %s: no participants "
           "array in %r" % (room, res))
     return res
+
+
+def legs(fd, room):
+    """conference.show participants of room ([] if there is no such
+    conference, e.g. it is gone)."""
+    r = fd.mgmt("conference.show", {"id": room})
+    if "result" not in r:
+        return []
+    parts = r["result"].get("participants")
+    check(isinstance(parts, list), "conference.show %s: no participants "
+          "array in %r" % (room, r["result"]))
+    return parts
+
+
+def leg_by_call_id(parts, call_id):
+    """The participant (of a conference.show list) with that call_id, or
+    None."""
+    for p in parts:
+        if p.get("call_id") == call_id:
+            return p
+    return None
 
 
 def leg(show_result, local_port):

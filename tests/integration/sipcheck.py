@@ -5,14 +5,25 @@ What it does:
 - parse_trace() splits a SIPp -trace_msg file into the messages sent and
   received (start line, headers in order, body), with their timestamps;
 - small parsers for what the tests assert: name-addr headers (Contact),
-  comma lists (Allow, Accept), SDP (session lines and m-line sections);
+  comma lists (Allow, Accept), SDP (session lines and m-line sections;
+  audio_offer(): a request's SDP offer with its one m=audio);
+- invite_ok(), distinct_requests(): the 200 to a call's INVITE, the
+  requests received without their retransmissions (by Via branch);
 - check_focus_contact(): the focus's Contact on a dialog with a
   participant, <sip:ID@DOMAIN;gr=TOKEN>;isfocus, exactly, returning the
   leg's TOKEN; check_legs_differ(): different legs, different TOKENs;
+- check_refer(): the exact answers to a REFER sent outside any dialog
+  (SIP digest after a 401; check_challenge() and check_authorization()
+  check it in full when the test knows the credentials) and the NOTIFYs
+  of its implicit subscription (Sofia-SIP's own "100 Trying" ones
+  tolerated, the rest exactly the progress and final sipfrags expected,
+  on the 202's dialog, answered 200); authorized(): the REFER that
+  carried credentials;
 - run_sipp()/sipp_ok(): harness.sipp() with the scenario taken from
   SIPP_SCENARIOS as an absolute path and SIPp's files kept in focusd's
   temp dir (kept on failure), and a failure message that carries SIPp's
-  own report;
+  own report; start_uas(): a SIPp UAS, once it listens;
+  hung_up_at_stop(): a call that focusd's SIGTERM ended (with a BYE);
 - G.711 A-law, written out here from the ITU-T reference (so a bug in
   focusd's codec cannot hide behind the same bug here), and AlawSender,
   which plays a PCMA tone from an rtpep.RtpEndpoint's own socket (so the
@@ -28,15 +39,17 @@ Only the Python standard library is used.
 """
 
 import collections
+import hashlib
 import math
 import os
 import re
+import socket
 import struct
 import threading
 import time
 
 import harness
-from harness import check, fail
+from harness import check, fail, log
 
 # ---------------------------------------------------------------- trace
 
@@ -174,6 +187,27 @@ def via_branch(msg):
     check(m is not None, "%s: no branch in Via %r" % (describe(msg),
                                                      vals[0]))
     return m.group(1)
+
+
+def distinct_requests(msgs, name, direction="received"):
+    """Requests of method name, one per Via branch: retransmissions
+    dropped."""
+    out, seen = [], set()
+    for m in requests(msgs, name, direction):
+        b = via_branch(m)
+        if b not in seen:
+            seen.add(b)
+            out.append(m)
+    return out
+
+
+def invite_ok(msgs, who):
+    """The (first) 200 to the INVITE in a caller's trace; fails if there
+    is none."""
+    oks = [m for m in responses(msgs, cseq="INVITE", final=True)
+           if status(m) == 200]
+    check(oks, "%s: no 200 to the INVITE in the trace" % who)
+    return oks[0]
 
 
 def tag_of(value):
@@ -318,6 +352,219 @@ def sdp_connection(sdp, media):
     return None
 
 
+def audio_offer(msg, who):
+    """The SDP a request (a re-INVITE) offers: Content-Type
+    application/sdp with exactly one m=audio line. Returns (parse_sdp()
+    of the body, that m-line's section)."""
+    ct = header1(msg, "Content-Type").split(";")[0].strip().lower()
+    check(ct == "application/sdp", "%s: Content-Type %r, expected an SDP "
+          "offer\n%s" % (who, ct, msg.raw))
+    sdp = parse_sdp(msg.body)
+    audio = [m for m in sdp["media"] if m["type"] == "audio"]
+    check(len(audio) == 1, "%s: %d m=audio lines, expected 1\n%s"
+          % (who, len(audio), msg.body))
+    return sdp, audio[0]
+
+
+# ---------------------------------------------------------------- REFER
+
+REALM = harness.LOOPBACK      # the domain's host: focusd's default realm
+
+
+def dedup(msgs):
+    """Drop retransmissions: one message per (direction, Call-ID, CSeq,
+    start line)."""
+    seen, out = set(), []
+    for m in msgs:
+        key = (m.direction, tuple(header(m, "Call-ID")),
+               tuple(header(m, "CSeq")), m.start)
+        if key not in seen:
+            seen.add(key)
+            out.append(m)
+    return out
+
+
+def authorized(msgs):
+    """The last REFER sent (the one with credentials)."""
+    refers = [m for m in msgs if m.direction == "sent" and
+              method(m) == "REFER"]
+    check(refers, "no REFER in the controller's trace")
+    return refers[-1]
+
+
+def stack_trying(n):
+    """Sofia-SIP's own NOTIFY: sipfrag 100 Trying, not terminated."""
+    ss = (header(n, "Subscription-State") or [""])[0]
+    return (n.body.strip().startswith("SIP/2.0 100 ") and
+            not ss.lower().startswith("terminated"))
+
+
+def sipfrag(n):
+    """The status code of a sipfrag NOTIFY's body, or None."""
+    m = re.match(r"SIP/2\.0 (\d{3})\b", n.body.strip())
+    return int(m.group(1)) if m else None
+
+
+def digest_params(value):
+    """'Digest a="b", c=d' -> ('digest', {'a': 'b', 'c': 'd'})."""
+    scheme, _, rest = value.strip().partition(" ")
+    params = {}
+    for m in re.finditer(r'([\w-]+)\s*=\s*("([^"]*)"|[^,\s]+)', rest):
+        params[m.group(1).lower()] = (m.group(3) if m.group(3) is not None
+                                      else m.group(2))
+    return scheme.lower(), params
+
+
+def md5(s):
+    return hashlib.md5(s.encode()).hexdigest()
+
+
+def check_challenge(resp, who, realm=REALM):
+    """A 401's one WWW-Authenticate: Digest with realm, a nonce,
+    algorithm=MD5 and qop auth; returns its parameters."""
+    vals = header(resp, "WWW-Authenticate")
+    check(len(vals) == 1, "%s: 401 with %d WWW-Authenticate headers, "
+          "expected 1\n%s" % (who, len(vals), resp.raw))
+    scheme, p = digest_params(vals[0])
+    check(scheme == "digest", "%s: challenge scheme %r, expected Digest"
+          % (who, scheme))
+    check(p.get("realm") == realm, "%s: challenge realm %r, expected %r"
+          % (who, p.get("realm"), realm))
+    check(p.get("nonce"), "%s: challenge without a nonce: %r"
+          % (who, vals[0]))
+    check((p.get("algorithm") or "").upper() == "MD5",
+          "%s: challenge algorithm %r, expected MD5" % (who,
+                                                        p.get("algorithm")))
+    qops = [q.strip() for q in (p.get("qop") or "").split(",")]
+    check("auth" in qops, "%s: challenge qop %r does not offer auth"
+          % (who, p.get("qop")))
+    return p
+
+
+def check_authorization(req, challenge, user, password, who, realm=REALM):
+    """The REFER sent after a 401: its digest is the one RFC 2617
+    (qop=auth) gives for user/password and that challenge (the
+    parameters check_challenge() returned)."""
+    vals = header(req, "Authorization")
+    check(len(vals) == 1, "%s: retried REFER with %d Authorization "
+          "headers, expected 1\n%s" % (who, len(vals), req.raw))
+    scheme, p = digest_params(vals[0])
+    ruri = req.start.split()[1]
+    check(scheme == "digest" and p.get("username") == user and
+          p.get("realm") == realm and p.get("nonce") == challenge["nonce"]
+          and p.get("uri") == ruri and p.get("qop") == "auth" and
+          p.get("nc") and p.get("cnonce"),
+          "%s: Authorization %r: expected Digest for %s, realm %s, the "
+          "challenge's nonce, uri %s (the Request-URI), qop=auth, nc, "
+          "cnonce" % (who, vals[0], user, realm, ruri))
+    ha1 = md5("%s:%s:%s" % (user, realm, password))
+    ha2 = md5("REFER:%s" % ruri)
+    want = md5(":".join([ha1, p["nonce"], p["nc"], p["cnonce"], "auth",
+                         ha2]))
+    check(p.get("response") == want, "%s: Authorization response %r, the "
+          "digest of %s's password is %s" % (who, p.get("response"), user,
+                                             want))
+
+
+def check_refer(msgs, codes, who, final=None, progress=(), credentials=None,
+                realm=REALM):
+    """The REFER's answers (msgs: the REFERer's trace) are exactly codes,
+    in order; the first REFER carries no credentials. After a 401: with
+    credentials (user, password) known, the REFERs are one dialog attempt
+    (Call-ID, From tag), the 401 carries a whole challenge
+    (check_challenge()) and the REFER after it the digest computed here
+    (check_authorization()); without them, the 401 carries one Digest
+    challenge for realm and the REFER after it Digest credentials. Every
+    NOTIFY is a refer sipfrag we answered 200. Beyond Sofia's 100 Trying
+    ones: none for a refused REFER (final None); for an accepted one,
+    exactly the sipfrags progress (1xx, Subscription-State active) then
+    final (terminated), in that order, on the 202's dialog, after the
+    202. Returns (the 202, [those NOTIFYs]) or None."""
+    msgs = dedup(msgs)
+    refers = [m for m in msgs if m.direction == "sent" and
+              method(m) == "REFER"]
+    answers = responses(msgs, cseq="REFER", final=True)
+    got = [status(m) for m in answers]
+    trace = "\n".join("  %s %s" % (m.direction, m.start) for m in msgs)
+    check(got == codes, "%s: REFER answered %r, expected %r\n%s"
+          % (who, got, codes, trace))
+    check(len(refers) == len(codes), "%s: %d REFERs sent for %d answers"
+          % (who, len(refers), len(codes)))
+    check(not header(refers[0], "Authorization"),
+          "%s: the first REFER already carried credentials" % who)
+    if credentials is not None:
+        check(len({header1(r, "Call-ID") for r in refers}) == 1 and
+              len({tag_of(header1(r, "From")) for r in refers}) == 1,
+              "%s: the retried REFER is not the same Call-ID and From tag"
+              % who)
+    for i, a in enumerate(answers):
+        if status(a) != 401:
+            continue
+        if credentials is not None:
+            ch = check_challenge(a, "%s: answer %d" % (who, i + 1), realm)
+            if i + 1 < len(refers):
+                check_authorization(refers[i + 1], ch, credentials[0],
+                                    credentials[1],
+                                    "%s: REFER %d" % (who, i + 2), realm)
+            continue
+        ch = header(a, "WWW-Authenticate")
+        check(len(ch) == 1 and ch[0].lower().startswith("digest ") and
+              'realm="%s"' % realm in ch[0],
+              "%s: 401 without one Digest challenge for realm %s: %r"
+              % (who, realm, ch))
+        if i + 1 < len(refers):
+            au = header(refers[i + 1], "Authorization")
+            check(len(au) == 1 and au[0].lower().startswith("digest "),
+                  "%s: the REFER after the 401 has Authorization %r"
+                  % (who, au))
+    log("%s: %s" % (who, ", ".join(a.start for a in answers)))
+
+    notifies = [m for m in msgs if m.direction == "received" and
+                method(m) == "NOTIFY"]
+    for n in notifies:
+        ev = header(n, "Event") + header(n, "o")
+        ct = header(n, "Content-Type")
+        check(ev and ev[0].split(";")[0].strip().lower() == "refer" and
+              ct and ct[0].split(";")[0].strip().lower() ==
+              "message/sipfrag",
+              "%s: NOTIFY with Event %r, Content-Type %r; expected refer, "
+              "message/sipfrag\n%s" % (who, ev, ct, n.raw))
+        cseq = header1(n, "CSeq")
+        check(any(m.direction == "sent" and status(m) == 200 and
+                  header(m, "CSeq") == [cseq] for m in msgs),
+              "%s: NOTIFY CSeq %s was not answered 200\n%s"
+              % (who, cseq, trace))
+    others = [n for n in notifies if not stack_trying(n)]
+    if final is None:
+        check(not others, "%s: a refused REFER got NOTIFYs beyond the "
+              "stack's 100 Trying:\n%s"
+              % (who, "\n".join(n.raw for n in others)))
+        return None
+    want = list(progress) + [final]
+    seen = [sipfrag(n) for n in others]
+    check(seen == want, "%s: sipfrag NOTIFYs %r beyond the stack's 100 "
+          "Trying, expected %r\n%s\n%s"
+          % (who, seen, want, trace, "\n".join(n.raw for n in others)))
+    accepted = answers[-1]
+    for i, n in enumerate(others):
+        ss = header1(n, "Subscription-State")
+        last = i == len(others) - 1
+        check(ss.lower().startswith("terminated" if last else "active"),
+              "%s: NOTIFY %r has Subscription-State %r, expected %s\n%s"
+              % (who, n.body.strip(), ss,
+                 "terminated" if last else "active", n.raw))
+        check(tag_of(header1(n, "From")) == tag_of(header1(accepted, "To")),
+              "%s: NOTIFY %r (From %s) is not on the 202's dialog (To %s)"
+              % (who, n.body.strip(), header1(n, "From"),
+                 header1(accepted, "To")))
+        check(n.when >= accepted.when, "%s: NOTIFY %r came before the 202"
+              % (who, n.body.strip()))
+    log("%s: NOTIFYs %s; the last %.3f s after the 202" % (who, ", ".join(
+        "%r [%s]" % (n.body.strip(), header1(n, "Subscription-State"))
+        for n in others), others[-1].when - accepted.when))
+    return accepted, others
+
+
 # ---------------------------------------------------------------- SIPp
 
 def run_sipp(fd, scenario, name, **kw):
@@ -343,6 +590,44 @@ def sipp_ok(run_or_result, what):
     check(rc == 0, "%s: SIPp exited with %d, expected 0\n%s"
           % (what, rc, report))
     return parse_trace(msgs)
+
+
+def port_taken(port):
+    """True once something (a SIPp started in the background) has bound
+    UDP port on loopback."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((harness.LOOPBACK, port))
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+def start_uas(fd, name, scenario, keys, timeout=20, listen_s=5.0):
+    """A SIPp UAS (scenario, keys) in the background as user name (its
+    service); returns (SippRun, its URI sip:NAME@127.0.0.1:PORT) once it
+    listens on its port. Fails if it exits first or does not listen
+    within listen_s."""
+    run = run_sipp(fd, scenario, name, service=name, background=True,
+                   timeout=timeout, keys=keys)
+    port = int(run.args[run.args.index("-p") + 1])
+    harness.wait_for(lambda: port_taken(port) or run.poll() is not None,
+                     listen_s, interval=0.01,
+                     what="UAS %s listening on %d" % (name, port),
+                     state=run.report)
+    check(run.poll() is None, "UAS %s exited with %s before it listened\n%s"
+          % (name, run.poll(), run.report()))
+    return run, "sip:%s@%s:%d" % (name, harness.LOOPBACK, port)
+
+
+def hung_up_at_stop(run, who, timeout=10):
+    """After focusd's SIGTERM: a participant's SippRun ends (within
+    timeout) with 0, having got and answered the focus's BYE."""
+    rc, _, _ = run.wait(timeout=timeout)
+    check(rc == 0, "%s: SIPp exited with %d, expected 0 (the focus's BYE "
+          "at shutdown)\n%s" % (who, rc, run.report()))
 
 
 def trace_of(run):

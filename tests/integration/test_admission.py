@@ -13,8 +13,8 @@ focus sends it (BYE at shutdown) with 200. REFERs are sent by alice with
 uac_feature_refer.xml (401, then digest) outside any dialog.
 
 As in draft-audet-sipping-feature-ref 5.1-5.3, a controller watches the
-Refer-Recipient's dialogs: once alice is in, dlgcheck.Controller (a
-confwatch.ConfWatcher, Event: dialog, to sip:room1@...) subscribes; its
+Refer-Recipient's dialogs: once alice is in, dlgwatch.Controller (a
+dlgwatch.DlgWatcher, Event: dialog, to sip:room1@...) subscribes; its
 first NOTIFY is a full dialog-info document with alice's dialog alone,
 confirmed, +sip.rendering yes, both tags. Every dialog-info document is
 validated against tests/schemas/dialog-info.xsd (dialoginfo.py).
@@ -48,12 +48,8 @@ validated against tests/schemas/dialog-info.xsd (dialoginfo.py).
 5. p5 calls, 180, early; ClearConnection -> 401, 202; p5 gets 480, is
    gone; its dialog terminated, "rejected", code 480 (flow 5.2, early).
 6. The controller un-SUBSCRIBEs (Expires: 0) and its whole NOTIFY
-   sequence is checked (dlgcheck.Controller.finish): all active but the
-   terminated last one; versions contiguous from the full first document
-   (dialoginfo.check_versions); each later document partial with one
-   dialog; entity the conference URI; local identity the conference URI,
-   local target the leg's URI with isfocus, +sip.rendering exactly while
-   confirmed, a duration while confirmed and none before. The state
+   sequence is checked as dlgwatch.Controller.finish() describes (every
+   document, every dialog element, contiguous versions). The state
    sequence per dialog is exactly: alice confirmed/yes (nothing about
    her afterwards); p1, p2, p3 early, confirmed/yes (one document each:
    no second "confirmed" when the ACK comes); p4 early, terminated/
@@ -84,8 +80,9 @@ import time
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import dlgcheck  # noqa: E402
+import dlgwatch  # noqa: E402
 import harness  # noqa: E402
+import mediacheck as mc  # noqa: E402
 import sipcheck  # noqa: E402
 from harness import check, fail, log  # noqa: E402
 
@@ -279,10 +276,7 @@ def show(fd):
 
 
 def leg(fd, c):
-    for p in show(fd):
-        if p.get("call_id") == c.call_id:
-            return p
-    return None
+    return mc.leg_by_call_id(show(fd), c.call_id)
 
 
 def states(fd):
@@ -353,9 +347,7 @@ def main():
     try:
         with harness.Focusd(extra_args=["--users", users]) as fd:
             owner = body(fd, callers)
-        rc, _, _ = owner.wait(timeout=10)
-        check(rc == 0, "alice: SIPp exited with %d, expected 0 (BYE at "
-              "shutdown)\n%s" % (rc, owner.report()))
+        sipcheck.hung_up_at_stop(owner, "alice")
     finally:
         for c in callers:
             c.close()
@@ -383,7 +375,7 @@ def body(fd, callers):
         except OSError:
             return None
     sipcheck.wait_until(joined, 5.0, "alice joined room1", lambda: "")
-    ctl = dlgcheck.Controller(fd, ROOM)
+    ctl = dlgwatch.Controller(fd, ROOM)
     try:
         return body2(fd, callers, owner, ctl)
     finally:
@@ -395,13 +387,13 @@ def body2(fd, callers, owner, ctl):
     # -- 0: the controller subscribes to room1's dialogs: alice's only
     first = ctl.start()
     check(len(first["dialogs"]) == 1 and
-          dlgcheck.step(first["dialogs"][0]) == "confirmed/yes" and
+          dlgwatch.step(first["dialogs"][0]) == "confirmed/yes" and
           first["dialogs"][0]["direction"] == "recipient" and
           first["dialogs"][0]["local_tag"] and
           first["dialogs"][0]["remote_tag"],
           "controller: the first document, expected alice's dialog alone, "
           "confirmed, rendering yes, both tags: %s"
-          % dlgcheck.dump([first]))
+          % dlgwatch.dump([first]))
     alice_id = first["dialogs"][0]["id"]
 
     # -- 1: conference.admission
@@ -450,11 +442,7 @@ def body2(fd, callers, owner, ctl):
                -32004)
 
     # -- 3: AnswerCall
-    p3 = RawCaller(fd, "p3")
-    callers.append(p3)
-    p3.wait_ringing()
-    wait_state(fd, p3, "pending")
-    wait_early(ctl, p3)
+    p3 = waiting_caller(fd, ctl, callers, "p3")
     mark = ctl.mark()
     refer(fd, "answer", "AnswerCall", p3.target_dialog(), [401, 202],
           final=200)
@@ -463,14 +451,10 @@ def body2(fd, callers, owner, ctl):
     mark = ctl.mark()
     refer(fd, "answer-again", "AnswerCall", p3.target_dialog(), [401, 488])
     check(ctl.mark() == mark, "AnswerCall refused (488) but the controller "
-          "got dialog-info documents:\n%s" % dlgcheck.dump(ctl.docs()[mark:]))
+          "got dialog-info documents:\n%s" % dlgwatch.dump(ctl.docs()[mark:]))
 
     # -- 4: DeflectCall
-    p4 = RawCaller(fd, "p4")
-    callers.append(p4)
-    p4.wait_ringing()
-    wait_state(fd, p4, "pending")
-    wait_early(ctl, p4)
+    p4 = waiting_caller(fd, ctl, callers, "p4")
     mark = ctl.mark()
     refer(fd, "deflect", "DeflectCall;target=" + VM, p4.target_dialog(),
           [401, 202])
@@ -479,21 +463,17 @@ def body2(fd, callers, owner, ctl):
     check(contact == VM, "p4: 302 Contact %r, expected <%s>"
           % (sipcheck.header1(r, "Contact"), VM))
     wait_gone(fd, p4)
-    ctl.wait_step(dlgcheck.by_call_id(p4.call_id), "terminated/rejected/302",
+    ctl.wait_step(dlgwatch.by_call_id(p4.call_id), "terminated/rejected/302",
                   "p4's dialog (DeflectCall)", since=mark,
                   timeout=STATE_TIMEOUT_S)
 
     # -- 5: ClearConnection
-    p5 = RawCaller(fd, "p5")
-    callers.append(p5)
-    p5.wait_ringing()
-    wait_state(fd, p5, "pending")
-    wait_early(ctl, p5)
+    p5 = waiting_caller(fd, ctl, callers, "p5")
     mark = ctl.mark()
     refer(fd, "clear", "ClearConnection", p5.target_dialog(), [401, 202])
     p5.wait_final(480)
     wait_gone(fd, p5)
-    ctl.wait_step(dlgcheck.by_call_id(p5.call_id), "terminated/rejected/480",
+    ctl.wait_step(dlgwatch.by_call_id(p5.call_id), "terminated/rejected/480",
                   "p5's dialog (ClearConnection)", since=mark,
                   timeout=STATE_TIMEOUT_S)
     for c in (p1, p2, p3):
@@ -508,20 +488,20 @@ def body2(fd, callers, owner, ctl):
     want = {alice_id} | {c.token for c in callers}
     check(ids == want, "controller: dialogs %r in the documents, expected "
           "alice's and p1 ... p5's %r:\n%s" % (sorted(ids), sorted(want),
-                                                dlgcheck.dump(docs)))
-    dlgcheck.check_steps(docs, dlgcheck.by_id(alice_id), ["confirmed/yes"],
+                                                dlgwatch.dump(docs)))
+    dlgwatch.check_steps(docs, dlgwatch.by_id(alice_id), ["confirmed/yes"],
                          "controller: alice's dialog")
     for c in (p1, p2, p3):
         check_answered_steps(docs, c)
     for c, code in ((p4, 302), (p5, 480)):
-        hist = dlgcheck.check_steps(
-            docs, dlgcheck.by_call_id(c.call_id),
+        hist = dlgwatch.check_steps(
+            docs, dlgwatch.by_call_id(c.call_id),
             ["early", "terminated/rejected/%d" % code],
             "controller: %s's dialog" % c.name)
         for _, doc, d in hist:
             check_ids(d, c, "controller: v%d" % doc["version"])
     if ctl.final_doc is not None:
-        got = sorted((d["id"], dlgcheck.step(d))
+        got = sorted((d["id"], dlgwatch.step(d))
                      for d in ctl.final_doc["dialogs"])
         exp = sorted((i, "confirmed/yes") for i in
                      [alice_id, p1.token, p2.token, p3.token])
@@ -535,7 +515,7 @@ def body2(fd, callers, owner, ctl):
 def check_ids(d, c, what):
     """A waiting caller's dialog element as the focus sees it: the leg's
     id, c's Call-ID and From tag (remote), c's URI, the recipient."""
-    what = "%s: %s's dialog %s" % (what, c.name, dlgcheck.step(d))
+    what = "%s: %s's dialog %s" % (what, c.name, dlgwatch.step(d))
     check(d["id"] == c.token, "%s: id %r, expected the leg token %s of the "
           "180's Contact" % (what, d["id"], c.token))
     check(d["call_id"] == c.call_id and d["remote_tag"] == c.tag,
@@ -552,9 +532,20 @@ def check_ids(d, c, what):
               "answered 180 leaves it out (README)" % (what, d["local_tag"]))
 
 
+def waiting_caller(fd, ctl, callers, name):
+    """name calls room1 (admission manual): it gets a 180, is pending in
+    conference.show, and the controller sees its dialog early."""
+    c = RawCaller(fd, name)
+    callers.append(c)
+    c.wait_ringing()
+    wait_state(fd, c, "pending")
+    wait_early(ctl, c)
+    return c
+
+
 def wait_early(ctl, c):
     """c's dialog is announced early."""
-    _, doc, d = ctl.wait_step(dlgcheck.by_call_id(c.call_id), "early",
+    _, doc, d = ctl.wait_step(dlgwatch.by_call_id(c.call_id), "early",
                               "%s's dialog" % c.name,
                               timeout=STATE_TIMEOUT_S)
     check_ids(d, c, "controller: v%d" % doc["version"])
@@ -568,8 +559,8 @@ def wait_confirmed(ctl, c, ok, mark):
     check(tag == c.focus_tag, "%s: the 200 has To tag %r, the 180 had %r "
           "(one tag for every response to an INVITE, RFC 3261 8.2.6.2)"
           % (c.name, tag, c.focus_tag))
-    _, doc, d = ctl.wait(dlgcheck.by_call_id(c.call_id),
-                         lambda d: (dlgcheck.step(d) == "confirmed/yes" and
+    _, doc, d = ctl.wait(dlgwatch.by_call_id(c.call_id),
+                         lambda d: (dlgwatch.step(d) == "confirmed/yes" and
                                     d["local_tag"] is not None),
                          "%s's dialog confirmed/yes with a local-tag"
                          % c.name, since=mark, timeout=STATE_TIMEOUT_S)
@@ -580,10 +571,10 @@ def wait_confirmed(ctl, c, ok, mark):
 
 
 def check_latest(ctl, c, want, what):
-    d = ctl.latest(dlgcheck.by_call_id(c.call_id))
-    got = dlgcheck.step(d) if d else None
+    d = ctl.latest(dlgwatch.by_call_id(c.call_id))
+    got = dlgwatch.step(d) if d else None
     check(got == want, "controller, %s: %s's dialog is %r, expected %r:\n%s"
-          % (what, c.name, got, want, dlgcheck.dump(ctl.docs())))
+          % (what, c.name, got, want, dlgwatch.dump(ctl.docs())))
 
 
 def check_answered_steps(docs, c):
@@ -591,8 +582,8 @@ def check_answered_steps(docs, c):
     focus's tag, and nothing else: one document per state (the 200 and
     its ACK, which makes the leg "connected", are one dialog state)."""
     who = "controller: %s's dialog" % c.name
-    hist = dlgcheck.history(docs, dlgcheck.by_call_id(c.call_id))
-    got = [dlgcheck.step(d) for _, _, d in hist]
+    hist = dlgwatch.history(docs, dlgwatch.by_call_id(c.call_id))
+    got = [dlgwatch.step(d) for _, _, d in hist]
     tags = [d["local_tag"] for _, _, d in hist]
     for _, doc, d in hist:
         check_ids(d, c, "controller: v%d" % doc["version"])
@@ -600,7 +591,7 @@ def check_answered_steps(docs, c):
           tags == [None, c.focus_tag], "%s: states %r with local-tags %r, "
           "expected early (no local-tag), then confirmed/yes with %s; "
           "documents:\n%s" % (who, got, tags, c.focus_tag,
-                              dlgcheck.dump(docs)))
+                              dlgwatch.dump(docs)))
 
 
 if __name__ == "__main__":

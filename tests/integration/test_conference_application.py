@@ -269,27 +269,10 @@ class Caller:
         return sc.trace_of(self.run)
 
 
-def first_ok(msgs, who):
-    oks = [m for m in sc.responses(msgs, cseq="INVITE", final=True)
-           if sc.status(m) == 200]
-    check(oks, "%s: no 200 to the INVITE in the trace" % who)
-    return oks[0]
-
-
-def reinvites(msgs):
-    out, seen = [], set()
-    for m in sc.requests(msgs, "INVITE", "received"):
-        b = sc.via_branch(m)
-        if b not in seen:
-            seen.add(b)
-            out.append(m)
-    return out
-
-
 def check_answer(c):
     """The application's 200: Contact without isfocus, the SDP answer
     with telephone-event as offered."""
-    ok = first_ok(c.msgs(), c.name)
+    ok = sc.invite_ok(c.msgs(), c.name)
     where = "%s: 200 to INVITE sip:%s@" % (c.name, APP)
     ct = sc.header1(ok, "Contact")
     want = app_contact(c.fd)
@@ -330,7 +313,7 @@ def check_reinvite(c):
     """The one re-INVITE into c.room: c's leg's Contact there (its gr is
     kept in c.token), in the dialog, the SDP offer at c's port."""
     msgs = c.msgs()
-    ri = reinvites(msgs)
+    ri = sc.distinct_requests(msgs, "INVITE")
     check(len(ri) == 1, "%s: %d re-INVITEs received, expected 1:\n%s"
           % (c.name, len(ri), "\n".join(m.raw for m in ri)))
     r = ri[0]
@@ -342,7 +325,7 @@ def check_reinvite(c):
           "%s: Call-ID %r is not the dialog's %r" % (
               where, sc.header1(r, "Call-ID"), sc.header1(inv, "Call-ID")))
     our_tag = sc.tag_of(sc.header1(inv, "From"))
-    focus_tag = sc.tag_of(sc.header1(first_ok(msgs, c.name), "To"))
+    focus_tag = sc.tag_of(sc.header1(sc.invite_ok(msgs, c.name), "To"))
     check(sc.tag_of(sc.header1(r, "From")) == focus_tag and
           sc.tag_of(sc.header1(r, "To")) == our_tag,
           "%s: tags %r/%r, the dialog's are %r/%r" % (
@@ -581,7 +564,7 @@ def main():
                   "conference.list %r, expected exactly 42, 9 and dave's "
                   "lobby %s ('*' clears what was keyed before it, '#' "
                   "alone does nothing)" % (ids, lobby_of["dave"]))
-            ri = reinvites(dave.msgs())
+            ri = sc.distinct_requests(dave.msgs(), "INVITE")
             check(not ri, "dave keyed only '#' and got a re-INVITE:\n%s"
                   % "\n".join(m.raw for m in ri))
 
@@ -601,10 +584,11 @@ def main():
             sc.wait_until(lambda: not conf_ids(fd), 3.0,
                           "no conference left after the BYEs",
                           lambda: conf_ids(fd))
-            check(not reinvites(dave.msgs()), "dave got a re-INVITE")
+            check(not sc.distinct_requests(dave.msgs(), "INVITE"),
+                  "dave got a re-INVITE")
             for c in (alice, bob, carol):
-                check(len(reinvites(c.msgs())) == 1, "%s got %d "
-                      "re-INVITEs" % (c.name, len(reinvites(c.msgs()))))
+                n = len(sc.distinct_requests(c.msgs(), "INVITE"))
+                check(n == 1, "%s got %d re-INVITEs" % (c.name, n))
 
             # -- audio, on the kernel's arrival times
             for c in cs.values():

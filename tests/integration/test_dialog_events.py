@@ -126,6 +126,7 @@ import time
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import confwatch  # noqa: E402
 import dialoginfo  # noqa: E402
 import dlgwatch  # noqa: E402
 import harness  # noqa: E402
@@ -220,29 +221,6 @@ class DialOut:
     def target_dialog(self):
         return "%s;local-tag=%s;remote-tag=%s" % (self.call_id,
                                                   self.focus_tag, self.tag)
-
-
-def port_taken(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind((harness.LOOPBACK, port))
-        return False
-    except OSError:
-        return True
-    finally:
-        s.close()
-
-
-def start_uas(fd, name, scenario, keys):
-    """A UAS as user name; returns (SippRun, its URI) once it listens."""
-    run = sc.run_sipp(fd, scenario, name, service=name, background=True,
-                      timeout=SIPP_TIMEOUT_S, keys=keys)
-    port = int(run.args[run.args.index("-p") + 1])
-    harness.wait_for(lambda: port_taken(port) or run.poll() is not None,
-                     5.0, what="UAS %s listening on %d" % (name, port))
-    check(run.poll() is None, "UAS %s exited with %s before it listened\n%s"
-          % (name, run.poll(), run.report()))
-    return run, "sip:%s@%s:%d" % (name, harness.LOOPBACK, port)
 
 
 def refer(fd, name, feature, td, room=ROOM):
@@ -570,7 +548,8 @@ def body(fd, rtp_port, runs, watchers):
              "dialog", dialoginfo.DIALOGINFO_TYPE, 404),
             ("Event: presence", conf1, "presence", None, 489),
             ("Accept: text/plain", conf1, "dialog", "text/plain", 406)):
-        r, ns = dlgwatch.subscribe_once(fd, uri, event=event, accept=accept)
+        r, ns = confwatch.subscribe_once(fd, uri, event=event,
+                                         accept=accept, linger_s=0.2)
         check(sc.status(r) == want, "SUBSCRIBE %s (Event: %s, Accept: %s; "
               "%s) answered %r, expected %d" % (uri, event, accept, what,
                                                 r.start, want))
@@ -668,7 +647,8 @@ def body(fd, rtp_port, runs, watchers):
                 "rtp_port": rtp_port, "ring": 1,
                 "answer_ms": DAVE_ANSWER_MS, "status": 486, "hold_ms": 0}),
             ("ringo", "uas_ring_cancel.xml", {"event_file": "/dev/null"})):
-        run, uri = start_uas(fd, name, scen, keys)
+        run, uri = sc.start_uas(fd, name, scen, keys,
+                                timeout=SIPP_TIMEOUT_S)
         outs.append(DialOut(name, bg(run), uri))
     carl, dave, ringo = outs
     for p in outs:
@@ -706,37 +686,36 @@ def body(fd, rtp_port, runs, watchers):
     r = fd.mgmt_result("conference.admission", {"id": ROOM, "mode": "auto"})
     check(r.get("mode") == "auto", "conference.admission: %r" % r)
 
-    # -- 6: ClearConnection ringo, HoldCall alice
+    # -- 6: once ringo is early, ClearConnection ringo and HoldCall alice
+    #    (its outcome checked at once); 7: once carl is confirmed,
+    #    ClearConnection carl and RetrieveCall alice; each time W then
+    #    shows alice's dialog with the +sip.rendering that follows
     for p in outs:
         sc.wait_until(lambda: [m for m in sc.trace_of(p.run)
                                if m.direction == "sent" and
                                sc.status(m) == 180], STEP_S,
                       "%s: the 180 sent" % p.name, p.run.report)
         p.read(conf1)
-    w.wait_docs(lambda ds: (last_of(ds, ringo.token) or {}).get("state")
-                == "early", STEP_S, "ringo's dialog early")
-    r_ringo = bg(refer(fd, "refer-clear-ringo", "ClearConnection",
-                       ringo.target_dialog()))
-    r_hold = bg(refer(fd, "refer-hold-alice", "HoldCall",
-                      alice.target_dialog()))
-    w.wait_docs(lambda ds: key(last_of(ds, alice.token)) ==
-                ("confirmed", None, None, "no"), STEP_S,
-                "alice's dialog with +sip.rendering=no (HoldCall)")
-    refer_accepted(r_hold, "HoldCall alice")
-
-    # -- 7: ClearConnection carl, RetrieveCall alice
-    w.wait_docs(lambda ds: (last_of(ds, carl.token) or {}).get("state")
-                == "confirmed", STEP_S, "carl's dialog confirmed")
-    r_carl = bg(refer(fd, "refer-clear-carl", "ClearConnection",
-                      carl.target_dialog()))
-    r_retrieve = bg(refer(fd, "refer-retrieve-alice", "RetrieveCall",
-                          alice.target_dialog()))
-    w.wait_docs(lambda ds: key(last_of(ds, alice.token)) ==
-                ("confirmed", None, None, "yes"), STEP_S,
-                "alice's dialog with +sip.rendering=yes (RetrieveCall)")
-    for name, run in (("ClearConnection ringo", r_ringo),
-                      ("ClearConnection carl", r_carl),
-                      ("RetrieveCall alice", r_retrieve)):
+    later = []
+    for p, state, feature, rendering, at_once in (
+            (ringo, "early", "HoldCall", "no", True),
+            (carl, "confirmed", "RetrieveCall", "yes", False)):
+        w.wait_docs(lambda ds: (last_of(ds, p.token) or {}).get("state")
+                    == state, STEP_S, "%s's dialog %s" % (p.name, state))
+        r_clear = bg(refer(fd, "refer-clear-%s" % p.name, "ClearConnection",
+                           p.target_dialog()))
+        r_alice = bg(refer(fd, "refer-%s-alice" % feature[:-4].lower(),
+                           feature, alice.target_dialog()))
+        w.wait_docs(lambda ds: key(last_of(ds, alice.token)) ==
+                    ("confirmed", None, None, rendering), STEP_S,
+                    "alice's dialog with +sip.rendering=%s (%s)"
+                    % (rendering, feature))
+        later.append(("ClearConnection %s" % p.name, r_clear))
+        if at_once:
+            refer_accepted(r_alice, "%s alice" % feature)
+        else:
+            later.append(("%s alice" % feature, r_alice))
+    for name, run in later:
         refer_accepted(run, name)
 
     # -- 8, 9: everyone but alice gone; W refreshes

@@ -41,7 +41,6 @@ python3 tests/integration/test_dialout.py (exit status 0 on pass).
 """
 
 import os
-import socket
 import sys
 import time
 
@@ -70,37 +69,13 @@ ERR_INVALID_PARAMS = -32602
 ERR_NO_SUCH_CONF = -32001
 
 
-def port_taken(port):
-    """True once something (the UAS) has bound UDP port on loopback."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind((harness.LOOPBACK, port))
-        return False
-    except OSError:
-        return True
-    finally:
-        s.close()
-
-
 def start_uas(fd, name, rtp_port, status, answer_ms, hold_ms, ring=1):
     """A uas_answer.xml UAS as user `name`; returns (SippRun, its URI)
     once it listens."""
-    run = sc.run_sipp(fd, "uas_answer.xml", name, service=name,
-                      background=True, timeout=20,
-                      keys={"rtp_port": rtp_port, "ring": ring,
-                            "answer_ms": answer_ms, "status": status,
-                            "hold_ms": hold_ms})
-    port = int(run.args[run.args.index("-p") + 1])
-    deadline = time.monotonic() + 5.0
-    while not port_taken(port):
-        if run.poll() is not None:
-            fail("UAS %s exited with %s before it listened\n%s"
-                 % (name, run.poll(), run.report()))
-        if time.monotonic() > deadline:
-            fail("UAS %s not listening on %d within 5 s\n%s"
-                 % (name, port, run.report()))
-        time.sleep(0.01)
-    return run, "sip:%s@%s:%d" % (name, harness.LOOPBACK, port)
+    return sc.start_uas(fd, name, "uas_answer.xml",
+                        {"rtp_port": rtp_port, "ring": ring,
+                         "answer_ms": answer_ms, "status": status,
+                         "hold_ms": hold_ms})
 
 
 def expect_error(fd, params, code, what):

@@ -102,7 +102,7 @@ def wait_window(clock, t0, what):
 
 
 def room_call_ids(fd, room):
-    return sorted(p.get("call_id") for p in fc.show(fd, room))
+    return sorted(p.get("call_id") for p in mc.legs(fd, room))
 
 
 def check_room(fd, room, parties, what):
@@ -126,9 +126,7 @@ def main():
             body(fd, clock, parties, runs)
         # SIGTERM went out in Focusd.__exit__: everybody got BYE
         for name, p in parties.items():
-            rc, _, _ = p.run.wait(timeout=10)
-            check(rc == 0, "%s: SIPp exited with %d, expected 0 (the "
-                  "focus's BYE at shutdown)\n%s" % (name, rc, p.run.report()))
+            sipcheck.hung_up_at_stop(p.run, name)
     finally:
         for p in parties.values():
             p.close()
@@ -168,7 +166,6 @@ def body(fd, clock, parties, runs):
     t_joined = clock.now()
 
     # -- 1: refused, all at once
-    feature = "<urn:feature:%s>"
     cases = [
         ("separate-alone", "mod", room2, "SeparateCalls",
          dave.target_dialog(), [401, 488]),
@@ -192,15 +189,8 @@ def body(fd, clock, parties, runs):
         ("leg-uri-nobody", "alice", "%s;gr=%s" % (room1, NOBODY),
          "SeparateCalls", None, [404]),
     ]
-    pending = []
-    for name, user, ruri, feat, td, codes in cases:
-        run = fc.refer(fd, name, user, ruri, feature % feat, td,
-                       background=True, linger_ms=LINGER_REFUSED_MS)
-        runs.append(run)
-        pending.append((run, name, feat, codes))
-    for run, name, feat, codes in pending:
-        msgs = sipcheck.sipp_ok(run, name)
-        fc.check_refer(msgs, codes, "case 1 %s (%s)" % (name, feat))
+    fc.refused_at_once(fd, cases, "case 1", runs,
+                       linger_ms=LINGER_REFUSED_MS)
     for p in parties.values():
         check(p.untouched(), "case 1: a refused REFER reached %s: %s"
               % (p.name, p.touched()))
@@ -216,10 +206,10 @@ def body(fd, clock, parties, runs):
 
     # -- 2: SeparateCalls, to carol's leg URI
     msgs = fc.refer(fd, "separate", "alice", carol.leg_uri(),
-                    feature % "SeparateCalls", None,
+                    "<urn:feature:SeparateCalls>", None,
                     linger_ms=LINGER_ACCEPTED_MS)
-    _, ns = fc.check_refer(msgs, [401, 202], "case 2 SeparateCalls",
-                           final=200)
+    _, ns = sipcheck.check_refer(msgs, [401, 202], "case 2 SeparateCalls",
+                                 final=200)
     sipcheck.wait_until(lambda: carol.reinvites(), fc.WAIT_S,
                         "case 2: carol's re-INVITE",
                         lambda: "\n".join("  %s %s" % (m.direction, m.start)
@@ -233,7 +223,7 @@ def body(fd, clock, parties, runs):
           "names conference %r, expected a new one" % new_id)
     ri, ok = fc.check_reinvite(carol, 1, "sendrecv",
                                fc.conf_uri(fd, new_id))
-    check(ri.when >= fc.authorized(msgs).when - 0.005, "case 2: carol's "
+    check(ri.when >= sipcheck.authorized(msgs).when - 0.005, "case 2: carol's "
           "re-INVITE came before the REFER with credentials was sent")
     check(ns[-1].when >= ok.when - 0.005, "case 2: the final NOTIFY came "
           "before carol's 200 to the re-INVITE")
@@ -256,10 +246,10 @@ def body(fd, clock, parties, runs):
 
     # -- 3: ConferenceCalls;leg=, by a moderator: room2 joins room1
     msgs = fc.refer(fd, "merge-room2", "mod", room1,
-                    feature % ("ConferenceCalls;leg=%s" % dave.token),
+                    "<urn:feature:ConferenceCalls;leg=%s>" % dave.token,
                     alice.target_dialog(), linger_ms=LINGER_ACCEPTED_MS)
-    fc.check_refer(msgs, [401, 202], "case 3 ConferenceCalls;leg=",
-                   final=200)
+    sipcheck.check_refer(msgs, [401, 202], "case 3 ConferenceCalls;leg=",
+                         final=200)
     ri, ok = fc.check_reinvite(dave, 1, "sendrecv", room1)
     sipcheck.wait_until(lambda: OTHER_ROOM not in fc.conferences(fd),
                         fc.WAIT_S, "case 3: room2 gone from "
@@ -276,10 +266,10 @@ def body(fd, clock, parties, runs):
     # -- 4: ConferenceCalls;call-id;local-tag;remote-tag, by the owner of
     # both, to bob's leg URI: carol's conference joins room1
     msgs = fc.refer(fd, "merge-carol", "alice", bob.leg_uri(),
-                    feature % ("ConferenceCalls;%s" % carol.urn_dialog()),
+                    "<urn:feature:ConferenceCalls;%s>" % carol.urn_dialog(),
                     None, linger_ms=LINGER_ACCEPTED_MS)
-    fc.check_refer(msgs, [401, 202], "case 4 ConferenceCalls;call-id=..",
-                   final=200)
+    sipcheck.check_refer(msgs, [401, 202],
+                         "case 4 ConferenceCalls;call-id=..", final=200)
     ri, ok = fc.check_reinvite(carol, 2, "sendrecv", room1)
     sipcheck.wait_until(lambda: new_id not in fc.conferences(fd),
                         fc.WAIT_S, "case 4: %s gone from conference.list"
@@ -294,31 +284,20 @@ def body(fd, clock, parties, runs):
     t_m2 = clock.from_wall(ok.when)
     w_m2 = wait_window(clock, t_m2 + SETTLE_S, "all merged")
 
-    # -- audio
+    # -- audio: in each window those mixed together hear each other, and
+    # those alone hear nothing
     errors = []
-    fc.check_audio(eps, FREQ, *w_control,
-                   heard={"alice": ["bob", "carol"],
-                          "bob": ["alice", "carol"],
-                          "carol": ["alice", "bob"]},
-                   label="control", errors=errors)
-    fc.check_silent(eps["dave"], *w_control, label="control",
-                    errors=errors)
-    fc.check_audio(eps, FREQ, *w_sep,
-                   heard={"alice": ["bob"], "bob": ["alice"]},
-                   label="carol separated", errors=errors)
-    for n in ("carol", "dave"):
-        fc.check_silent(eps[n], *w_sep, label="carol separated",
-                        errors=errors)
-    fc.check_audio(eps, FREQ, *w_m1,
-                   heard={"alice": ["bob", "dave"],
-                          "bob": ["alice", "dave"],
-                          "dave": ["alice", "bob"]},
-                   label="room2 merged", errors=errors)
-    fc.check_silent(eps["carol"], *w_m1, label="room2 merged",
-                    errors=errors)
-    fc.check_audio(eps, FREQ, *w_m2,
-                   heard={n: [o for o in FREQ if o != n] for n in FREQ},
-                   label="all merged", errors=errors)
+    for w, label, mixed, alone in (
+            (w_control, "control", ["alice", "bob", "carol"], ["dave"]),
+            (w_sep, "carol separated", ["alice", "bob"], ["carol", "dave"]),
+            (w_m1, "room2 merged", ["alice", "bob", "dave"], ["carol"]),
+            (w_m2, "all merged", list(FREQ), [])):
+        mc.check_audio(eps, FREQ, *w,
+                       heard_by={n: [o for o in mixed if o != n]
+                                 for n in mixed},
+                       label=label, errors=errors)
+        for n in alone:
+            fc.check_silent(eps[n], *w, label=label, errors=errors)
     if errors:
         fail("%d audio problems:\n- %s" % (len(errors),
                                            "\n- ".join(errors)))

@@ -17,8 +17,8 @@ the participant's Call-ID with the focus's tag (the To tag of its 200)
 and the participant's (its From tag), in either order.
 
 As in the draft's flows, a controller watches the Refer-Recipient's
-dialogs: once alice, bob and carol are connected, dlgcheck.Controller (a
-confwatch.ConfWatcher, Event: dialog, to sip:room1@...) subscribes. Its
+dialogs: once alice, bob and carol are connected, dlgwatch.Controller (a
+dlgwatch.DlgWatcher, Event: dialog, to sip:room1@...) subscribes. Its
 first NOTIFY is a full dialog-info document with exactly alice's, bob's
 and carol's dialogs (not dave's), each confirmed, +sip.rendering yes, id
 the leg token of the focus's Contact, call-id, local-tag (the focus's To
@@ -71,12 +71,8 @@ after the action that causes it (documents are counted before it).
    of the INVITE's Contact); after it, terminated, event cancelled, code
    487, after ringo's 487 went out (flow 5.2, early, Alice calling).
 7. The controller un-SUBSCRIBEs (Expires: 0) and its whole NOTIFY
-   sequence is checked (dlgcheck.Controller.finish): all active but the
-   terminated last one; versions contiguous from the full first document
-   (dialoginfo.check_versions); each later document partial with one
-   dialog; entity the conference URI; local identity the conference URI,
-   local target the leg's URI with isfocus, +sip.rendering exactly while
-   confirmed, a duration while confirmed and none before. The state
+   sequence is checked as dlgwatch.Controller.finish() describes (every
+   document, every dialog element, contiguous versions). The state
    sequence per dialog is exactly: alice and carol confirmed/yes and
    nothing more (the holds, clear and dial-out of others announce nothing
    about them); bob confirmed/yes, confirmed/no, confirmed/yes,
@@ -115,24 +111,21 @@ python3 tests/integration/test_feature_referral.py (exit 0 on pass).
 """
 
 import os
-import re
-import shutil
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import dialoginfo  # noqa: E402
-import dlgcheck  # noqa: E402
+import dlgwatch  # noqa: E402
+import featurectl as fc  # noqa: E402
 import harness  # noqa: E402
 import mediacheck as mc  # noqa: E402
 import sipcheck  # noqa: E402
 from harness import check, fail, log  # noqa: E402
 
 ROOM, OTHER_ROOM = "room1", "room2"
-REALM = harness.LOOPBACK          # the domain's host: the default realm
 PASSWORDS = {"alice": "alice-Secret1", "bob": "bob-Secret2",
              "mod": "mod-Secret3"}
 FREQ = {"alice": 500, "bob": 1100, "carol": 1900}
@@ -152,79 +145,17 @@ CONTROL_MIN_S = 1.0               # audio windows at least this long
 HOLD_MIN_S = 1.2
 RETRIEVE_MIN_S = 1.0
 CLEARED_MIN_S = 0.7
-MIN_TONE_DBFS = -30.0
-MIN_SNR_DB = 20.0
-ABSENT_DBFS = -45.0
-ABSENT_UNDER_DB = 25.0
-MIN_FILL = 0.8
 
 
 # ---------------------------------------------------------------- calls
 
-class Participant:
-    """One uac_join_answer_reinvites call and its RTP endpoint."""
-
-    def __init__(self, fd, clock, name, room, freq):
-        self.name = name
-        self.ep = mc.TimedEndpoint(clock, freq=freq, name=name,
-                                   max_duration=45).start()
-        self.events = os.path.join(fd.tmpdir, name + ".events")
-        self.run = sipcheck.run_sipp(
-            fd, PARTICIPANT, name, service=room,
-            keys={"rtp_port": self.ep.port, "event_file": self.events},
-            sets={"from_user": name}, background=True,
-            timeout=SIPP_TIMEOUT_S)
-        words = mc.wait_line(self.run, self.events, "answer",
-                             JOIN_TIMEOUT_S, "%s: the 200 OK with the SDP "
-                             "answer" % name)
-        self.focus_port = mc.answered_port(fd, words[0] if words else "",
-                                           name)
-        if freq is not None:
-            self.ep.start_sending((harness.LOOPBACK, self.focus_port))
-        msgs = sipcheck.trace_of(self.run)
-        self.invite = sipcheck.requests(msgs, "INVITE", "sent")[0]
-        oks = [m for m in sipcheck.responses(msgs, cseq="INVITE",
-                                             final=True)
-               if sipcheck.status(m) == 200]
-        check(oks, "%s: the 'answer' line is in but no 200 in the trace"
-              % name)
-        self.ok = oks[0]
-        self.call_id = sipcheck.header1(self.invite, "Call-ID")
-        self.tag = sipcheck.tag_of(sipcheck.header1(self.invite, "From"))
-        self.focus_tag = sipcheck.tag_of(sipcheck.header1(self.ok, "To"))
-        self.contact = sipcheck.name_addr(
-            sipcheck.header1(self.invite, "Contact"))[0]
-        self.token = sipcheck.check_focus_contact(
-            sipcheck.header1(self.ok, "Contact"),
-            "sip:%s@%s" % (room, fd.sip_target), "%s: the 200" % name)
-        check(self.tag and self.focus_tag, "%s: dialog tags %r / %r"
-              % (name, self.tag, self.focus_tag))
-        log("%s in %s: Call-ID %s, tags %s (ours) / %s (focus), focusd "
-            "RTP :%d" % (name, room, self.call_id, self.tag,
-                         self.focus_tag, self.focus_port))
-
-    def target_dialog(self, focus_first=True):
-        if focus_first:
-            return "%s;local-tag=%s;remote-tag=%s" % (
-                self.call_id, self.focus_tag, self.tag)
-        return "%s;local-tag=%s;remote-tag=%s" % (
-            self.call_id, self.tag, self.focus_tag)
-
-    def msgs(self):
-        return sipcheck.trace_of(self.run)
-
-    def reinvites(self):
-        """Distinct re-INVITEs received (retransmissions dropped)."""
-        out, seen = [], set()
-        for m in sipcheck.requests(self.msgs(), "INVITE", "received"):
-            b = sipcheck.via_branch(m)
-            if b not in seen:
-                seen.add(b)
-                out.append(m)
-        return out
-
-    def byes(self):
-        return sipcheck.requests(self.msgs(), "BYE", "received")
+def participant(fd, clock, name, room, freq):
+    """One uac_join_answer_reinvites call (featurectl.Party) and its RTP
+    endpoint, which plays freq (None: silent) once the 200 is in."""
+    ep = mc.TimedEndpoint(clock, freq=freq, name=name,
+                          max_duration=45).start()
+    return fc.Party(fd, name, room, PARTICIPANT, ep=ep, freq=freq,
+                    timeout=SIPP_TIMEOUT_S)
 
 
 def show(fd, room=ROOM):
@@ -234,10 +165,7 @@ def show(fd, room=ROOM):
 
 
 def leg_by_call_id(fd, call_id, room=ROOM):
-    for p in show(fd, room):
-        if p.get("call_id") == call_id:
-            return p
-    return None
+    return mc.leg_by_call_id(show(fd, room), call_id)
 
 
 def states(fd, room=ROOM):
@@ -259,7 +187,8 @@ def refer(fd, name, user, password, feature, td, background=False,
           linger_ms=LINGER_REFUSED_MS, refer_to=None):
     """uac_feature_refer.xml as user/password to room1; td is the
     Target-Dialog value (None: no such header). Returns the SippRun, or
-    the parsed trace once SIPp ended with 0."""
+    the parsed trace once SIPp ended with 0. Its answers and NOTIFYs are
+    checked with sipcheck.check_refer()."""
     keys = {"refer_to": refer_to or "<urn:feature:%s>" % feature,
             "td_name": "Target-Dialog" if td is not None
             else "X-No-Target-Dialog",
@@ -275,205 +204,44 @@ def refer(fd, name, user, password, feature, td, background=False,
     return sipcheck.sipp_ok(run, name)
 
 
-def authorized(msgs):
-    """The last REFER sent (the one with credentials)."""
-    refers = [m for m in msgs if m.direction == "sent" and
-              sipcheck.method(m) == "REFER"]
-    check(refers, "no REFER in the controller's trace")
-    return refers[-1]
+# feature: (SIPp name, the re-INVITE's direction, the leg's state, the
+# controller's dialog step after it, the draft's flow)
+HOLD_RETRIEVE = {
+    "HoldCall": ("hold", "sendonly", "on-hold", "confirmed/no", "5.4"),
+    "RetrieveCall": ("retrieve", "sendrecv", "connected", "confirmed/yes",
+                     "5.5"),
+}
 
 
-def dedup(msgs):
-    """Drop retransmissions: one message per (direction, Call-ID, CSeq,
-    start line)."""
-    seen, out = set(), []
-    for m in msgs:
-        key = (m.direction, tuple(sipcheck.header(m, "Call-ID")),
-               tuple(sipcheck.header(m, "CSeq")), m.start)
-        if key not in seen:
-            seen.add(key)
-            out.append(m)
-    return out
-
-
-def stack_trying(n):
-    """Sofia-SIP's own NOTIFY: sipfrag 100 Trying, not terminated."""
-    ss = (sipcheck.header(n, "Subscription-State") or [""])[0]
-    return (n.body.strip().startswith("SIP/2.0 100 ") and
-            not ss.lower().startswith("terminated"))
-
-
-def check_refer(msgs, codes, who, final=None):
-    """The REFER's answers are exactly codes, in order, on one Call-ID
-    and From tag; a REFER after a 401 carries Digest credentials. Every
-    NOTIFY is a refer sipfrag we answered 200; beyond Sofia's 100 Trying
-    ones, none for a refused REFER, and for an accepted one (final: the
-    status expected in the sipfrag) exactly one, terminated, on the 202's
-    dialog, after the 202. Returns (the 202, that NOTIFY) or None."""
-    msgs = dedup(msgs)
-    refers = [m for m in msgs if m.direction == "sent" and
-              sipcheck.method(m) == "REFER"]
-    answers = sipcheck.responses(msgs, cseq="REFER", final=True)
-    got = [sipcheck.status(m) for m in answers]
-    trace = "\n".join("  %s %s" % (m.direction, m.start) for m in msgs)
-    check(got == codes, "%s: REFER answered %r, expected %r\n%s"
-          % (who, got, codes, trace))
-    check(len(refers) == len(codes), "%s: %d REFERs sent for %d answers"
-          % (who, len(refers), len(codes)))
-    check(not sipcheck.header(refers[0], "Authorization"),
-          "%s: the first REFER already carried credentials" % who)
-    for i, a in enumerate(answers):
-        if sipcheck.status(a) == 401:
-            ch = sipcheck.header(a, "WWW-Authenticate")
-            check(len(ch) == 1 and ch[0].lower().startswith("digest ") and
-                  'realm="%s"' % REALM in ch[0],
-                  "%s: 401 without one Digest challenge for realm %s: %r"
-                  % (who, REALM, ch))
-            if i + 1 < len(refers):
-                au = sipcheck.header(refers[i + 1], "Authorization")
-                check(len(au) == 1 and au[0].lower().startswith("digest "),
-                      "%s: the REFER after the 401 has Authorization %r"
-                      % (who, au))
-        log("%s: %s" % (who, a.start))
-
-    notifies = [m for m in msgs if m.direction == "received" and
-                sipcheck.method(m) == "NOTIFY"]
-    for n in notifies:
-        ev = sipcheck.header(n, "Event") + sipcheck.header(n, "o")
-        ct = sipcheck.header(n, "Content-Type")
-        check(ev and ev[0].split(";")[0].strip().lower() == "refer" and
-              ct and ct[0].split(";")[0].strip().lower() ==
-              "message/sipfrag",
-              "%s: NOTIFY with Event %r, Content-Type %r; expected refer, "
-              "message/sipfrag\n%s" % (who, ev, ct, n.raw))
-        cseq = sipcheck.header1(n, "CSeq")
-        check(any(m.direction == "sent" and sipcheck.status(m) == 200 and
-                  sipcheck.header(m, "CSeq") == [cseq] for m in msgs),
-              "%s: NOTIFY CSeq %s was not answered 200\n%s"
-              % (who, cseq, trace))
-    others = [n for n in notifies if not stack_trying(n)]
-    if final is None:
-        check(not others, "%s: a refused REFER got NOTIFYs beyond the "
-              "stack's 100 Trying:\n%s"
-              % (who, "\n".join(n.raw for n in others)))
-        return None
-    check(len(others) == 1, "%s: %d NOTIFYs beyond the stack's 100 "
-          "Trying, expected exactly the final one\n%s\n%s"
-          % (who, len(others), trace,
-             "\n".join(n.raw for n in others)))
-    n = others[0]
-    ss = sipcheck.header1(n, "Subscription-State")
-    check(ss.lower().startswith("terminated"), "%s: final NOTIFY has "
-          "Subscription-State %r, expected terminated\n%s" % (who, ss, n.raw))
-    frag = n.body.strip().split("\n")[0].strip()
-    check(re.match(r"SIP/2\.0 %d\b" % final, frag) is not None,
-          "%s: final NOTIFY says %r, expected SIP/2.0 %d\n%s"
-          % (who, frag, final, n.raw))
-    accepted = answers[-1]
-    check(sipcheck.tag_of(sipcheck.header1(n, "From")) ==
-          sipcheck.tag_of(sipcheck.header1(accepted, "To")),
-          "%s: the final NOTIFY (From %s) is not on the 202's dialog (To "
-          "%s)" % (who, sipcheck.header1(n, "From"),
-                   sipcheck.header1(accepted, "To")))
-    check(n.when >= accepted.when, "%s: the final NOTIFY came before the "
-          "202" % who)
-    log("%s: final NOTIFY %r [%s]" % (who, frag, ss))
-    return accepted, n
-
-
-# ---------------------------------------------------------------- re-INVITE
-
-def check_reinvite(p, count, direction, fd):
-    """p has received exactly count re-INVITEs; the last one is in its
-    dialog, from the focus, offers direction on the same RTP port; p's
-    200 to it went out and was ACKed. Returns (re-INVITE, our 200)."""
-    who = "%s's re-INVITE %d" % (p.name, count)
-
-    def acked():
-        ri = p.reinvites()
-        if len(ri) < count:
-            return None
-        cseq = sipcheck.header1(ri[count - 1], "CSeq").split()[0]
-        acks = [a for a in sipcheck.requests(p.msgs(), "ACK", "received")
-                if sipcheck.header1(a, "CSeq").split()[0] == cseq]
-        return ri if acks else None
-    sipcheck.wait_until(acked, STATE_TIMEOUT_S,
-                        "%s received, answered and ACKed" % who,
-                        lambda: "\n".join("  %s %s" % (m.direction, m.start)
-                                          for m in p.msgs()))
-    ri = p.reinvites()
-    check(len(ri) == count, "%s: %d re-INVITEs received, expected %d"
-          % (p.name, len(ri), count))
-    r = ri[-1]
-    check(r.start == "INVITE %s SIP/2.0" % p.contact, "%s: Request-URI "
-          "line %r, expected the remote target %s" % (who, r.start,
-                                                      p.contact))
-    check(sipcheck.header1(r, "Call-ID") == p.call_id and
-          sipcheck.tag_of(sipcheck.header1(r, "From")) == p.focus_tag and
-          sipcheck.tag_of(sipcheck.header1(r, "To")) == p.tag,
-          "%s: not in the dialog (Call-ID %s, tags %s/%s)\n%s"
-          % (who, p.call_id, p.focus_tag, p.tag, r.raw))
-    contact = sipcheck.header1(r, "Contact")
-    check("isfocus" in sipcheck.name_addr(contact)[1], "%s: Contact %r "
-          "without isfocus" % (who, contact))
-    ct = sipcheck.header1(r, "Content-Type").split(";")[0].strip().lower()
-    check(ct == "application/sdp", "%s: Content-Type %r, expected an SDP "
-          "offer\n%s" % (who, ct, r.raw))
-    sdp = sipcheck.parse_sdp(r.body)
-    audio = [m for m in sdp["media"] if m["type"] == "audio"]
-    check(len(audio) == 1, "%s: %d m=audio lines, expected 1\n%s"
-          % (who, len(audio), r.body))
-    check(audio[0]["port"] == p.focus_port, "%s: m=audio port %d, the "
-          "first answer had %d" % (who, audio[0]["port"], p.focus_port))
-    got = sipcheck.sdp_direction(sdp, audio[0])
-    check(got == direction, "%s: offers %s, expected %s\n%s"
-          % (who, got, direction, r.body))
-    cseq = sipcheck.header1(r, "CSeq")
-    ours = [m for m in p.msgs() if m.direction == "sent" and
-            sipcheck.status(m) == 200 and
-            sipcheck.header(m, "CSeq") == [cseq]]
-    check(ours, "%s: no 200 of ours with CSeq %s" % (who, cseq))
-    log("%s: %s, offer %s on :%d; answered and ACKed"
-        % (who, r.start, got, audio[0]["port"]))
-    return r, ours[0]
+def hold_retrieve(fd, ctl, p, case, user, role, feature, td, count):
+    """Case case: user (role) REFERs feature (HOLD_RETRIEVE) on p's dialog
+    td -> 401, 202, final sipfrag 200; p's count-th re-INVITE (offering
+    the direction) follows the REFER with credentials, the final NOTIFY
+    p's 200 to it; p reaches the state in conference.show, and the
+    controller gets p's dialog as the step after that 200. Returns
+    (re-INVITE, p's 200)."""
+    name, direction, state, step, flow = HOLD_RETRIEVE[feature]
+    mark = ctl.mark()
+    msgs = refer(fd, name, user, PASSWORDS[user], feature, td,
+                 linger_ms=LINGER_ACCEPTED_MS)
+    _, (n,) = sipcheck.check_refer(msgs, [401, 202], "case %d %s (%s)"
+                                   % (case, feature, role), final=200)
+    ri, ok = fc.check_reinvite(p, count, direction, None,
+                               timeout=STATE_TIMEOUT_S)
+    check(ri.when >= sipcheck.authorized(msgs).when, "case %d: %s's "
+          "re-INVITE came before the REFER with credentials was sent"
+          % (case, p.name))
+    check(n.when >= ok.when - NOTIFY_SLACK_S, "case %d: the final NOTIFY "
+          "(%s) came before %s's 200 to the %s (%s): it cannot tell the "
+          "outcome" % (case, n.when, p.name, name, ok.when))
+    wait_state(fd, p, state)
+    log("case %d: room1 %r" % (case, states(fd)))
+    wait_dialog(ctl, p, step, mark, ok, "case %d %s (flow %s)"
+                % (case, feature, flow))
+    return ri, ok
 
 
 # ---------------------------------------------------------------- audio
-
-def check_audio(eps, w0, w1, heard, label, errors):
-    """heard: {listener: [names it must hear]}; every other tone in FREQ
-    must be absent for those listeners."""
-    freqs = sorted(FREQ.values())
-    check(w1 - w0 >= 0.5, "%s: window [%.2f, %.2f) too short"
-          % (label, w0, w1))
-    for name, want in heard.items():
-        ep = eps[name]
-        lv, noise, fill = mc.levels(ep, freqs, w0, w1)
-        log("%s [%.2f, %.2f) %s" % (label, w0, w1,
-                                   mc.describe(name, lv, noise, fill)))
-        if fill < MIN_FILL:
-            errors.append("%s: %s got only %.0f%% of the window's samples"
-                          % (label, name, 100 * fill))
-        for o in want:
-            f = FREQ[o]
-            if lv[f] < MIN_TONE_DBFS or lv[f] - noise < MIN_SNR_DB:
-                errors.append("%s: %s does not hear %s: %d Hz at %.1f dBFS "
-                              "(noise %.1f); expected >= %.0f and %.0f dB "
-                              "over the noise" % (label, name, o, f, lv[f],
-                                                   noise, MIN_TONE_DBFS,
-                                                   MIN_SNR_DB))
-        loud = min([lv[FREQ[o]] for o in want] or [0.0])
-        for o in FREQ:
-            if o in want:
-                continue
-            f = FREQ[o]
-            if lv[f] > ABSENT_DBFS or lv[f] > loud - ABSENT_UNDER_DB:
-                errors.append("%s: %s hears %s: %d Hz at %.1f dBFS (must "
-                              "be under %.0f and %.0f dB under the tones "
-                              "it should hear)"
-                              % (label, name, o, f, lv[f], ABSENT_DBFS,
-                                 ABSENT_UNDER_DB))
-
 
 def wait_window(clock, t0, min_s, what):
     """Sleep until t0 + min_s (clock time)."""
@@ -491,30 +259,21 @@ def main():
     parts = {}
     runs = []
     watchers = []
-    users_dir = tempfile.mkdtemp(prefix="focusd-it-fr-")
-    users = os.path.join(users_dir, "users")
-    with open(users, "w") as f:
-        for u, pw in PASSWORDS.items():
-            f.write("%s:%s:%s\n" % (u, pw, REALM))
+    users = fc.Users(PASSWORDS, moderators="mod")
     try:
-        with harness.Focusd(extra_args=["--users", users,
-                                        "--moderators", "mod"]) as fd:
+        with harness.Focusd(extra_args=users.focusd_args()) as fd:
             body(fd, clock, parts, runs, watchers)
         # SIGTERM went out in Focusd.__exit__: the rest got BYE
         for name in ("alice", "carol", "dave"):
-            rc, _, _ = parts[name].run.wait(timeout=10)
-            check(rc == 0, "%s: SIPp exited with %d, expected 0 (the "
-                  "focus's BYE at shutdown)\n%s"
-                  % (name, rc, parts[name].run.report()))
+            sipcheck.hung_up_at_stop(parts[name].run, name)
     finally:
         for p in parts.values():
-            p.run.kill()
-            p.ep.stop()
+            p.close()
         for r in runs:
             r.kill()
         for w in watchers:
             w.stop()
-        shutil.rmtree(users_dir, ignore_errors=True)
+        users.cleanup()
 
 
 def body(fd, clock, parts, runs, watchers):
@@ -522,7 +281,7 @@ def body(fd, clock, parts, runs, watchers):
     # -- joins: alice first, so she owns room1
     for name, room in (("alice", ROOM), ("bob", ROOM), ("carol", ROOM),
                        ("dave", OTHER_ROOM)):
-        parts[name] = Participant(fd, clock, name, room, FREQ.get(name))
+        parts[name] = participant(fd, clock, name, room, FREQ.get(name))
         eps[name] = parts[name].ep
     alice, bob, carol, dave = (parts[n] for n in
                                ("alice", "bob", "carol", "dave"))
@@ -537,19 +296,19 @@ def body(fd, clock, parts, runs, watchers):
 
     # -- the controller subscribes to room1's dialogs (draft 5: "the
     # controller is subscribed to Alice's Phone's dialog package")
-    ctl = dlgcheck.Controller(fd, ROOM)
+    ctl = dlgwatch.Controller(fd, ROOM)
     watchers.append(ctl)
     first = ctl.start()
     got = sorted(d["call_id"] for d in first["dialogs"])
     check(got == sorted(p.call_id for p in (alice, bob, carol)),
           "controller: the first document has dialogs %r, expected alice's,"
           " bob's and carol's (not dave's, in room2):\n%s"
-          % (got, dlgcheck.dump([first])))
+          % (got, dlgwatch.dump([first])))
     for p in (alice, bob, carol):
         d = dialoginfo.dialog_by_call_id(first, p.call_id)
-        check(dlgcheck.step(d) == "confirmed/yes", "controller: %s's "
+        check(dlgwatch.step(d) == "confirmed/yes", "controller: %s's "
               "dialog is %s, expected confirmed/yes"
-              % (p.name, dlgcheck.step(d)))
+              % (p.name, dlgwatch.step(d)))
         check_dialog_ids(d, p, "controller: v1")
     mark = ctl.mark()
 
@@ -577,14 +336,9 @@ def body(fd, clock, parts, runs, watchers):
         ("retrieve-not-held", "alice", PASSWORDS["alice"], "RetrieveCall",
          bob.target_dialog(False), [401, 488]),
     ]
-    pending = []
-    for name, user, pw, feature, td, codes in cases:
-        run = refer(fd, name, user, pw, feature, td, background=True)
-        runs.append(run)
-        pending.append((run, name, feature, codes))
-    for run, name, feature, codes in pending:
-        msgs = sipcheck.sipp_ok(run, name)
-        check_refer(msgs, codes, "case 1 %s (%s)" % (name, feature))
+    fc.refused_at_once(fd, cases, "case 1", runs, send=lambda name, user,
+                       pw, feature, td: refer(fd, name, user, pw, feature,
+                                              td, background=True))
     for p in (alice, bob, carol, dave):
         check(not p.reinvites() and not p.byes() and p.run.poll() is None,
               "case 1: a refused REFER reached %s: re-INVITEs %r, BYEs %r, "
@@ -599,21 +353,8 @@ def body(fd, clock, parts, runs, watchers):
     w_control = (t_joined + SETTLE_S, clock.now())
 
     # -- 2: the owner holds bob
-    mark = ctl.mark()
-    msgs = refer(fd, "hold", "alice", PASSWORDS["alice"], "HoldCall",
-                 bob.target_dialog(True), linger_ms=LINGER_ACCEPTED_MS)
-    _, n = check_refer(msgs, [401, 202], "case 2 HoldCall (owner)",
-                       final=200)
-    ri, ok = check_reinvite(bob, 1, "sendonly", fd)
-    check(ri.when >= authorized(msgs).when, "case 2: bob's re-INVITE came "
-          "before the REFER with credentials was sent")
-    check(n.when >= ok.when - 0.005, "case 2: the final NOTIFY (%s) came "
-          "before bob's 200 to the hold (%s): it cannot tell the outcome"
-          % (n.when, ok.when))
-    wait_state(fd, bob, "on-hold")
-    log("case 2: room1 %r" % (states(fd),))
-    wait_dialog(ctl, bob, "confirmed/no", mark, ok, "case 2 HoldCall "
-                "(flow 5.4)")
+    _, ok = hold_retrieve(fd, ctl, bob, 2, "alice", "owner", "HoldCall",
+                          bob.target_dialog(True), 1)
     for p in (alice, carol):
         check((leg_by_call_id(fd, p.call_id) or {}).get("state")
               == "connected", "case 2: %s is not connected: %r"
@@ -624,7 +365,8 @@ def body(fd, clock, parts, runs, watchers):
     mark = ctl.mark()
     msgs = refer(fd, "hold-again", "mod", PASSWORDS["mod"], "HoldCall",
                  bob.target_dialog(False))
-    check_refer(msgs, [401, 488], "case 3 HoldCall on a held leg")
+    sipcheck.check_refer(msgs, [401, 488], "case 3 HoldCall on a held "
+                         "leg")
     check(len(bob.reinvites()) == 1, "case 3: bob got another re-INVITE")
     check_no_docs(ctl, mark, "case 3 (488)")
     wait_window(clock, t_held + HOLD_GRACE_S, HOLD_MIN_S, "hold")
@@ -632,19 +374,8 @@ def body(fd, clock, parts, runs, watchers):
           "case 3: bob no longer on hold: %r" % (states(fd),))
 
     # -- 4: a moderator retrieves bob
-    mark = ctl.mark()
-    msgs = refer(fd, "retrieve", "mod", PASSWORDS["mod"], "RetrieveCall",
-                 bob.target_dialog(False), linger_ms=LINGER_ACCEPTED_MS)
-    _, n = check_refer(msgs, [401, 202], "case 4 RetrieveCall (moderator)",
-                       final=200)
-    ri2, ok2 = check_reinvite(bob, 2, "sendrecv", fd)
-    check(ri2.when >= authorized(msgs).when, "case 4: bob's re-INVITE came "
-          "before the REFER with credentials was sent")
-    check(n.when >= ok2.when - 0.005, "case 4: the final NOTIFY came "
-          "before bob's 200 to the retrieve")
-    wait_state(fd, bob, "connected")
-    wait_dialog(ctl, bob, "confirmed/yes", mark, ok2, "case 4 RetrieveCall "
-                "(flow 5.5)")
+    ri2, ok2 = hold_retrieve(fd, ctl, bob, 4, "mod", "moderator",
+                             "RetrieveCall", bob.target_dialog(False), 2)
     w_hold = (t_held + HOLD_GRACE_S, clock.from_wall(ri2.when))
     t_back = clock.from_wall(ok2.when)
     wait_window(clock, t_back + SETTLE_S, RETRIEVE_MIN_S, "retrieve")
@@ -655,8 +386,9 @@ def body(fd, clock, parts, runs, watchers):
     msgs = refer(fd, "clear", "alice", PASSWORDS["alice"],
                  "ClearConnection", bob.target_dialog(True),
                  linger_ms=LINGER_ACCEPTED_MS)
-    a202, n = check_refer(msgs, [401, 202], "case 5 ClearConnection "
-                          "(connected)", final=200)
+    a202, (n,) = sipcheck.check_refer(msgs, [401, 202], "case 5 "
+                                      "ClearConnection (connected)",
+                                      final=200)
     rc, bmsgs, _ = bob.run.wait(timeout=5)
     bob.ep.stop_sending()
     check(rc == 0, "case 5: bob's SIPp exited with %d, expected 0 after "
@@ -671,14 +403,14 @@ def body(fd, clock, parts, runs, watchers):
     # Only the authorized REFER may set it off. (On the wire the BYE can
     # come a few ms before the 202: Sofia sends its 100 Trying NOTIFY
     # before the 202, and the BYE goes out in between.)
-    check(byes[0].when >= authorized(msgs).when, "case 5: the BYE came "
-          "before the REFER with credentials was sent")
+    check(byes[0].when >= sipcheck.authorized(msgs).when, "case 5: the "
+          "BYE came before the REFER with credentials was sent")
     log("case 5: BYE to bob at %+.3f s from the 202 to the controller"
         % (byes[0].when - a202.when))
     bye_ok = [m for m in bob.msgs() if m.direction == "sent" and
               sipcheck.status(m) == 200 and sipcheck.cseq_method(m) == "BYE"]
-    check(bye_ok and n.when >= bye_ok[0].when - 0.005, "case 5: the final "
-          "NOTIFY came before bob's 200 to the BYE")
+    check(bye_ok and n.when >= bye_ok[0].when - NOTIFY_SLACK_S, "case 5: "
+          "the final NOTIFY came before bob's 200 to the BYE")
     wait_dialog(ctl, bob, "terminated/local-bye", mark, bye_ok[0],
                 "case 5 ClearConnection (flow 5.2, established)")
     check(len(bob.reinvites()) == 2, "case 5: bob got %d re-INVITEs"
@@ -695,12 +427,14 @@ def body(fd, clock, parts, runs, watchers):
     wait_window(clock, t_cleared + SETTLE_S, CLEARED_MIN_S, "cleared")
     t_end = clock.now()
     errors = []
-    check_audio(eps, w_control[0], w_control[1],
-                {"alice": ["bob", "carol"], "bob": ["alice", "carol"],
-                 "carol": ["alice", "bob"]}, "control", errors)
-    check_audio(eps, w_hold[0], w_hold[1],
-                {"alice": ["carol"], "carol": ["alice"]}, "bob held",
-                errors)
+    three = {"alice": ["bob", "carol"], "bob": ["alice", "carol"],
+             "carol": ["alice", "bob"]}
+    two = {"alice": ["carol"], "carol": ["alice"]}
+    for (w0, w1), heard_by, label in (
+            (w_control, three, "control"), (w_hold, two, "bob held"),
+            (w_back, three, "bob retrieved"),
+            ((t_cleared + SETTLE_S, t_end), two, "bob cleared")):
+        mc.check_audio(eps, FREQ, w0, w1, heard_by, label, errors)
     to_bob = bob.ep.packets(w_hold[0], w_hold[1])
     log("bob held: %d RTP packets received in [%.2f, %.2f)"
         % (len(to_bob), w_hold[0], w_hold[1]))
@@ -710,12 +444,6 @@ def body(fd, clock, parts, runs, watchers):
                       "the retrieve re-INVITE), first at %.3f from %s"
                       % (len(to_bob), w_hold[0], w_hold[1], HOLD_GRACE_S,
                          to_bob[0].t, to_bob[0].addr))
-    check_audio(eps, w_back[0], w_back[1],
-                {"alice": ["bob", "carol"], "bob": ["alice", "carol"],
-                 "carol": ["alice", "bob"]}, "bob retrieved", errors)
-    check_audio(eps, t_cleared + SETTLE_S, t_end,
-                {"alice": ["carol"], "carol": ["alice"]}, "bob cleared",
-                errors)
     if errors:
         fail("%d audio problems:\n- %s" % (len(errors),
                                            "\n- ".join(errors)))
@@ -761,7 +489,7 @@ def body(fd, clock, parts, runs, watchers):
     r_contact = sipcheck.name_addr(sipcheck.header1(ring, "Contact"))[0]
     # The controller learns the early dialog, as in flow 5.2 (F5), with
     # the identifiers a Target-Dialog needs.
-    _, doc, d = ctl.wait_step(dlgcheck.by_id(r_token), "early",
+    _, doc, d = ctl.wait_step(dlgwatch.by_id(r_token), "early",
                               "ringo's dialog", since=mark,
                               timeout=STATE_TIMEOUT_S)
     check((d["call_id"], d["local_tag"], d["remote_tag"]) ==
@@ -779,8 +507,8 @@ def body(fd, clock, parts, runs, watchers):
                  "ClearConnection", "%s;local-tag=%s;remote-tag=%s"
                  % (r_call_id, r_focus_tag, r_tag),
                  linger_ms=LINGER_ACCEPTED_MS)
-    check_refer(msgs, [401, 202], "case 6 ClearConnection (ringing "
-                "dial-out)", final=200)
+    sipcheck.check_refer(msgs, [401, 202], "case 6 ClearConnection "
+                         "(ringing dial-out)", final=200)
     rc, _, _ = ringo.wait(timeout=5)
     check(rc == 0, "case 6: ringo's SIPp exited with %d, expected 0 (a "
           "CANCEL, our 487 ACKed)\n%s" % (rc, ringo.report()))
@@ -794,7 +522,7 @@ def body(fd, clock, parts, runs, watchers):
     r487 = [m for m in sipcheck.trace_of(ringo) if m.direction == "sent" and
             sipcheck.status(m) == 487]
     check(r487, "case 6: ringo sent no 487\n%s" % ringo.report())
-    i, _, _ = ctl.wait_step(dlgcheck.by_id(r_token),
+    i, _, _ = ctl.wait_step(dlgwatch.by_id(r_token),
                             "terminated/cancelled/487", "ringo's dialog",
                             since=mark, timeout=STATE_TIMEOUT_S)
     check(ctl.when(i) >= r487[0].when - NOTIFY_SLACK_S, "case 6: the "
@@ -806,29 +534,29 @@ def body(fd, clock, parts, runs, watchers):
     want = {alice.token, bob.token, carol.token, r_token}
     check(ids == want, "controller: dialogs %r in the documents, expected "
           "alice's, bob's, carol's and ringo's %r:\n%s"
-          % (sorted(ids), sorted(want), dlgcheck.dump(docs)))
+          % (sorted(ids), sorted(want), dlgwatch.dump(docs)))
     for p in (alice, carol):
-        for _, doc, d in dlgcheck.check_steps(
-                docs, dlgcheck.by_call_id(p.call_id), ["confirmed/yes"],
+        for _, doc, d in dlgwatch.check_steps(
+                docs, dlgwatch.by_call_id(p.call_id), ["confirmed/yes"],
                 "controller: %s's dialog" % p.name):
             check_dialog_ids(d, p, "controller: v%d" % doc["version"])
-    for _, doc, d in dlgcheck.check_steps(
-            docs, dlgcheck.by_call_id(bob.call_id),
+    for _, doc, d in dlgwatch.check_steps(
+            docs, dlgwatch.by_call_id(bob.call_id),
             ["confirmed/yes", "confirmed/no", "confirmed/yes",
              "terminated/local-bye"], "controller: bob's dialog"):
         check_dialog_ids(d, bob, "controller: v%d" % doc["version"])
     # trying -> early -> terminated (RFC 4235 3.7.1; proceeding in
     # between would be a state of its own, after ringo's 100 Trying)
-    hist = dlgcheck.history(docs, dlgcheck.by_id(r_token))
-    got = [dlgcheck.step(d) for _, _, d in hist]
+    hist = dlgwatch.history(docs, dlgwatch.by_id(r_token))
+    got = [dlgwatch.step(d) for _, _, d in hist]
     check(got in (["trying", "early", "terminated/cancelled/487"],
                   ["trying", "proceeding", "early",
                    "terminated/cancelled/487"]),
           "controller: ringo's dialog went %r, expected trying, early, "
-          "terminated/cancelled/487:\n%s" % (got, dlgcheck.dump(docs)))
+          "terminated/cancelled/487:\n%s" % (got, dlgwatch.dump(docs)))
     for _, doc, d in hist:
         what = "controller: v%d: ringo's dialog (%s)" % (doc["version"],
-                                                        dlgcheck.step(d))
+                                                        dlgwatch.step(d))
         tagged = d["state"] not in ("trying", "proceeding")
         check(d["direction"] == "initiator" and
               d["call_id"] == r_call_id and d["local_tag"] == r_focus_tag and
@@ -845,7 +573,7 @@ def body(fd, clock, parts, runs, watchers):
               % (what, d["remote_identity"], d["remote_target"], ringo_uri,
                  r_contact if tagged else ringo_uri))
     if ctl.final_doc is not None:
-        got = sorted((d["id"], dlgcheck.step(d))
+        got = sorted((d["id"], dlgwatch.step(d))
                      for d in ctl.final_doc["dialogs"])
         exp = sorted([(alice.token, "confirmed/yes"),
                       (carol.token, "confirmed/yes")])
@@ -859,7 +587,7 @@ def check_dialog_ids(d, p, what):
     """p's dialog element as the focus sees it: id the leg token of the
     focus's Contact, p's Call-ID, the focus's tag (the 200's To) local, p's
     From tag remote, recipient, p's From URI and Contact."""
-    what = "%s: %s's dialog (%s)" % (what, p.name, dlgcheck.step(d))
+    what = "%s: %s's dialog (%s)" % (what, p.name, dlgwatch.step(d))
     check(d["id"] == p.token, "%s: id %r, expected the leg token %s"
           % (what, d["id"], p.token))
     check((d["call_id"], d["local_tag"], d["remote_tag"]) ==
@@ -880,15 +608,15 @@ def check_no_docs(ctl, mark, what):
     """A refused REFER changes no dialog: no document since mark."""
     docs = ctl.docs()
     check(len(docs) == mark, "%s: changed nothing, yet the controller got "
-          "dialog-info documents:\n%s" % (what, dlgcheck.dump(docs[mark:])))
+          "dialog-info documents:\n%s" % (what, dlgwatch.dump(docs[mark:])))
 
 
 def wait_dialog(ctl, p, want, mark, after, what):
-    """p's dialog is announced as want (dlgcheck.step) in a document
+    """p's dialog is announced as want (dlgwatch.step) in a document
     after mark, in a NOTIFY that comes after the message after (p's 200 to
     the re-INVITE or to the BYE: the draft's flows announce the change
     once it took effect)."""
-    i, doc, d = ctl.wait_step(dlgcheck.by_call_id(p.call_id), want,
+    i, doc, d = ctl.wait_step(dlgwatch.by_call_id(p.call_id), want,
                               "%s's dialog" % p.name, since=mark,
                               timeout=STATE_TIMEOUT_S)
     check_dialog_ids(d, p, "%s: controller v%d" % (what, doc["version"]))

@@ -256,7 +256,7 @@ def notify_answers(p, want, what):
     sender accepts the NOTIFYs of the subscription it made)."""
     msgs = p.msgs()
     sent = p.sent_requests("NOTIFY")
-    got = [fc.sipfrag(m) for m in sent]
+    got = [sipcheck.sipfrag(m) for m in sent]
     answers = []
     for m in sent:
         cseq = sipcheck.header1(m, "CSeq")
@@ -297,10 +297,7 @@ def main():
             body(fd, parties, runs, watchers)
         # SIGTERM went out in Focusd.__exit__: the rest got BYE
         for name in ("alice", "carol", "dave"):
-            rc, _, _ = parties[name].run.wait(timeout=10)
-            check(rc == 0, "%s: SIPp exited with %d, expected 0 (the "
-                  "focus's BYE at shutdown)\n%s"
-                  % (name, rc, parties[name].run.report()))
+            sipcheck.hung_up_at_stop(parties[name].run, name)
     finally:
         for w in watchers:
             w.stop()
@@ -390,17 +387,8 @@ def body(fd, parties, runs, watchers):
          "SingleStepTransfer;target=%s" % cathy_uri,
          carol.target_dialog(False), [401, 403]),
     ]
-    pending = []
-    for name, user, ruri, feature, td, codes in cases:
-        pending.append((fc.refer(fd, name, user, ruri,
-                                 "<urn:feature:%s>" % feature, td,
-                                 background=True,
-                                 linger_ms=LINGER_REFUSED_MS),
-                        name, feature, codes))
-        runs.append(pending[-1][0])
-    for run, name, feature, codes in pending:
-        msgs = sipcheck.sipp_ok(run, name)
-        fc.check_refer(msgs, codes, "case 1 %s (%s)" % (name, feature))
+    fc.refused_at_once(fd, cases, "case 1", runs,
+                       linger_ms=LINGER_REFUSED_MS)
     for p in (alice, bob, carol, dave):
         check(p.untouched(), "case 1: a refused REFER reached %s: %s"
               % (p.name, p.touched()))
@@ -408,35 +396,33 @@ def body(fd, parties, runs, watchers):
     check(len(cw.notifies()) == cw_taken, "case 1: the conference watcher "
           "got NOTIFYs:\n%s" % confwatch.describe(cw.notifies()[cw_taken:]))
 
-    # -- 2: 5.4 HoldCall, to bob's leg URI
-    msgs = fc.refer(fd, "hold", "alice", bob.leg_uri(),
-                    "<urn:feature:HoldCall>", bob.target_dialog(),
-                    linger_ms=LINGER_ACCEPTED_MS)
-    _, ns = fc.check_refer(msgs, [401, 202], "case 2 HoldCall (5.4)",
-                           final=200)
-    ri, ok = fc.check_reinvite(bob, 1, "sendonly", conf)
-    check(ri.when >= fc.authorized(msgs).when - EARLY_S, "case 2: bob's "
-          "re-INVITE came before the REFER with credentials was sent")
-    check(ns[-1].when >= ok.when - EARLY_S, "case 2: the final NOTIFY came "
-          "before bob's 200 to the hold")
-    fc.wait_state(fd, ROOM, bob, "on-hold")
-    doc = one_partial(docs.new("case 2 (5.4 F6)", 1), "case 2")
-    check_dialog(doc["dialogs"][0], bob, "confirmed", "no",
-                 "case 2 (5.4 F6)")
-
-    # -- 3: 5.5 RetrieveCall, to bob's leg URI
-    msgs = fc.refer(fd, "retrieve", "mod", bob.leg_uri(),
-                    "<urn:feature:RetrieveCall>", bob.target_dialog(False),
-                    linger_ms=LINGER_ACCEPTED_MS)
-    _, ns = fc.check_refer(msgs, [401, 202], "case 3 RetrieveCall (5.5)",
-                           final=200)
-    ri, ok = fc.check_reinvite(bob, 2, "sendrecv", conf)
-    check(ns[-1].when >= ok.when - EARLY_S, "case 3: the final NOTIFY came "
-          "before bob's 200 to the retrieve")
-    fc.wait_state(fd, ROOM, bob, "connected")
-    doc = one_partial(docs.new("case 3 (5.5 F6)", 1), "case 3")
-    check_dialog(doc["dialogs"][0], bob, "confirmed", "yes",
-                 "case 3 (5.5 F6)")
+    # -- 2: 5.4 HoldCall, 3: 5.5 RetrieveCall, to bob's leg URI; each:
+    # bob's count-th re-INVITE offers direction, the final NOTIFY comes
+    # after his 200, his leg goes to state, and the dialog watcher gets
+    # one document: his dialog confirmed, +sip.rendering rendering
+    for case, flow, name, user, feature, td, count, direction, state, \
+            rendering in (
+                (2, "5.4", "hold", "alice", "HoldCall", bob.target_dialog(),
+                 1, "sendonly", "on-hold", "no"),
+                (3, "5.5", "retrieve", "mod", "RetrieveCall",
+                 bob.target_dialog(False), 2, "sendrecv", "connected",
+                 "yes")):
+        msgs = fc.refer(fd, name, user, bob.leg_uri(),
+                        "<urn:feature:%s>" % feature, td,
+                        linger_ms=LINGER_ACCEPTED_MS)
+        _, ns = sipcheck.check_refer(msgs, [401, 202], "case %d %s (%s)"
+                                     % (case, feature, flow), final=200)
+        ri, ok = fc.check_reinvite(bob, count, direction, conf)
+        if case == 2:
+            check(ri.when >= sipcheck.authorized(msgs).when - EARLY_S,
+                  "case 2: bob's re-INVITE came before the REFER with "
+                  "credentials was sent")
+        check(ns[-1].when >= ok.when - EARLY_S, "case %d: the final NOTIFY "
+              "came before bob's 200 to the %s" % (case, name))
+        fc.wait_state(fd, ROOM, bob, state)
+        what = "case %d (%s F6)" % (case, flow)
+        doc = one_partial(docs.new(what, 1), "case %d" % case)
+        check_dialog(doc["dialogs"][0], bob, "confirmed", rendering, what)
 
     # -- 4: 5.6 SingleStepTransfer, and its failures, at once
     cw_taken = len(cw.notifies())
@@ -459,9 +445,9 @@ def body(fd, parties, runs, watchers):
     notify_answers(bob, [100, 180, 200], "case 4")
     fc.wait_exit(bob.run, 5.0, "case 4 bob (transferred)")
     m_bob = sipcheck.sipp_ok(r_bob, "transfer-bob")
-    _, ns_bob = fc.check_refer(m_bob, [401, 202], "case 4 bob "
-                               "SingleStepTransfer (5.6)", final=200,
-                               progress=[180])
+    _, ns_bob = sipcheck.check_refer(m_bob, [401, 202], "case 4 bob "
+                                     "SingleStepTransfer (5.6)", final=200,
+                                     progress=[180])
     refers = bob.refers()
     check(len(refers) == 1, "case 4: bob got %d REFERs, expected 1"
           % len(refers))
@@ -483,7 +469,7 @@ def body(fd, parties, runs, watchers):
           % (rb, conf))
     sipcheck.check_focus_contact(sipcheck.header1(rf, "Contact"), conf,
                                  "case 4: the REFER to bob", bob.token)
-    check(rf.when >= fc.authorized(m_bob).when - EARLY_S, "case 4: the "
+    check(rf.when >= sipcheck.authorized(m_bob).when - EARLY_S, "case 4: the "
           "REFER to bob came before the controller's REFER with "
           "credentials was sent")
     t_bob200 = bob.sent_requests("NOTIFY")[-1].when
@@ -514,15 +500,16 @@ def body(fd, parties, runs, watchers):
     wait_event_or_exit(carol, "notified", 10.0, "case 4")
     notify_answers(carol, [100, 180, 486], "case 4")
     m_carol = sipcheck.sipp_ok(r_carol, "transfer-carol")
-    fc.check_refer(m_carol, [401, 202], "case 4 carol SingleStepTransfer "
-                   "to a busy target", final=486, progress=[180])
+    sipcheck.check_refer(m_carol, [401, 202], "case 4 carol "
+                         "SingleStepTransfer to a busy target", final=486,
+                         progress=[180])
     fc.wait_exit(twin_c, 5.0, "case 4 carol's twin")
     fc.wait_exit(busy, 5.0, "case 4 busy")
 
     # dave: REFER refused
     m_dave = sipcheck.sipp_ok(r_dave, "transfer-dave")
-    fc.check_refer(m_dave, [401, 202], "case 4 dave SingleStepTransfer, "
-                   "REFER refused", final=405)
+    sipcheck.check_refer(m_dave, [401, 202], "case 4 dave "
+                         "SingleStepTransfer, REFER refused", final=405)
     check(len(dave.refers()) == 1, "case 4: dave got %d REFERs"
           % len(dave.refers()))
     d405 = [m for m in dave.msgs() if m.direction == "sent" and
@@ -535,7 +522,7 @@ def body(fd, parties, runs, watchers):
     sipcheck.wait_until(lambda: fc.by_call_id(fd, ROOM, bob.call_id) is None,
                         fc.WAIT_S, "bob gone from conference.show",
                         lambda: fc.states(fd, ROOM))
-    got = sorted((p.get("call_id"), p.get("state")) for p in fc.show(fd, ROOM))
+    got = sorted((p.get("call_id"), p.get("state")) for p in mc.legs(fd, ROOM))
     want = sorted((p.call_id, "connected") for p in (alice, carol, dave))
     check(got == want, "case 4: room1 is %r, expected alice, carol and dave "
           "connected" % (fc.states(fd, ROOM),))

@@ -52,8 +52,6 @@ TALK_MS = 2500
 STAY_MS = {"alice": 11000, "bob": 10500}
 SETTLE_S = 0.3           # skip this much audio after each change
 HOLD_GRACE_S = 0.1       # focusd may still send this long after the 200
-MIN_TONE_DBFS = -30.0    # sent at -12 dBFS
-MIN_SNR_DB = 20.0        # a tone heard over the noise probes
 HOLD_REJECT_DB = 20.0    # held carol under the tone of the other listener
 OWN_REJECT_DB = 20.0     # own tone under each other tone
 MIN_AUDIO_S = 0.5        # audio that must have arrived in a window
@@ -67,12 +65,12 @@ def check_hears(errors, name, lv, noise, audio_s, hear, when):
                                               MIN_AUDIO_S))
     for who in hear:
         f = FREQ[who]
-        if lv[f] < MIN_TONE_DBFS or lv[f] - noise < MIN_SNR_DB:
+        if not mc.heard(lv, noise, f):
             errors.append("%s %s: hears %s (%d Hz) at %.1f dBFS, noise "
                           "%.1f dBFS; expected >= %.0f dBFS and >= %.0f dB "
                           "over the noise" % (name, when, who, f, lv[f],
-                                              noise, MIN_TONE_DBFS,
-                                              MIN_SNR_DB))
+                                              noise, mc.MIN_TONE_DBFS,
+                                              mc.MIN_SNR_DB))
 
 
 def check_legs(res, ports, want, when):

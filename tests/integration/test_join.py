@@ -124,7 +124,7 @@ def main():
             ids = sipcheck.list_ids(fd)
             check(ids == [ROOM], "after the refused Joins conference.list "
                   "has %r, expected only %s" % (ids, ROOM))
-            parts = dialoghdr.legs(fd, ROOM)
+            parts = mediacheck.legs(fd, ROOM)
             check([(dialoghdr.user_of(p.get("uri")), p.get("state"))
                    for p in parts] == [("pete", "connected")],
                   "after the refused Joins room1 lists %r, expected pete "
@@ -168,7 +168,7 @@ def main():
             t_in = clock.now()
 
             # -- the roster
-            parts = dialoghdr.legs(fd, ROOM)
+            parts = mediacheck.legs(fd, ROOM)
             users = sorted(dialoghdr.user_of(p.get("uri")) for p in parts)
             check(users == ["jane", "josh", "pete"], "conference.show "
                   "room1 lists %r, expected jane, josh and pete"

@@ -91,11 +91,6 @@ GRACE_S = 0.5            # after a move, before audio is measured
 CONTROL_S = 1.0          # control window before the first move
 WINDOW_S = 2.0           # after bob's move
 WINDOW2_S = 1.0          # after alice's move
-MIN_TONE_DBFS = -30.0    # sent at -12 dBFS
-MIN_SNR_DB = 20.0        # a heard tone over the noise probes
-ABSENT_DBFS = -45.0      # a tone not heard stays under this...
-ABSENT_UNDER_DB = 25.0   # ...and this far under every heard tone
-MIN_FILL = 0.8           # share of a window's samples that arrived
 WATCH_MS = 25000
 SDP_VERSION_MUST_RISE = False    # see the docstring; focusd keeps it
 ENDED_NOTIFY_WAIT_S = 2.0
@@ -150,32 +145,14 @@ def counts(fd):
 
 # ---------------------------------------------------------------- SIP
 
-def first_answer(msgs, who):
-    oks = [m for m in sipcheck.responses(msgs, cseq="INVITE", final=True)
-           if sipcheck.status(m) == 200]
-    check(oks, "%s: no 200 to the INVITE in the trace" % who)
-    return oks[0]
-
-
-def reinvites(msgs):
-    """Distinct re-INVITEs received (retransmissions dropped)."""
-    out, seen = [], set()
-    for m in sipcheck.requests(msgs, "INVITE", "received"):
-        b = sipcheck.via_branch(m)
-        if b not in seen:
-            seen.add(b)
-            out.append(m)
-    return out
-
-
 def check_reinvite(run, fd, who, room, focus_port, leg_token):
     """The one re-INVITE who received: in the dialog, with room's isfocus
     Contact of the leg whose gr is leg_token and an SDP offer at
     focus_port; and the ACK to our 200."""
     msgs = sipcheck.trace_of(run)
-    ok = first_answer(msgs, who)
+    ok = sipcheck.invite_ok(msgs, who)
     inv = sipcheck.requests(msgs, "INVITE", "sent")[0]
-    ri = reinvites(msgs)
+    ri = sipcheck.distinct_requests(msgs, "INVITE")
     check(len(ri) == 1, "%s: %d re-INVITEs received, expected 1:\n%s"
           % (who, len(ri), "\n".join(m.raw for m in ri)))
     r = ri[0]
@@ -202,14 +179,7 @@ def check_reinvite(run, fd, who, room, focus_port, leg_token):
           % (where, sipcheck.tag_of(sipcheck.header1(r, "From")),
              sipcheck.tag_of(sipcheck.header1(r, "To")), focus_tag, our_tag))
 
-    ct = sipcheck.header1(r, "Content-Type").split(";")[0].strip().lower()
-    check(ct == "application/sdp", "%s: Content-Type %r, expected an SDP "
-          "offer\n%s" % (where, ct, r.raw))
-    sdp = sipcheck.parse_sdp(r.body)
-    audio = [m for m in sdp["media"] if m["type"] == "audio"]
-    check(len(audio) == 1, "%s: %d m=audio lines, expected 1\n%s"
-          % (where, len(audio), r.body))
-    m = audio[0]
+    sdp, m = sipcheck.audio_offer(r, where)
     check(m["proto"] == "RTP/AVP" and sorted(m["fmts"]) == ["0", "8"],
           "%s: m-line %r, expected RTP/AVP with PT 0 and 8" % (where,
                                                                m["line"]))
@@ -264,38 +234,12 @@ def check_bye(run, fd, who, room, leg_token):
 
 def check_audio(eps, w0, w1, heard, label):
     """heard: {listener: [names it must hear]}; every other party's tone
-    must be absent. Collects every listener before failing."""
+    must be absent (a listener's own is not looked at), for every
+    endpoint (mediacheck.check_audio). Collects every listener before
+    failing."""
     errors = []
-    freqs = sorted(FREQ.values())
-    for name, ep in eps.items():
-        lv, noise, fill = mc.levels(ep, freqs, w0, w1)
-        log("%s [%.2f, %.2f) %s" % (label, w0, w1,
-                                   mc.describe(name, lv, noise, fill)))
-        want = heard.get(name, [])
-        others = [o for o in FREQ if o != name]
-        if want and fill < MIN_FILL:
-            errors.append("%s: %s got only %.0f%% of the window's samples"
-                          % (label, name, 100 * fill))
-        for o in want:
-            f = FREQ[o]
-            if lv[f] < MIN_TONE_DBFS or lv[f] - noise < MIN_SNR_DB:
-                errors.append("%s: %s does not hear %s: %d Hz at %.1f dBFS "
-                              "(noise %.1f); expected >= %.0f and %.0f dB "
-                              "over the noise" % (label, name, o, f, lv[f],
-                                                   noise, MIN_TONE_DBFS,
-                                                   MIN_SNR_DB))
-        loud = min([lv[FREQ[o]] for o in want] or [0.0])
-        for o in others:
-            if o in want:
-                continue
-            f = FREQ[o]
-            if lv[f] > ABSENT_DBFS or lv[f] > loud - ABSENT_UNDER_DB:
-                errors.append("%s: %s hears %s although they are in "
-                              "different conferences: %d Hz at %.1f dBFS "
-                              "(must be under %.0f and %.0f dB under the "
-                              "tones it should hear)"
-                              % (label, name, o, f, lv[f], ABSENT_DBFS,
-                                 ABSENT_UNDER_DB))
+    mc.check_audio(eps, FREQ, w0, w1, {n: heard.get(n, []) for n in eps},
+                   label, errors, own=False)
     if errors:
         fail("%d audio problems:\n- %s" % (len(errors), "\n- ".join(errors)))
 
@@ -405,8 +349,8 @@ def main():
                                    (bob, "bob", ROOM_A),
                                    (carol, "carol", ROOM_B)):
                 tokens[who] = sipcheck.check_focus_contact(
-                    sipcheck.header1(first_answer(sipcheck.trace_of(run),
-                                                  who), "Contact"),
+                    sipcheck.header1(sipcheck.invite_ok(
+                        sipcheck.trace_of(run), who), "Contact"),
                     conf_uri(room, fd), "%s: the 200 to the INVITE" % who)
             sipcheck.check_legs_differ(tokens, "the 200s to alice, bob and "
                                        "carol")
@@ -569,7 +513,8 @@ def main():
                                 "no conference left after the BYEs",
                                 lambda: counts(fd))
             for run, who in ((alice, "alice"), (bob, "bob")):
-                n = len(reinvites(sipcheck.trace_of(run)))
+                n = len(sipcheck.distinct_requests(sipcheck.trace_of(run),
+                                                   "INVITE"))
                 check(n == 1, "%s received %d re-INVITEs, expected 1 (a "
                       "refused move must not re-INVITE)" % (who, n))
 

@@ -55,7 +55,6 @@ python3 tests/integration/test_refer.py (exit status 0 on pass).
 
 import os
 import re
-import socket
 import sys
 import time
 
@@ -91,34 +90,13 @@ CASES = {
 }
 
 
-def port_taken(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind((harness.LOOPBACK, port))
-        return False
-    except OSError:
-        return True
-    finally:
-        s.close()
-
-
 def start_uas(fd, name, rtp_port, status):
-    run = sc.run_sipp(fd, "uas_answer.xml", name, service=name,
-                      background=True, timeout=20,
-                      keys={"rtp_port": rtp_port, "ring": 1,
-                            "answer_ms": ANSWER_MS, "status": status,
-                            "hold_ms": HOLD_MS})
-    port = int(run.args[run.args.index("-p") + 1])
-    deadline = time.monotonic() + 5.0
-    while not port_taken(port):
-        if run.poll() is not None:
-            fail("UAS %s exited with %s before it listened\n%s"
-                 % (name, run.poll(), run.report()))
-        if time.monotonic() > deadline:
-            fail("UAS %s not listening on %d within 5 s\n%s"
-                 % (name, port, run.report()))
-        time.sleep(0.01)
-    return run, "sip:%s@%s:%d" % (name, harness.LOOPBACK, port)
+    """A uas_answer.xml target as user name, answering status; returns
+    (SippRun, its URI) once it listens."""
+    return sc.start_uas(fd, name, "uas_answer.xml",
+                        {"rtp_port": rtp_port, "ring": 1,
+                         "answer_ms": ANSWER_MS, "status": status,
+                         "hold_ms": HOLD_MS})
 
 
 def cseq(msg):

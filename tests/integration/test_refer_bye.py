@@ -50,10 +50,8 @@ SIPP_SCENARIOS=$PWD/tests/sipp python3 tests/integration/test_refer_bye.py
 (exit 0 on pass).
 """
 
-import hashlib
 import os
 import random
-import re
 import shutil
 import socket
 import sys
@@ -141,162 +139,6 @@ class Rig:
 
 # ---------------------------------------------------------------- checks
 
-def dedup(msgs):
-    """Drop retransmissions: one message per (direction, Call-ID, CSeq,
-    start line)."""
-    seen, out = set(), []
-    for m in msgs:
-        key = (m.direction, tuple(sipcheck.header(m, "Call-ID")),
-               tuple(sipcheck.header(m, "CSeq")), m.start)
-        if key not in seen:
-            seen.add(key)
-            out.append(m)
-    return out
-
-
-def digest_params(value):
-    """'Digest a="b", c=d' -> ('digest', {'a': 'b', 'c': 'd'})."""
-    scheme, _, rest = value.strip().partition(" ")
-    params = {}
-    for m in re.finditer(r'([\w-]+)\s*=\s*("([^"]*)"|[^,\s]+)', rest):
-        params[m.group(1).lower()] = (m.group(3) if m.group(3) is not None
-                                      else m.group(2))
-    return scheme.lower(), params
-
-
-def md5(s):
-    return hashlib.md5(s.encode()).hexdigest()
-
-
-def check_challenge(resp, who):
-    vals = sipcheck.header(resp, "WWW-Authenticate")
-    check(len(vals) == 1, "%s: 401 with %d WWW-Authenticate headers, "
-          "expected 1\n%s" % (who, len(vals), resp.raw))
-    scheme, p = digest_params(vals[0])
-    check(scheme == "digest", "%s: challenge scheme %r, expected Digest"
-          % (who, scheme))
-    check(p.get("realm") == REALM, "%s: challenge realm %r, expected %r"
-          % (who, p.get("realm"), REALM))
-    check(p.get("nonce"), "%s: challenge without a nonce: %r"
-          % (who, vals[0]))
-    check((p.get("algorithm") or "").upper() == "MD5",
-          "%s: challenge algorithm %r, expected MD5" % (who,
-                                                        p.get("algorithm")))
-    qops = [q.strip() for q in (p.get("qop") or "").split(",")]
-    check("auth" in qops, "%s: challenge qop %r does not offer auth"
-          % (who, p.get("qop")))
-    return p
-
-
-def check_authorization(req, challenge, user, password, who):
-    """The REFER SIPp sent after the 401: its digest is the one RFC 2617
-    (qop=auth) gives for user/password and that challenge."""
-    vals = sipcheck.header(req, "Authorization")
-    check(len(vals) == 1, "%s: retried REFER with %d Authorization "
-          "headers, expected 1\n%s" % (who, len(vals), req.raw))
-    scheme, p = digest_params(vals[0])
-    ruri = req.start.split()[1]
-    check(scheme == "digest" and p.get("username") == user and
-          p.get("realm") == REALM and p.get("nonce") == challenge["nonce"]
-          and p.get("uri") == ruri and p.get("qop") == "auth" and
-          p.get("nc") and p.get("cnonce"),
-          "%s: Authorization %r: expected Digest for %s, realm %s, the "
-          "challenge's nonce, uri %s (the Request-URI), qop=auth, nc, "
-          "cnonce" % (who, vals[0], user, REALM, ruri))
-    ha1 = md5("%s:%s:%s" % (user, REALM, password))
-    ha2 = md5("REFER:%s" % ruri)
-    want = md5(":".join([ha1, p["nonce"], p["nc"], p["cnonce"], "auth",
-                         ha2]))
-    check(p.get("response") == want, "%s: Authorization response %r, the "
-          "digest of %s's password is %s" % (who, p.get("response"), user,
-                                             want))
-
-
-def stack_trying(n):
-    """Sofia-SIP's own first NOTIFY: sipfrag 100 Trying, not
-    terminated."""
-    ss = (sipcheck.header(n, "Subscription-State") or [""])[0]
-    return (n.body.strip().startswith("SIP/2.0 100 ") and
-            not ss.lower().startswith("terminated"))
-
-
-def check_refer(msgs, codes, who, user=None, password=None, final=None):
-    """The REFER's answers are exactly codes, in order; the REFERs are
-    one dialog attempt (Call-ID, From tag) with the digest right after a
-    401; NOTIFYs: Sofia's 100 Trying ones only, plus, when final is a
-    status, exactly one terminated sipfrag NOTIFY on the 202's dialog
-    whose status line has that code. Every NOTIFY got a 200."""
-    msgs = dedup(msgs)
-    refers = [m for m in msgs if m.direction == "sent" and
-              sipcheck.method(m) == "REFER"]
-    answers = sipcheck.responses(msgs, cseq="REFER", final=True)
-    got = [sipcheck.status(m) for m in answers]
-    trace = "\n".join("  %s %s" % (m.direction, m.start) for m in msgs)
-    check(got == codes, "%s: REFER answered %r, expected %r\n%s"
-          % (who, got, codes, trace))
-    check(len(refers) == len(codes), "%s: %d REFERs sent for %d answers"
-          % (who, len(refers), len(codes)))
-    check(not sipcheck.header(refers[0], "Authorization"),
-          "%s: the first REFER already carried credentials" % who)
-    check(len({sipcheck.header1(r, "Call-ID") for r in refers}) == 1 and
-          len({sipcheck.tag_of(sipcheck.header1(r, "From"))
-               for r in refers}) == 1,
-          "%s: the retried REFER is not the same Call-ID and From tag"
-          % who)
-    for i, a in enumerate(answers):
-        if sipcheck.status(a) == 401:
-            ch = check_challenge(a, "%s: answer %d" % (who, i + 1))
-            if i + 1 < len(refers):
-                check_authorization(refers[i + 1], ch, user, password,
-                                    "%s: REFER %d" % (who, i + 2))
-        elif sipcheck.status(a) == 403:
-            log("%s: %s" % (who, a.start))
-
-    notifies = [m for m in msgs if m.direction == "received" and
-                sipcheck.method(m) == "NOTIFY"]
-    for n in notifies:
-        ev = (sipcheck.header(n, "Event") + sipcheck.header(n, "o"))
-        ct = sipcheck.header(n, "Content-Type")
-        check(ev and ev[0].split(";")[0].strip().lower() == "refer" and
-              ct and ct[0].split(";")[0].strip().lower() ==
-              "message/sipfrag",
-              "%s: NOTIFY with Event %r, Content-Type %r; expected refer, "
-              "message/sipfrag\n%s" % (who, ev, ct, n.raw))
-        cseq = sipcheck.header1(n, "CSeq")
-        check(any(m.direction == "sent" and sipcheck.status(m) == 200 and
-                  sipcheck.header(m, "CSeq") == [cseq] for m in msgs),
-              "%s: NOTIFY CSeq %s was not answered 200\n%s"
-              % (who, cseq, trace))
-    others = [n for n in notifies if not stack_trying(n)]
-    if final is None:
-        check(not others, "%s: a refused REFER got NOTIFYs beyond the "
-              "stack's 100 Trying:\n%s" % (who, "\n".join(
-                  n.raw for n in others)))
-        return None
-    check(len(others) == 1, "%s: %d NOTIFYs beyond the stack's 100 "
-          "Trying, expected exactly the final one\n%s"
-          % (who, len(others), trace))
-    n = others[0]
-    ss = sipcheck.header1(n, "Subscription-State")
-    check(ss.lower().startswith("terminated"), "%s: final NOTIFY has "
-          "Subscription-State %r, expected terminated\n%s" % (who, ss, n.raw))
-    frag = n.body.strip().split("\n")[0].strip()
-    check(re.match(r"SIP/2\.0 %d\b" % final, frag) is not None,
-          "%s: final NOTIFY says %r, expected SIP/2.0 %d\n%s"
-          % (who, frag, final, n.raw))
-    accepted = answers[-1]
-    check(sipcheck.tag_of(sipcheck.header1(n, "From")) ==
-          sipcheck.tag_of(sipcheck.header1(accepted, "To")),
-          "%s: the final NOTIFY (From %s) is not on the 202's dialog (To "
-          "%s)" % (who, sipcheck.header1(n, "From"),
-                   sipcheck.header1(accepted, "To")))
-    check(n.when >= accepted.when, "%s: the final NOTIFY came before the "
-          "202" % who)
-    log("%s: %s, final NOTIFY %r [%s]" % (who, " ".join(map(str, got)),
-                                          frag, ss))
-    return n
-
-
 def check_booted(run, who, accepted_at):
     """A participant's uac_join_until_bye run: ended 0 after the focus's
     BYE, which came after accepted_at (the 202's time)."""
@@ -318,12 +160,6 @@ def check_no_bye(run, who):
           % (who, run.report()))
 
 
-def hung_up_at_stop(run, who):
-    rc, msgs, _ = run.wait(timeout=10)
-    check(rc == 0, "%s: SIPp exited with %d, expected 0 (the focus's BYE "
-          "at shutdown)\n%s" % (who, rc, run.report()))
-
-
 # ---------------------------------------------------------------- slow REFERer
 
 class SlowReferer:
@@ -333,7 +169,7 @@ class SlowReferer:
     answers at once (-aa), which hides whether focusd waits for the
     answer to its own final NOTIFY or takes the answer to the stack's
     100 Trying for it. Every message sent and received is kept, as
-    sipcheck.SipMsg, for check_refer()."""
+    sipcheck.SipMsg, for sipcheck.check_refer()."""
 
     def __init__(self, fd, room, user, password, target, notify_delay):
         self.fd, self.room, self.user = fd, room, user
@@ -384,11 +220,13 @@ class SlowReferer:
         return "\r\n".join(lines)
 
     def _authorization(self, challenge):
-        _, p = digest_params(challenge)
+        _, p = sipcheck.digest_params(challenge)
         cnonce, nc = "%08x" % random.getrandbits(32), "00000001"
-        ha1 = md5("%s:%s:%s" % (self.user, p["realm"], self.password))
-        ha2 = md5("REFER:%s" % self.ruri)
-        resp = md5(":".join([ha1, p["nonce"], nc, cnonce, "auth", ha2]))
+        ha1 = sipcheck.md5("%s:%s:%s" % (self.user, p["realm"],
+                                         self.password))
+        ha2 = sipcheck.md5("REFER:%s" % self.ruri)
+        resp = sipcheck.md5(":".join([ha1, p["nonce"], nc, cnonce, "auth",
+                                     ha2]))
         return ('Digest username="%s", realm="%s", nonce="%s", uri="%s", '
                 'response="%s", algorithm=MD5, qop=auth, nc=%s, '
                 'cnonce="%s"' % (self.user, p["realm"], p["nonce"],
@@ -510,16 +348,17 @@ def main():
             # 1: bob is a user, but neither owner nor moderator
             msgs = t.refer(fd, "room1", "bob", PASSWORDS["bob"], carl_uri,
                            "refer-bob", accepted=False)
-            check_refer(msgs, [401, 403], "case 1 (bob)", "bob",
-                        PASSWORDS["bob"])
+            sipcheck.check_refer(msgs, [401, 403], "case 1 (bob)",
+                                 credentials=("bob", PASSWORDS["bob"]))
             t.assert_in(fd, "room1", "carl", carl_port, "case 1")
             check_no_bye(carl, "case 1: carl")
 
             # 2: the owner with a wrong password
             msgs = t.refer(fd, "room1", "alice", "not-" + PASSWORDS["alice"],
                            carl_uri, "refer-alice-wrong", accepted=False)
-            check_refer(msgs, [401, 401], "case 2 (wrong password)",
-                        "alice", "not-" + PASSWORDS["alice"])
+            sipcheck.check_refer(msgs, [401, 401], "case 2 (wrong password)",
+                                 credentials=("alice",
+                                              "not-" + PASSWORDS["alice"]))
             t.assert_in(fd, "room1", "carl", carl_port, "case 2")
             check_no_bye(carl, "case 2: carl")
 
@@ -530,10 +369,9 @@ def main():
             confinfo.wait_notifies(watcher, 1, 5.0, work, "watcher")
             msgs = t.refer(fd, "room1", "alice", PASSWORDS["alice"],
                            carl_uri, "refer-alice", accepted=True)
-            check_refer(msgs, [401, 202], "case 3 (owner)", "alice",
-                        PASSWORDS["alice"], final=200)
-            a202 = sipcheck.responses(dedup(msgs), cseq="REFER",
-                                      final=True)[-1]
+            a202, _ = sipcheck.check_refer(
+                msgs, [401, 202], "case 3 (owner)", final=200,
+                credentials=("alice", PASSWORDS["alice"]))
             check_booted(carl, "case 3: carl", a202.when)
             sipcheck.wait_until(
                 lambda: t.leg(fd, "room1", "carl", carl_port) is None, 3.0,
@@ -546,10 +384,9 @@ def main():
                            "sip:alice@%s:%d" % (harness.LOOPBACK,
                                                 alice2_port),
                            "refer-mod", accepted=True)
-            check_refer(msgs, [401, 202], "case 4 (moderator)", "mod",
-                        PASSWORDS["mod"], final=200)
-            a202 = sipcheck.responses(dedup(msgs), cseq="REFER",
-                                      final=True)[-1]
+            a202, _ = sipcheck.check_refer(
+                msgs, [401, 202], "case 4 (moderator)", final=200,
+                credentials=("mod", PASSWORDS["mod"]))
             check_booted(alice2, "case 4: alice's room2 leg", a202.when)
             sipcheck.wait_until(
                 lambda: t.show(fd, "room2") == [
@@ -563,8 +400,9 @@ def main():
             msgs = t.refer(fd, "room1", "alice", PASSWORDS["alice"],
                            "sip:nobody@%s:9" % harness.LOOPBACK,
                            "refer-nobody", accepted=True)
-            check_refer(msgs, [401, 202], "case 5 (not a participant)",
-                        "alice", PASSWORDS["alice"], final=404)
+            sipcheck.check_refer(msgs, [401, 202], "case 5 (not a "
+                                 "participant)", final=404,
+                                 credentials=("alice", PASSWORDS["alice"]))
             check(t.show(fd, "room1") == before, "case 5: room1 changed "
                   "from %r to %r" % (before, t.show(fd, "room1")))
 
@@ -593,10 +431,10 @@ def main():
                 erin_uri = "sip:erin@%s:%d" % (harness.LOOPBACK, erin_port)
                 msgs = t.refer(fd2, "room3", "alice", PASSWORDS["alice"],
                                erin_uri, "refer-no-users", accepted=False)
-                check_refer(msgs, [403], "case 6 (no --users)")
+                sipcheck.check_refer(msgs, [403], "case 6 (no --users)")
                 t.assert_in(fd2, "room3", "erin", erin_port, "case 6")
                 check_no_bye(erin, "case 6: erin")
-            hung_up_at_stop(erin, "erin (room3)")
+            sipcheck.hung_up_at_stop(erin, "erin (room3)")
 
             # 7, 8: as 3 and 5, but the REFERer answers NOTIFYs slowly
             fred, fred_port = t.join(fd, "fred", "room1")
@@ -611,17 +449,15 @@ def main():
                     msgs = sr.run()
                 finally:
                     sr.close()
-                check_refer(msgs, [401, 202], "case %d (%s, NOTIFYs "
-                            "answered after %.1f s)"
-                            % (case, name, SLOW_NOTIFY_S), "alice",
-                            PASSWORDS["alice"], final=final)
+                a202, _ = sipcheck.check_refer(
+                    msgs, [401, 202], "case %d (%s, NOTIFYs answered after "
+                    "%.1f s)" % (case, name, SLOW_NOTIFY_S), final=final,
+                    credentials=("alice", PASSWORDS["alice"]))
                 if case == 7:
-                    a202 = sipcheck.responses(dedup(msgs), cseq="REFER",
-                                              final=True)[-1]
                     check_booted(fred, "case 7: fred", a202.when)
             t.assert_in(fd, "room1", "alice", alice1_port, "case 8")
-        hung_up_at_stop(alice1, "alice (room1)")
-        hung_up_at_stop(dave, "dave (room2)")
+        sipcheck.hung_up_at_stop(alice1, "alice (room1)")
+        sipcheck.hung_up_at_stop(dave, "dave (room2)")
         ok = True
     finally:
         for r in t.runs:

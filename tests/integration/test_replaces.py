@@ -132,7 +132,7 @@ def main():
                 dialoghdr.contact_of_200(run, who), room_uri,
                 "%s: the 200" % who)
                 for run, who in ((quinn, "quinn"), (pete, "pete"))}
-            pete_uri = dialoghdr.by_user(dialoghdr.legs(fd, ROOM),
+            pete_uri = dialoghdr.by_user(mediacheck.legs(fd, ROOM),
                                          "pete")[0].get("uri")
             log("pete (%s): Call-ID %s, his tag %s, focusd's %s; room1 is "
                 "%s" % (pete_uri, cid, pete_tag, focus_tag, room_uri))
@@ -213,11 +213,11 @@ def main():
 
             # -- the roster: pete's entry, rita's dialog and media
             sipcheck.wait_until(
-                lambda: len(dialoghdr.legs(fd, ROOM)) == 2, 2.0,
+                lambda: len(mediacheck.legs(fd, ROOM)) == 2, 2.0,
                 "room1 down to two participants once pete's BYE is done",
                 lambda: [(p.get("uri"), p.get("state"), p.get("local_rtp"))
-                         for p in dialoghdr.legs(fd, ROOM)])
-            parts = dialoghdr.legs(fd, ROOM)
+                         for p in mediacheck.legs(fd, ROOM)])
+            parts = mediacheck.legs(fd, ROOM)
             check(not dialoghdr.by_user(parts, "rita"), "conference.show "
                   "lists rita under her own URI: %r; she took pete's "
                   "place" % [p.get("uri") for p in parts])
