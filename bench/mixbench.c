@@ -90,12 +90,13 @@ run_room(struct dp *dp, unsigned room, unsigned total, unsigned ticks,
 		return err;
 
 	for (unsigned r = 0; r < n_rooms; r++) {
-		mix_conf_alloc(&confs[r]);
+		mix_conf_alloc(&confs[r], MIX_RATE);
 		mix_conf_attach(w, confs[r], NULL, NULL);
 	}
 	for (unsigned i = 0; i < n; i++) {
 		struct mix_leg_params p = {
 			.codec = MIX_PCMU,
+			.rate = MIX_RATE,
 			.pt = 0,
 			.ssrc = i,
 			.remote_ip = htonl(0x7f000001),

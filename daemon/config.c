@@ -59,6 +59,9 @@ static const struct opt opts[] = {
 	{"rtp-ports", OPT_RANGE, OFF(rtp_port_lo),
 	 "LO-HI range of RTP ports, even ones used (20000-29999)"},
 	{"workers", OPT_UINT, OFF(workers), "mixer lcores (1)", 1, 64},
+	{"mix-rate", OPT_UINT, OFF(mix_rate),
+	 "Hz conferences mix at: 8000, 16000, 24000 or 48000 (16000)", 8000,
+	 48000},
 	{"conf-empty-timeout", OPT_UINT, OFF(conf_empty_timeout),
 	 "seconds a redirecting factory's conference waits for its first "
 	 "participant (32)",
@@ -256,6 +259,7 @@ fd_config_load(struct fd_config *c, int argc, char **argv)
 	c->rtp_port_lo = 20000;
 	c->rtp_port_hi = 29999;
 	c->workers = 1;
+	c->mix_rate = 16000;
 	c->dataplane = strdup("socket");
 	c->log_level = strdup("info");
 	mgmt_default_path(path, sizeof(path));

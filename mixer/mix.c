@@ -22,6 +22,12 @@ mix_codec_name(enum mix_codec c)
 		return "PCMU";
 	case MIX_PCMA:
 		return "PCMA";
+	case MIX_G722:
+		return "G722";
+	case MIX_OPUS:
+		return "opus";
+	case MIX_CODEC_COUNT:
+		break;
 	}
 	return "?";
 }

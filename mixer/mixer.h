@@ -5,7 +5,9 @@
  * (20 ms on an absolute clock) it takes one frame from every leg that
  * talks into the mix, sums them once into an int32 accumulator, and gives
  * every leg that listens the sum minus its own contribution, saturated to
- * int16, encoded with that leg's codec and sent as RTP.
+ * int16, encoded with that leg's codec and sent as RTP. Each conference
+ * mixes at its own rate (8, 16, 24 or 48 kHz); legs decode into it and
+ * encode from it (codec.h: G.711, G.722, Opus, resampled where needed).
  *
  * The control thread builds conferences and legs (mix_conf_alloc,
  * mix_leg_alloc: all memory a leg needs, codec state and buffers included),
@@ -33,15 +35,25 @@
 #include "common/common.h"
 #include "dataplane/dataplane.h"
 
-#define MIX_RATE     8000
-#define MIX_PTIME_MS 20
-#define MIX_FRAME    (MIX_RATE * MIX_PTIME_MS / 1000)
-#define MIX_TICK_NS  (MIX_PTIME_MS * 1000000ull)
+/* Narrowband: G.711's rate, and application conferences' (DTMF). */
+#define MIX_RATE	 8000
+#define MIX_PTIME_MS	 20
+#define MIX_FRAME	 (MIX_RATE * MIX_PTIME_MS / 1000)
+#define MIX_TICK_NS	 (MIX_PTIME_MS * 1000000ull)
+#define MIX_RATE_DEFAULT 16000
+#define MIX_MAX_RATE	 48000
+#define MIX_MAX_FRAME	 (MIX_MAX_RATE * MIX_PTIME_MS / 1000)
 
 enum mix_codec {
 	MIX_PCMU = 0,
 	MIX_PCMA,
+	MIX_G722, /* SpanDSP, 64 kbit/s */
+	MIX_OPUS, /* libopus, mono */
+	MIX_CODEC_COUNT,
 };
+
+/* Is rate one a conference may mix at (8, 16, 24 or 48 kHz)? */
+bool mix_rate_valid(unsigned rate);
 
 const char *mix_codec_name(enum mix_codec c);
 
@@ -60,6 +72,14 @@ struct mix_leg_params {
 	uint8_t te_pt;	      /* RFC 4733 telephone-event payload type */
 	bool have_te;	      /* the peer sends telephone-events */
 	void *owner;	      /* the control thread's leg, for events */
+	unsigned rate;	      /* the conference's mixing rate */
+	/* Opus (RFC 7587 fmtp): in-band FEC and DTX the peer accepts, the
+	 * highest rate it plays (maxplaybackrate, 0: any) and the bitrate
+	 * to send (maxaveragebitrate, 0: the encoder's choice). */
+	bool opus_fec;
+	bool opus_dtx;
+	unsigned opus_maxrate;
+	unsigned opus_bitrate;
 };
 
 /* A leg's counters, copied out by mix_stats_get. */
@@ -117,7 +137,8 @@ void mix_collect(struct mix_worker *w);
 /* Control thread: messages sent to the worker and not answered yet. */
 unsigned mix_in_flight(const struct mix_worker *w);
 
-int mix_conf_alloc(struct mix_conf **cp);
+/* A conference mixing at rate Hz (mix_rate_valid). */
+int mix_conf_alloc(struct mix_conf **cp, unsigned rate);
 /*
  * An application conference (RFC 4579 4.3): no mixing; every leg hears a
  * prompt (an 800 Hz beep, 200 ms every 1.5 s) and the digits it sends -
@@ -133,13 +154,18 @@ int mix_conf_attach(struct mix_worker *w, struct mix_conf *c, mix_done_h *done,
 int mix_conf_detach(struct mix_worker *w, struct mix_conf *c, mix_done_h *done,
 		    void *arg);
 
+/* A leg with its codec state for a conference of p->rate Hz. */
 int mix_leg_alloc(struct mix_leg **lp, const struct mix_leg_params *p);
+/* Control thread, while l is detached (between a move's detach and its
+ * attach): make l's codec state fit a conference of `rate` Hz. */
+int mix_leg_set_rate(struct mix_leg *l, unsigned rate);
 /* Give l an in-band DTMF detector (for application conferences). */
 int mix_leg_alloc_dtmf(struct mix_leg *l);
 void mix_leg_free(struct mix_leg *l);
 int mix_leg_attach(struct mix_worker *w, struct mix_conf *c, struct mix_leg *l,
 		   mix_done_h *done, void *arg);
-/* Direction, remote address or codec changed (re-INVITE). */
+/* Direction, remote address or codec changed (re-INVITE); a codec
+ * change brings fresh codec state, allocated here. */
 int mix_leg_update(struct mix_worker *w, struct mix_leg *l,
 		   const struct mix_leg_params *p, mix_done_h *done, void *arg);
 int mix_leg_detach(struct mix_worker *w, struct mix_leg *l, mix_done_h *done,

@@ -10,9 +10,10 @@
  * (symmetric RTP: the first valid RTP packet received after the leg was
  * built latches the address we send to;
  * after that, packets from anywhere else are counted and dropped), parsed,
- * and decoded straight into the leg's sample FIFO. The FIFO starts playing
- * once it holds two frames and is trimmed from the old end when it holds
- * more than three, which bounds the added latency to 60 ms. Reordering,
+ * and decoded (codec.c: at the conference's rate) into the leg's sample
+ * FIFO. The FIFO starts playing once it holds two frames and is trimmed
+ * from the old end when it holds more than three, which bounds the added
+ * latency to 60 ms. Reordering,
  * loss concealment and adaptive depth belong to the jitter buffer that
  * replaces this FIFO; packets older than the last one played are dropped.
  *
@@ -44,12 +45,12 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "mixer/codec.h"
 #include "mixer/mixer.h"
 
-#define FIFO_CAP	1024 /* samples, power of two */
-#define FIFO_START	(2 * MIX_FRAME)
-#define FIFO_MAX	(3 * MIX_FRAME)
-#define MAX_PKT_SAMPLES 480 /* 60 ms at 8 kHz */
+#define FIFO_CAP	4096 /* samples, power of two: > 3 frames at 48 kHz */
+#define MAX_PKT_SAMPLES 2880 /* 60 ms at 48 kHz */
+#define MAX_PAYLOAD	1200 /* bytes of one encoded frame */
 #define RX_BURST	64
 #define RX_PASSES	8
 #define TX_BURST	64
@@ -70,9 +71,12 @@ struct mix_leg {
 	uint32_t last_ssrc;
 	uint32_t fifo_rd, fifo_wr; /* free-running sample counters */
 	int16_t fifo[FIFO_CAP];
-	bool talking;	       /* contributed to this tick's sum */
-	uint64_t attached_ns;  /* packets received before are a past call's */
-	int16_t in[MIX_FRAME]; /* transmit */
+	bool talking;	      /* contributed to this tick's sum */
+	uint64_t attached_ns; /* packets received before are a past call's */
+	int16_t in[MIX_MAX_FRAME];
+	struct mix_cs *cs; /* its codecs, at the conference's rate */
+	unsigned ts_step;  /* RTP timestamp units per tick */
+	/* transmit */
 	uint16_t seq;
 	uint32_t ts;
 	bool sent_first;
@@ -90,7 +94,9 @@ struct mix_conf {
 	TAILQ_ENTRY(mix_conf) link;
 	TAILQ_HEAD(, mix_leg) legs;
 	unsigned n_legs;
-	int32_t acc[MIX_FRAME];
+	unsigned rate;	/* Hz */
+	unsigned frame; /* samples per tick */
+	int32_t acc[MIX_MAX_FRAME];
 	/* application conference: the prompt everyone hears */
 	int16_t *prompt;
 	unsigned prompt_len, prompt_pos;
@@ -111,6 +117,7 @@ struct mix_worker {
 	struct mix_worker_stats st;
 	struct rte_mbuf *tx[TX_BURST];
 	uint16_t n_tx;
+	int16_t pcm[MAX_PKT_SAMPLES];	    /* one packet decoded */
 	struct mix_cmd *slots[EVENT_SLOTS]; /* event messages held */
 	unsigned n_slots_held;
 	unsigned slots_out; /* control thread only: slots sent, not back */
@@ -143,6 +150,8 @@ struct mix_cmd {
 	void *owner;
 	struct mix_worker *arg2; /* the worker it was sent to */
 	char digit;		 /* 0: the slot came back unused */
+	struct mix_cs *cs;	 /* LEG_UPDATE: the new codec state, or the
+				    one it replaced; freed with the reply */
 };
 
 /* ---- control thread ---------------------------------------------------- */
@@ -233,17 +242,25 @@ mix_in_flight(const struct mix_worker *w)
 	return fc_chan_in_flight(w->chan) - w->slots_out;
 }
 
+bool
+mix_rate_valid(unsigned rate)
+{
+	return rate == 8000 || rate == 16000 || rate == 24000 || rate == 48000;
+}
+
 int
-mix_conf_alloc(struct mix_conf **cp)
+mix_conf_alloc(struct mix_conf **cp, unsigned rate)
 {
 	struct mix_conf *c;
 
-	if (cp == NULL)
+	if (cp == NULL || !mix_rate_valid(rate))
 		return EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return ENOMEM;
 	TAILQ_INIT(&c->legs);
+	c->rate = rate;
+	c->frame = rate * MIX_PTIME_MS / 1000;
 	*cp = c;
 	return 0;
 }
@@ -252,7 +269,7 @@ int
 mix_conf_alloc_app(struct mix_conf **cp)
 {
 	struct mix_conf *c;
-	int err = mix_conf_alloc(&c);
+	int err = mix_conf_alloc(&c, MIX_RATE); /* DTMF runs at 8 kHz */
 
 	if (err)
 		return err;
@@ -282,12 +299,20 @@ int
 mix_leg_alloc(struct mix_leg **lp, const struct mix_leg_params *p)
 {
 	struct mix_leg *l;
+	int err;
 
-	if (lp == NULL || p == NULL || p->codec > MIX_PCMA)
+	if (lp == NULL || p == NULL || p->codec >= MIX_CODEC_COUNT ||
+	    !mix_rate_valid(p->rate))
 		return EINVAL;
 	l = calloc(1, sizeof(*l));
 	if (l == NULL)
 		return ENOMEM;
+	err = mix_cs_alloc(&l->cs, p, p->rate);
+	if (err) {
+		free(l);
+		return err;
+	}
+	l->ts_step = MIX_PTIME_MS * mix_cs_ts_per_ms(l->cs);
 	l->p = *p;
 	l->attached_ns = fc_now_ns();
 	l->seq = p->seq;
@@ -310,11 +335,35 @@ mix_leg_alloc_dtmf(struct mix_leg *l)
 	return l->dtmf ? 0 : ENOMEM;
 }
 
+int
+mix_leg_set_rate(struct mix_leg *l, unsigned rate)
+{
+	struct mix_cs *cs;
+	int err;
+
+	if (l == NULL || !mix_rate_valid(rate))
+		return EINVAL;
+	if (rate == l->p.rate)
+		return 0;
+	err = mix_cs_alloc(&cs, &l->p, rate);
+	if (err)
+		return err;
+	mix_cs_free(l->cs);
+	l->cs = cs;
+	l->p.rate = rate;
+	l->have_seq = false;
+	l->playing = false;
+	l->fifo_rd = l->fifo_wr = 0;
+	return 0;
+}
+
 void
 mix_leg_free(struct mix_leg *l)
 {
 	if (l && l->dtmf)
 		dtmf_rx_free(l->dtmf);
+	if (l)
+		mix_cs_free(l->cs);
 	free(l);
 }
 
@@ -342,6 +391,7 @@ mix_cmd_done(struct fc_msg *msg)
 	} else if (c->done) {
 		c->done(c->arg, -c->msg.result);
 	}
+	mix_cs_free(c->cs); /* an update's unused or replaced codecs */
 }
 
 static int
@@ -352,6 +402,7 @@ mix_cmd_send(struct mix_worker *w, struct mix_cmd *c)
 	c->msg.done = mix_cmd_done;
 	err = fc_chan_send(w->chan, &c->msg);
 	if (err) {
+		mix_cs_free(c->cs);
 		free(c);
 		return -err;
 	}
@@ -416,12 +467,22 @@ mix_leg_update(struct mix_worker *w, struct mix_leg *l,
 {
 	struct mix_cmd *cmd;
 
-	if (w == NULL || l == NULL || p == NULL || p->codec > MIX_PCMA)
+	int err;
+
+	if (w == NULL || l == NULL || p == NULL ||
+	    p->codec >= MIX_CODEC_COUNT || !mix_rate_valid(p->rate))
 		return EINVAL;
 	cmd = mix_cmd_new(MIX_CMD_LEG_UPDATE, NULL, l, done, arg);
 	if (cmd == NULL)
 		return ENOMEM;
 	cmd->p = *p;
+	/* The worker takes these codecs if the codec changed, else they
+	 * come back unused; either way the reply frees what it carries. */
+	err = mix_cs_alloc(&cmd->cs, p, p->rate);
+	if (err) {
+		free(cmd);
+		return err;
+	}
 	return mix_cmd_send(w, cmd);
 }
 
@@ -509,6 +570,8 @@ cmd_leg_attach(struct mix_worker *w, struct mix_cmd *c)
 
 	if (w->by_slot[slot] != NULL)
 		return -EEXIST;
+	if (l->p.rate != c->conf->rate)
+		return -EINVAL; /* mix_leg_set_rate first */
 	l->conf = c->conf;
 	l->w = w;
 	TAILQ_INSERT_TAIL(&c->conf->legs, l, link);
@@ -518,15 +581,39 @@ cmd_leg_attach(struct mix_worker *w, struct mix_cmd *c)
 	return 0;
 }
 
-static int
-cmd_leg_update(struct mix_leg *l, const struct mix_leg_params *p)
+static bool
+codec_changed(const struct mix_leg_params *a, const struct mix_leg_params *b)
 {
+	return a->codec != b->codec || a->opus_fec != b->opus_fec ||
+	       a->opus_dtx != b->opus_dtx ||
+	       a->opus_maxrate != b->opus_maxrate ||
+	       a->opus_bitrate != b->opus_bitrate || a->rate != b->rate;
+}
+
+static int
+cmd_leg_update(struct mix_leg *l, struct mix_cmd *c)
+{
+	const struct mix_leg_params *p = &c->p;
+
 	if (p->remote_ip != l->p.remote_ip ||
 	    p->remote_port != l->p.remote_port) {
 		/* New SDP address: learn the peer's source again. */
 		l->st.latched = false;
 		l->st.remote_ip = p->remote_ip;
 		l->st.remote_port = p->remote_port;
+	}
+	if (codec_changed(p, &l->p)) {
+		struct mix_cs *old = l->cs;
+
+		l->cs = c->cs; /* the reply frees the old one */
+		c->cs = old;
+		l->ts_step = MIX_PTIME_MS * mix_cs_ts_per_ms(l->cs);
+		l->p.opus_fec = p->opus_fec;
+		l->p.opus_dtx = p->opus_dtx;
+		l->p.opus_maxrate = p->opus_maxrate;
+		l->p.opus_bitrate = p->opus_bitrate;
+		l->p.rate = p->rate;
+		leg_reset_rx(l);
 	}
 	if (p->codec != l->p.codec || p->pt != l->p.pt || !p->mix_in)
 		leg_reset_rx(l);
@@ -582,7 +669,7 @@ mix_commands(struct mix_worker *w)
 			r = cmd_leg_attach(w, c);
 			break;
 		case MIX_CMD_LEG_UPDATE:
-			r = cmd_leg_update(c->leg, &c->p);
+			r = cmd_leg_update(c->leg, c);
 			break;
 		case MIX_CMD_LEG_DETACH:
 			r = cmd_leg_detach(w, c->leg);
@@ -659,12 +746,13 @@ leg_rx_te(struct mix_leg *l, const uint8_t *b, const struct dp_rtp_hdr *h)
 
 /* Borrows m; the caller frees it. */
 static void
-leg_rx(struct mix_leg *l, struct rte_mbuf *m)
+leg_rx(struct mix_worker *w, struct mix_leg *l, struct rte_mbuf *m)
 {
 	const struct dp_pkt_meta *pm = dp_pkt_meta(m);
 	const uint8_t *b = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t n, level, frame = l->conf ? l->conf->frame : MIX_FRAME;
 	struct dp_rtp_hdr h;
-	uint32_t n, level;
+	int dec;
 
 	if (l->st.latched && (pm->remote_ip != l->st.remote_ip ||
 			      pm->remote_port != l->st.remote_port)) {
@@ -717,22 +805,25 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 	l->last_seq = h.seq;
 	l->last_ssrc = h.ssrc;
 
-	n = h.payload_len; /* G.711: one byte a sample */
-	if (n > MAX_PKT_SAMPLES)
-		n = MAX_PKT_SAMPLES;
+	dec = mix_cs_decode(l->cs, b + h.hdr_len, h.payload_len, w->pcm,
+			    MAX_PKT_SAMPLES);
+	if (dec < 0) {
+		l->st.rx_malformed++;
+		return;
+	}
+	n = (uint32_t)dec;
 	for (uint32_t done = 0; done < n;) {
 		uint32_t at = l->fifo_wr & (FIFO_CAP - 1);
 		uint32_t run = RTE_MIN(n - done, FIFO_CAP - at);
 
-		mix_g711_decode(l->p.codec, &l->fifo[at], b + h.hdr_len + done,
-				run);
+		memcpy(&l->fifo[at], w->pcm + done, run * sizeof(int16_t));
 		l->fifo_wr += run;
 		done += run;
 	}
 	level = l->fifo_wr - l->fifo_rd;
-	if (level > FIFO_MAX) {
-		l->st.rx_overflow += level - FIFO_MAX;
-		l->fifo_rd = l->fifo_wr - FIFO_MAX;
+	if (level > 3 * frame) {
+		l->st.rx_overflow += level - 3 * frame;
+		l->fifo_rd = l->fifo_wr - 3 * frame;
 	}
 }
 
@@ -751,7 +842,7 @@ mix_rx(struct mix_worker *w)
 				slot < w->n_slots ? w->by_slot[slot] : NULL;
 
 			if (l)
-				leg_rx(l, pkts[i]);
+				leg_rx(w, l, pkts[i]);
 			else
 				w->st.rx_no_leg++;
 			rte_pktmbuf_free(pkts[i]);
@@ -773,32 +864,34 @@ mix_tx_flush(struct mix_worker *w)
 
 /* Take one frame from the leg's FIFO into l->in; false if none. */
 static bool
-leg_frame(struct mix_leg *l)
+leg_frame(struct mix_leg *l, unsigned frame)
 {
 	uint32_t level = l->fifo_wr - l->fifo_rd;
 
 	if (!l->playing) {
-		if (level < FIFO_START)
+		if (level < 2 * frame)
 			return false;
 		l->playing = true;
 	}
-	if (level < MIX_FRAME) {
+	if (level < frame) {
 		l->st.underruns++;
 		l->playing = false;
 		return false;
 	}
-	for (unsigned i = 0; i < MIX_FRAME; i++)
+	for (unsigned i = 0; i < frame; i++)
 		l->in[i] = l->fifo[(l->fifo_rd + i) & (FIFO_CAP - 1)];
-	l->fifo_rd += MIX_FRAME;
+	l->fifo_rd += frame;
 	return true;
 }
 
 static void
-leg_send(struct mix_worker *w, struct mix_leg *l, const int16_t *pcm)
+leg_send(struct mix_worker *w, struct mix_leg *l, const int16_t *pcm,
+	 unsigned n)
 {
 	struct rte_mbuf *m;
 	struct dp_pkt_meta *pm;
 	uint8_t *b;
+	int len;
 
 	if (l->st.remote_ip == 0 || l->st.remote_port == 0)
 		return; /* no address to send to (c=0.0.0.0 or port 0) */
@@ -808,10 +901,19 @@ leg_send(struct mix_worker *w, struct mix_leg *l, const int16_t *pcm)
 		l->seq++; /* the peer sees a loss, not a jump */
 		return;
 	}
-	b = (uint8_t *)rte_pktmbuf_append(m, DP_RTP_HDR_MIN + MIX_FRAME);
+	b = (uint8_t *)rte_pktmbuf_append(m, DP_RTP_HDR_MIN + MAX_PAYLOAD);
+	len = b ? mix_cs_encode(l->cs, pcm, n, b + DP_RTP_HDR_MIN, MAX_PAYLOAD)
+		: -1;
+	if (len <= 0) {
+		/* Opus DTX: nothing to send this tick; or a failure. */
+		if (len < 0)
+			l->st.tx_dropped++;
+		rte_pktmbuf_free(m);
+		return;
+	}
+	rte_pktmbuf_trim(m, (uint16_t)(MAX_PAYLOAD - len));
 	dp_rtp_build(b, DP_RTP_HDR_MIN, l->p.pt, !l->sent_first, l->seq, l->ts,
 		     l->p.ssrc);
-	mix_g711_encode(l->p.codec, b + DP_RTP_HDR_MIN, pcm, MIX_FRAME);
 	pm = dp_pkt_meta(m);
 	pm->remote_ip = l->st.remote_ip;
 	pm->remote_port = l->st.remote_port;
@@ -821,7 +923,7 @@ leg_send(struct mix_worker *w, struct mix_leg *l, const int16_t *pcm)
 	l->sent_first = true;
 	l->seq++;
 	l->st.tx_packets++;
-	l->st.tx_bytes += MIX_FRAME;
+	l->st.tx_bytes += (uint64_t)len;
 	w->tx[w->n_tx++] = m;
 	if (w->n_tx == TX_BURST)
 		mix_tx_flush(w);
@@ -838,39 +940,39 @@ conf_tick_app(struct mix_worker *w, struct mix_conf *c)
 	struct mix_leg *l;
 
 	TAILQ_FOREACH(l, &c->legs, link) {
-		if (l->p.mix_in && leg_frame(l) && l->dtmf)
-			dtmf_rx(l->dtmf, l->in, MIX_FRAME);
+		if (l->p.mix_in && leg_frame(l, c->frame) && l->dtmf)
+			dtmf_rx(l->dtmf, l->in, (int)c->frame);
 		if (l->p.mix_out)
-			leg_send(w, l, out);
-		l->ts += MIX_FRAME;
+			leg_send(w, l, out, c->frame);
+		l->ts += l->ts_step;
 	}
-	c->prompt_pos = (c->prompt_pos + MIX_FRAME) % c->prompt_len;
+	c->prompt_pos = (c->prompt_pos + c->frame) % c->prompt_len;
 }
 
 static void
 conf_tick(struct mix_worker *w, struct mix_conf *c)
 {
-	int16_t out[MIX_FRAME];
+	int16_t out[MIX_MAX_FRAME];
 	struct mix_leg *l;
 
 	if (c->prompt) {
 		conf_tick_app(w, c);
 		return;
 	}
-	memset(c->acc, 0, sizeof(c->acc));
+	memset(c->acc, 0, c->frame * sizeof(c->acc[0]));
 	TAILQ_FOREACH(l, &c->legs, link) {
-		l->talking = l->p.mix_in && leg_frame(l);
+		l->talking = l->p.mix_in && leg_frame(l, c->frame);
 		if (l->talking)
-			mix_acc_add(c->acc, l->in, MIX_FRAME);
+			mix_acc_add(c->acc, l->in, c->frame);
 	}
 	TAILQ_FOREACH(l, &c->legs, link) {
 		if (l->p.mix_out) {
 			mix_minus(out, c->acc, l->talking ? l->in : NULL,
-				  MIX_FRAME);
-			leg_send(w, l, out);
+				  c->frame);
+			leg_send(w, l, out, c->frame);
 		}
 		/* The RTP clock runs whether or not we send. */
-		l->ts += MIX_FRAME;
+		l->ts += l->ts_step;
 	}
 }
 

@@ -261,7 +261,9 @@ conf_create(struct sig_conf **cp, struct sig *s, const char *id,
 	c->created = (uint64_t)time(NULL);
 	c->worker = sig_worker_pick(s);
 	c->app = app;
-	err = app ? mix_conf_alloc_app(&c->mc) : mix_conf_alloc(&c->mc);
+	c->rate = app ? MIX_RATE : s->opts.mix_rate; /* DTMF wants 8 kHz */
+	err = app ? mix_conf_alloc_app(&c->mc)
+		  : mix_conf_alloc(&c->mc, c->rate);
 	if (err)
 		goto out;
 	err = mix_conf_attach(s->workers[c->worker], c->mc, conf_media_done, c);
@@ -372,6 +374,11 @@ leg_params(struct sig_leg *l)
 	const struct sig_media *m = &l->media;
 	p->codec = m->codec;
 	p->pt = m->pt;
+	p->rate = l->conf ? l->conf->rate : MIX_RATE_DEFAULT;
+	p->opus_fec = m->opus_fec;
+	p->opus_dtx = m->opus_dtx;
+	p->opus_maxrate = m->opus_maxrate;
+	p->opus_bitrate = m->opus_bitrate;
 	p->te_pt = m->te_pt;
 	p->have_te = m->have_te;
 	p->owner = l;
@@ -428,6 +435,7 @@ sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,
 		goto out;
 	}
 	leg_params(l);
+	l->mp.rate = c->rate; /* l->conf is set once attached */
 	l->mp.ssrc = rnd[2];
 	l->mp.seq = (uint16_t)rnd[1];
 	l->mp.ts = rnd[0];
@@ -737,6 +745,10 @@ leg_moved_detached(void *arg, int err)
 			leg_free(l);
 		return;
 	}
+	/* Ours between the two workers: its codecs follow the new
+	 * conference's rate (the lobby mixes at 8 kHz). */
+	if (mix_leg_set_rate(l->ml, l->conf->rate) == 0)
+		l->mp.rate = l->conf->rate;
 	if (mix_leg_attach(s->workers[l->conf->worker], l->conf->mc, l->ml,
 			   leg_media_done, l) == 0)
 		l->pending++;

@@ -3,8 +3,10 @@
  * parser.
  *
  * The focus answers the first audio stream it can use: RTP/AVP, IPv4, and
- * a codec it mixes (PCMU, PCMA; by rtpmap name, so a dynamic payload type
- * for either works too). Every other stream of the offer is rejected with
+ * a codec it mixes (PCMU, PCMA, G722, opus; by rtpmap name and clock
+ * rate, so dynamic payload types work too; the offerer's order decides).
+ * Opus's fmtp parameters (RFC 7587 7) that matter to the encoder are
+ * read: useinbandfec, usedtx, maxplaybackrate, maxaveragebitrate. Every other stream of the offer is rejected with
  * port 0, as RFC 3264 section 6 requires, keeping the m-line count. The
  * answer's direction mirrors the offer's (sendonly -> recvonly, ...), and
  * an old-style hold (c=0.0.0.0) counts as sendonly.
@@ -52,21 +54,65 @@ sig_sdp_mode_answer(sdp_mode_t offered)
 	}
 }
 
+/* The codecs we take: rtpmap name and RTP clock rate. */
+static const struct {
+	const char *name;
+	unsigned long clock;
+	enum mix_codec codec;
+} codecs[] = {
+	{"PCMU", 8000, MIX_PCMU},
+	{"PCMA", 8000, MIX_PCMA},
+	{"G722", 8000, MIX_G722}, /* RFC 3551: 8000 though 16 kHz audio */
+	{"opus", 48000, MIX_OPUS},
+};
+
+unsigned
+sig_codec_clock(enum mix_codec c)
+{
+	return c == MIX_OPUS ? 48000 : 8000;
+}
+
+/* An fmtp parameter "name=UINT" (RFC 7587: "; "-separated): 0 if absent. */
+static unsigned
+fmtp_uint(const char *fmtp, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = fmtp; p && *p;) {
+		while (*p == ' ' || *p == ';')
+			p++;
+		if (strncasecmp(p, name, n) == 0 && p[n] == '=')
+			return (unsigned)strtoul(p + n + 1, NULL, 10);
+		p = strchr(p, ';');
+	}
+	return 0;
+}
+
 static bool
-codec_pick(const sdp_media_t *m, enum mix_codec *codecp, uint8_t *ptp)
+codec_pick(const sdp_media_t *m, struct sig_media *out)
 {
 	/* The offerer's order is its preference (RFC 3264 section 6.1). */
 	for (const sdp_rtpmap_t *rm = m->m_rtpmaps; rm; rm = rm->rm_next) {
-		if (rm->rm_encoding == NULL || rm->rm_rate != 8000)
+		if (rm->rm_encoding == NULL)
 			continue;
-		if (strcasecmp(rm->rm_encoding, "PCMU") == 0) {
-			*codecp = MIX_PCMU;
-			*ptp = (uint8_t)rm->rm_pt;
-			return true;
-		}
-		if (strcasecmp(rm->rm_encoding, "PCMA") == 0) {
-			*codecp = MIX_PCMA;
-			*ptp = (uint8_t)rm->rm_pt;
+		for (size_t i = 0; i < FC_ARRAY_SIZE(codecs); i++) {
+			if (rm->rm_rate != codecs[i].clock ||
+			    strcasecmp(rm->rm_encoding, codecs[i].name) != 0)
+				continue;
+			out->codec = codecs[i].codec;
+			out->pt = (uint8_t)rm->rm_pt;
+			out->opus_fec = out->opus_dtx = false;
+			out->opus_maxrate = out->opus_bitrate = 0;
+			if (out->codec == MIX_OPUS && rm->rm_fmtp) {
+				out->opus_fec = fmtp_uint(rm->rm_fmtp,
+							  "useinbandfec") == 1;
+				out->opus_dtx =
+					fmtp_uint(rm->rm_fmtp, "usedtx") == 1;
+				out->opus_maxrate = fmtp_uint(
+					rm->rm_fmtp, "maxplaybackrate");
+				out->opus_bitrate = fmtp_uint(
+					rm->rm_fmtp, "maxaveragebitrate");
+			}
 			return true;
 		}
 	}
@@ -143,13 +189,15 @@ media_take(struct sig_media *out, const sdp_session_t *sess,
 		*phrasep = "Bad Request - Bad Port";
 		return EBADMSG;
 	}
-	if (!codec_pick(m, &out->codec, &out->pt)) {
+	if (!codec_pick(m, out)) {
 		*phrasep = "Not Acceptable Here - No Common Codec";
 		return ENOTSUP;
 	}
 	out->have_te = false;
+	/* RFC 4733: events at the chosen codec's clock rate. */
 	for (const sdp_rtpmap_t *rm = m->m_rtpmaps; rm; rm = rm->rm_next) {
-		if (rm->rm_encoding && rm->rm_rate == 8000 &&
+		if (rm->rm_encoding &&
+		    rm->rm_rate == sig_codec_clock(out->codec) &&
 		    strcasecmp(rm->rm_encoding, "telephone-event") == 0) {
 			out->te_pt = (uint8_t)rm->rm_pt;
 			out->have_te = true;
@@ -224,56 +272,71 @@ out:
 	return err;
 }
 
+/* "a=rtpmap" (and "a=fmtp" for Opus) of codec c as payload type pt. */
+static int
+codec_lines(char *buf, size_t size, const struct sig_leg *l, enum mix_codec c,
+	    unsigned pt)
+{
+	if (c == MIX_OPUS)
+		/* What we would like to receive: FEC against loss, audio no
+		 * wider than the conference mixes. */
+		return snprintf(
+			buf, size,
+			"a=rtpmap:%u opus/48000/2\r\n"
+			"a=fmtp:%u useinbandfec=1; maxplaybackrate=%u\r\n",
+			pt, pt, l->mp.rate ? l->mp.rate : 48000);
+	return snprintf(buf, size, "a=rtpmap:%u %s/8000\r\n", pt,
+			mix_codec_name(c));
+}
+
 /*
  * Our SDP for leg l. An answer has the chosen codec and mirrors the
- * peer's direction; an offer (to an INVITE without SDP) lists both codecs,
- * the current one first, sendrecv. Either keeps the streams we rejected in
- * their places, so a re-offer has as many m-lines as before (RFC 3264 8).
+ * peer's direction; an offer (to an INVITE without SDP, a re-INVITE, a
+ * dial-out) lists the current codec first, then the G.711 pair, sendrecv
+ * unless held. Either keeps the streams we rejected in their places, so a
+ * re-offer has as many m-lines as before (RFC 3264 8).
  */
 static char *
 sdp_print_ours(su_home_t *home, const struct sig_leg *l, bool offer)
 {
-	char ip[INET_ADDRSTRLEN], media[256];
+	char ip[INET_ADDRSTRLEN], media[512];
 	const struct sig_media *m = &l->media;
 	sdp_mode_t mode =
 		offer ? l->offer_mode : sig_sdp_mode_answer(m->peer_mode);
+	struct {
+		enum mix_codec c;
+		unsigned pt;
+	} list[3];
+	unsigned n_list = 0;
+	int n;
 
 	inet_ntop(AF_INET, &(struct in_addr){dp_rtp_addr(l->s->dp).s_addr}, ip,
 		  sizeof(ip));
+	list[n_list].c = m->codec;
+	list[n_list++].pt = m->pt;
 	if (offer) {
-		/* The current codec first; telephone-event kept if agreed. */
-		int n = snprintf(media, sizeof(media),
-				 m->codec == MIX_PCMA
-					 ? "m=audio %u RTP/AVP 8 0"
-					 : "m=audio %u RTP/AVP 0 8",
-				 l->ep.local_port);
-
-		if (m->have_te)
-			n += snprintf(media + n, sizeof(media) - n, " %u",
-				      m->te_pt);
-		n += snprintf(media + n, sizeof(media) - n,
-			      m->codec == MIX_PCMA
-				      ? "\r\na=rtpmap:8 PCMA/8000\r\n"
-					"a=rtpmap:0 PCMU/8000\r\n"
-				      : "\r\na=rtpmap:0 PCMU/8000\r\n"
-					"a=rtpmap:8 PCMA/8000\r\n");
-		if (m->have_te)
-			snprintf(media + n, sizeof(media) - n,
-				 "a=rtpmap:%u telephone-event/8000\r\n"
-				 "a=fmtp:%u 0-15\r\n",
-				 m->te_pt, m->te_pt);
-	} else if (m->have_te) /* RFC 4733: events accepted as offered */
-		snprintf(media, sizeof(media),
-			 "m=audio %u RTP/AVP %u %u\r\na=rtpmap:%u %s/8000\r\n"
-			 "a=rtpmap:%u telephone-event/8000\r\n"
+		if (m->codec != MIX_PCMU)
+			list[n_list].c = MIX_PCMU, list[n_list++].pt = 0;
+		if (m->codec != MIX_PCMA)
+			list[n_list].c = MIX_PCMA, list[n_list++].pt = 8;
+		if (m->codec == MIX_PCMU || m->codec == MIX_PCMA)
+			list[0].pt = m->codec == MIX_PCMA ? 8 : 0;
+	}
+	n = snprintf(media, sizeof(media), "m=audio %u RTP/AVP",
+		     l->ep.local_port);
+	for (unsigned i = 0; i < n_list; i++)
+		n += snprintf(media + n, sizeof(media) - n, " %u", list[i].pt);
+	if (m->have_te)
+		n += snprintf(media + n, sizeof(media) - n, " %u", m->te_pt);
+	n += snprintf(media + n, sizeof(media) - n, "\r\n");
+	for (unsigned i = 0; i < n_list; i++)
+		n += codec_lines(media + n, sizeof(media) - n, l, list[i].c,
+				 list[i].pt);
+	if (m->have_te) /* RFC 4733: events as offered, or kept if agreed */
+		snprintf(media + n, sizeof(media) - n,
+			 "a=rtpmap:%u telephone-event/%u\r\n"
 			 "a=fmtp:%u 0-15\r\n",
-			 l->ep.local_port, m->pt, m->te_pt, m->pt,
-			 mix_codec_name(m->codec), m->te_pt, m->te_pt);
-	else
-		snprintf(media, sizeof(media),
-			 "m=audio %u RTP/AVP %u\r\na=rtpmap:%u %s/8000\r\n",
-			 l->ep.local_port, m->pt, m->pt,
-			 mix_codec_name(m->codec));
+			 m->te_pt, sig_codec_clock(m->codec), m->te_pt);
 
 	return su_sprintf(home,
 			  "v=0\r\n"

@@ -310,6 +310,16 @@ sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 	s->opts.conf_id_pattern = NULL; /* compiled below, not kept */
 	if (s->opts.conf_empty_timeout == 0)
 		s->opts.conf_empty_timeout = 32; /* RFC 3261 Timer B */
+	if (s->opts.mix_rate == 0)
+		s->opts.mix_rate = MIX_RATE_DEFAULT;
+	if (!mix_rate_valid(s->opts.mix_rate)) {
+		FC_ERR("sig",
+		       "--mix-rate %u: must be 8000, 16000, 24000 or "
+		       "48000",
+		       s->opts.mix_rate);
+		err = EINVAL;
+		goto out;
+	}
 	if (opts->conf_id_pattern && *opts->conf_id_pattern) {
 		char why[128];
 		int rc = regcomp(&s->id_pattern, opts->conf_id_pattern,

@@ -56,6 +56,12 @@ struct sig_media {
 	uint16_t port;	      /* peer's RTP port, host order */
 	uint8_t te_pt;	      /* RFC 4733 telephone-event, if offered */
 	bool have_te;
+	/* Opus (RFC 7587) fmtp of the peer: useinbandfec, usedtx,
+	 * maxplaybackrate (0: none), maxaveragebitrate (0: none). */
+	bool opus_fec;
+	bool opus_dtx;
+	unsigned opus_maxrate;
+	unsigned opus_bitrate;
 	/* The offer's other m-lines, rejected (port 0), before and after
 	 * the one we took: an answer keeps the offer's m-line order. */
 	char rejected_before[1024];
@@ -79,6 +85,7 @@ struct sig_conf {
 	unsigned pending;	    /* media replies awaited */
 	bool releasing; /* out of the table, freed when pending drops */
 	uint64_t created;
+	unsigned rate; /* Hz it mixes at */
 };
 
 struct sig_leg {
@@ -232,6 +239,8 @@ char *sig_sdp_offer(su_home_t *home, const struct sig_leg *l);
 char *sig_leg_sdp(su_home_t *home, struct sig_leg *l, bool offer);
 const char *sig_sdp_mode_name(sdp_mode_t mode);
 sdp_mode_t sig_sdp_mode_answer(sdp_mode_t offered);
+/* The RTP clock rate of codec c (RFC 3551, RFC 7587). */
+unsigned sig_codec_clock(enum mix_codec c);
 
 /* auth.c */
 const char *sig_uri_user(char *buf, size_t len, const char *uri);

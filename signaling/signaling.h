@@ -34,6 +34,8 @@ struct sig_conf_opts {
 	bool factory_redirect;
 	/* Seconds such a conference waits for its first participant. */
 	unsigned conf_empty_timeout;
+	/* Hz conferences mix at (mix_rate_valid); 0: MIX_RATE_DEFAULT. */
+	unsigned mix_rate;
 	/* SIP digest users (Sofia-SIP auth module file: user:password:realm
 	 * or htdigest user:realm:HA1 lines), or NULL: nobody can
 	 * authenticate and owner/moderator actions are refused. */

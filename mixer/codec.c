@@ -1,0 +1,237 @@
+/*
+ * codec.c - a leg's codecs (see codec.h).
+ *
+ * G.722's RTP clock is 8000 Hz though it carries 16 kHz audio (RFC 3551
+ * 4.5.2), and Opus's is always 48000 Hz whatever it encodes (RFC 7587
+ * 4.1): the timestamp step comes from the codec, not from the sample
+ * count. G.722 runs at 64 kbit/s: one byte carries two 16 kHz samples.
+ *
+ * Resampling uses speexdsp at quality 3 ("VoIP" in its scale): for speech
+ * between 8 and 48 kHz the difference from higher qualities is inaudible
+ * and it costs several times less. Each direction has its own resampler,
+ * so its filter history runs continuously across frames.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <opus.h>
+#include <speex/speex_resampler.h>
+
+#define SPANDSP_EXPOSE_INTERNAL_STRUCTURES
+#include <spandsp.h>
+
+#include "mixer/codec.h"
+
+#define RESAMPLE_QUALITY 3
+#define CS_MAX_PCM	 2880 /* 60 ms at 48 kHz */
+
+struct mix_cs {
+	enum mix_codec codec;
+	unsigned rate;			     /* the conference's */
+	unsigned codec_rate;		     /* the codec's PCM rate */
+	SpeexResamplerState *rs_in, *rs_out; /* NULL: rates equal */
+	g722_decode_state_t g722d;
+	g722_encode_state_t g722e;
+	OpusDecoder *opd;
+	OpusEncoder *ope;
+	int16_t tmp[CS_MAX_PCM]; /* PCM at the codec's rate */
+};
+
+static unsigned
+codec_rate(enum mix_codec c, unsigned rate)
+{
+	switch (c) {
+	case MIX_G722:
+		return 16000;
+	case MIX_OPUS:
+		return rate;
+	default:
+		return 8000;
+	}
+}
+
+int
+mix_cs_alloc(struct mix_cs **csp, const struct mix_leg_params *p, unsigned rate)
+{
+	struct mix_cs *cs;
+	int err = 0;
+
+	if (csp == NULL || p == NULL || p->codec >= MIX_CODEC_COUNT ||
+	    (rate != 8000 && rate != 16000 && rate != 24000 && rate != 48000))
+		return EINVAL;
+	cs = calloc(1, sizeof(*cs));
+	if (cs == NULL)
+		return ENOMEM;
+	cs->codec = p->codec;
+	cs->rate = rate;
+	cs->codec_rate = codec_rate(p->codec, rate);
+	if (cs->codec_rate != rate) {
+		int e1 = 0, e2 = 0;
+
+		cs->rs_in = speex_resampler_init(1, cs->codec_rate, rate,
+						 RESAMPLE_QUALITY, &e1);
+		cs->rs_out = speex_resampler_init(1, rate, cs->codec_rate,
+						  RESAMPLE_QUALITY, &e2);
+		if (cs->rs_in == NULL || cs->rs_out == NULL) {
+			err = ENOMEM;
+			goto out;
+		}
+	}
+	switch (p->codec) {
+	case MIX_G722:
+		if (g722_decode_init(&cs->g722d, 64000, 0) == NULL ||
+		    g722_encode_init(&cs->g722e, 64000, 0) == NULL)
+			err = ENOMEM;
+		break;
+	case MIX_OPUS:
+		cs->opd = malloc((size_t)opus_decoder_get_size(1));
+		cs->ope = malloc((size_t)opus_encoder_get_size(1));
+		if (cs->opd == NULL || cs->ope == NULL) {
+			err = ENOMEM;
+			break;
+		}
+		if (opus_decoder_init(cs->opd, (opus_int32)rate, 1) !=
+			    OPUS_OK ||
+		    opus_encoder_init(cs->ope, (opus_int32)rate, 1,
+				      OPUS_APPLICATION_VOIP) != OPUS_OK) {
+			err = EINVAL;
+			break;
+		}
+		opus_encoder_ctl(
+			cs->ope,
+			OPUS_SET_BITRATE(p->opus_bitrate
+						 ? (opus_int32)p->opus_bitrate
+						 : OPUS_AUTO));
+		opus_encoder_ctl(cs->ope, OPUS_SET_INBAND_FEC(p->opus_fec));
+		if (p->opus_fec)
+			opus_encoder_ctl(cs->ope,
+					 OPUS_SET_PACKET_LOSS_PERC(10));
+		opus_encoder_ctl(cs->ope, OPUS_SET_DTX(p->opus_dtx));
+		opus_encoder_ctl(cs->ope, OPUS_SET_SIGNAL(OPUS_SIGNAL_VOICE));
+		if (p->opus_maxrate)
+			opus_encoder_ctl(
+				cs->ope,
+				OPUS_SET_MAX_BANDWIDTH(
+					p->opus_maxrate <= 8000
+						? OPUS_BANDWIDTH_NARROWBAND
+					: p->opus_maxrate <= 12000
+						? OPUS_BANDWIDTH_MEDIUMBAND
+					: p->opus_maxrate <= 16000
+						? OPUS_BANDWIDTH_WIDEBAND
+					: p->opus_maxrate <= 24000
+						? OPUS_BANDWIDTH_SUPERWIDEBAND
+						: OPUS_BANDWIDTH_FULLBAND));
+		break;
+	default:
+		break;
+	}
+out:
+	if (err) {
+		mix_cs_free(cs);
+		return err;
+	}
+	*csp = cs;
+	return 0;
+}
+
+void
+mix_cs_free(struct mix_cs *cs)
+{
+	if (cs == NULL)
+		return;
+	if (cs->rs_in)
+		speex_resampler_destroy(cs->rs_in);
+	if (cs->rs_out)
+		speex_resampler_destroy(cs->rs_out);
+	free(cs->opd);
+	free(cs->ope);
+	free(cs);
+}
+
+unsigned
+mix_cs_ts_per_ms(const struct mix_cs *cs)
+{
+	return cs->codec == MIX_OPUS ? 48 : 8;
+}
+
+/* tmp (n samples at the codec rate) to pcm at the conference rate. */
+static int
+to_rate(struct mix_cs *cs, unsigned n, int16_t *pcm, unsigned cap)
+{
+	spx_uint32_t in_len = n, out_len = cap;
+
+	if (cs->rs_in == NULL) {
+		if (n > cap)
+			n = cap;
+		memcpy(pcm, cs->tmp, n * sizeof(*pcm));
+		return (int)n;
+	}
+	speex_resampler_process_int(cs->rs_in, 0, cs->tmp, &in_len, pcm,
+				    &out_len);
+	return (int)out_len;
+}
+
+int
+mix_cs_decode(struct mix_cs *cs, const uint8_t *payload, unsigned len,
+	      int16_t *pcm, unsigned cap)
+{
+	int n;
+
+	switch (cs->codec) {
+	case MIX_PCMU:
+	case MIX_PCMA:
+		if (len > CS_MAX_PCM)
+			len = CS_MAX_PCM;
+		mix_g711_decode(cs->codec, cs->tmp, payload, len);
+		return to_rate(cs, len, pcm, cap);
+	case MIX_G722:
+		if (len > CS_MAX_PCM / 2)
+			len = CS_MAX_PCM / 2;
+		n = g722_decode(&cs->g722d, cs->tmp, payload, (int)len);
+		return n < 0 ? -1 : to_rate(cs, (unsigned)n, pcm, cap);
+	case MIX_OPUS:
+		n = opus_decode(cs->opd, payload, (opus_int32)len, pcm,
+				(int)cap, 0);
+		return n < 0 ? -1 : n;
+	default:
+		return -1;
+	}
+}
+
+int
+mix_cs_encode(struct mix_cs *cs, const int16_t *pcm, unsigned n, uint8_t *out,
+	      unsigned cap)
+{
+	const int16_t *src = pcm;
+	spx_uint32_t in_len = n, out_len = CS_MAX_PCM;
+	opus_int32 r;
+
+	if (cs->codec == MIX_OPUS) {
+		r = opus_encode(cs->ope, pcm, (int)n, out, (opus_int32)cap);
+		if (r < 0)
+			return -1;
+		/* With DTX, a packet of 2 bytes or less need not be sent. */
+		return r <= 2 ? 0 : (int)r;
+	}
+	if (cs->rs_out) {
+		speex_resampler_process_int(cs->rs_out, 0, pcm, &in_len,
+					    cs->tmp, &out_len);
+		src = cs->tmp;
+		n = out_len;
+	}
+	switch (cs->codec) {
+	case MIX_PCMU:
+	case MIX_PCMA:
+		if (n > cap)
+			n = cap;
+		mix_g711_encode(cs->codec, out, src, n);
+		return (int)n;
+	case MIX_G722:
+		if (n / 2 > cap)
+			n = cap * 2;
+		return g722_encode(&cs->g722e, out, src, (int)n);
+	default:
+		return -1;
+	}
+}

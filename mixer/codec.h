@@ -1,0 +1,49 @@
+/*
+ * codec.h - a leg's codecs: payload to PCM at the conference's rate and
+ * back (mixer-private).
+ *
+ * Every codec a leg may use - G.711 (PCMU, PCMA), G.722 through SpanDSP,
+ * Opus - decodes into and encodes from PCM at the conference's internal
+ * rate. Where the codec's own rate differs (G.711 at 8 kHz, G.722 at 16
+ * kHz, in a 16, 24 or 48 kHz conference), a speexdsp resampler per
+ * direction converts; Opus runs at the conference rate itself (all four
+ * conference rates are Opus rates), so it never resamples.
+ *
+ * Memory: mix_cs_init allocates everything (Opus states through
+ * opus_*_get_size and opus_*_init, the G.722 states embedded, speexdsp's
+ * resamplers) and runs on the control thread; decode and encode, on the
+ * worker, allocate nothing.
+ */
+#ifndef FOCUSD_MIXER_CODEC_H
+#define FOCUSD_MIXER_CODEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mixer/mixer.h"
+
+struct mix_cs;
+
+/* Control thread: state for p's codec in a conference of `rate` Hz. */
+int mix_cs_alloc(struct mix_cs **csp, const struct mix_leg_params *p,
+		 unsigned rate);
+void mix_cs_free(struct mix_cs *cs);
+
+/*
+ * Worker: one RTP payload to PCM at the conference rate, into pcm (cap
+ * samples). Returns the samples written, or -1 for a payload the codec
+ * refuses (counted as malformed by the caller).
+ */
+int mix_cs_decode(struct mix_cs *cs, const uint8_t *payload, unsigned len,
+		  int16_t *pcm, unsigned cap);
+/*
+ * Worker: one ptime of PCM at the conference rate (n samples) to a
+ * payload in out (cap bytes). Returns its length; 0 means nothing to send
+ * (Opus DTX), -1 an encoder failure.
+ */
+int mix_cs_encode(struct mix_cs *cs, const int16_t *pcm, unsigned n,
+		  uint8_t *out, unsigned cap);
+/* RTP timestamp units per ms of audio (8 for G.711 and G.722, 48 Opus). */
+unsigned mix_cs_ts_per_ms(const struct mix_cs *cs);
+
+#endif
