@@ -22,7 +22,8 @@
  *     {"id","uri","worker","created","participants":[{"uri","call_id",
  *      "leg_uri","codec","state","direction","joining","local_rtp","remote_rtp",
  *      "rtp":{"rx_packets","rx_bytes","rx_foreign","rx_malformed",
- *             "rx_other_pt","rx_late","rx_overflow","rx_unmixed",
+ *             "rx_other_pt","rx_late","rx_overflow","rx_lost",
+ *             "rx_concealed","jitter_ms","jb_target","rx_unmixed",
  *             "underruns","tx_packets","tx_bytes","tx_dropped",
  *             "latched"} or null}]}
  *     "rtp" is null when the worker gave no counters (it did not answer
@@ -463,6 +464,10 @@ mgmt_rtp_json(const struct sig_part_info *p)
 		{"rx_other_pt", r->rx_other_pt},
 		{"rx_late", r->rx_late},
 		{"rx_overflow", r->rx_overflow},
+		{"rx_lost", r->rx_lost},
+		{"rx_concealed", r->rx_concealed},
+		{"jitter_ms", r->jitter_ms},
+		{"jb_target", r->jb_target},
 		{"rx_unmixed", r->rx_unmixed},
 		{"underruns", r->underruns},
 		{"tx_packets", r->tx_packets},

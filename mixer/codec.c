@@ -33,6 +33,7 @@ struct mix_cs {
 	SpeexResamplerState *rs_in, *rs_out; /* NULL: rates equal */
 	g722_decode_state_t g722d;
 	g722_encode_state_t g722e;
+	plc_state_t plc; /* G.711, G.722: at the codec's rate */
 	OpusDecoder *opd;
 	OpusEncoder *ope;
 	int16_t tmp[CS_MAX_PCM]; /* PCM at the codec's rate */
@@ -78,6 +79,10 @@ mix_cs_alloc(struct mix_cs **csp, const struct mix_leg_params *p, unsigned rate)
 			goto out;
 		}
 	}
+	if (p->codec != MIX_OPUS && plc_init(&cs->plc) == NULL) {
+		err = ENOMEM;
+		goto out;
+	}
 	switch (p->codec) {
 	case MIX_G722:
 		if (g722_decode_init(&cs->g722d, 64000, 0) == NULL ||
@@ -98,11 +103,20 @@ mix_cs_alloc(struct mix_cs **csp, const struct mix_leg_params *p, unsigned rate)
 			err = EINVAL;
 			break;
 		}
-		opus_encoder_ctl(
-			cs->ope,
-			OPUS_SET_BITRATE(p->opus_bitrate
-						 ? (opus_int32)p->opus_bitrate
-						 : OPUS_AUTO));
+		/* An explicit bitrate: left to itself, libopus picks about
+		 * 19 kbit/s at 16 kHz and, with FEC on, drops to mediumband
+		 * to afford it. These keep each rate's full band with FEC;
+		 * the peer's maxaveragebitrate caps them. */
+		{
+			opus_int32 br = rate <= 8000	? 20000
+					: rate <= 16000 ? 32000
+					: rate <= 24000 ? 40000
+							: 48000;
+
+			if (p->opus_bitrate && p->opus_bitrate < (unsigned)br)
+				br = (opus_int32)p->opus_bitrate;
+			opus_encoder_ctl(cs->ope, OPUS_SET_BITRATE(br));
+		}
 		opus_encoder_ctl(cs->ope, OPUS_SET_INBAND_FEC(p->opus_fec));
 		if (p->opus_fec)
 			opus_encoder_ctl(cs->ope,
@@ -184,19 +198,51 @@ mix_cs_decode(struct mix_cs *cs, const uint8_t *payload, unsigned len,
 		if (len > CS_MAX_PCM)
 			len = CS_MAX_PCM;
 		mix_g711_decode(cs->codec, cs->tmp, payload, len);
+		plc_rx(&cs->plc, cs->tmp, (int)len);
 		return to_rate(cs, len, pcm, cap);
 	case MIX_G722:
 		if (len > CS_MAX_PCM / 2)
 			len = CS_MAX_PCM / 2;
 		n = g722_decode(&cs->g722d, cs->tmp, payload, (int)len);
-		return n < 0 ? -1 : to_rate(cs, (unsigned)n, pcm, cap);
+		if (n < 0)
+			return -1;
+		plc_rx(&cs->plc, cs->tmp, n);
+		return to_rate(cs, (unsigned)n, pcm, cap);
 	case MIX_OPUS:
+		if (len == 0)
+			return -1; /* no TOC byte: not an Opus packet */
 		n = opus_decode(cs->opd, payload, (opus_int32)len, pcm,
 				(int)cap, 0);
 		return n < 0 ? -1 : n;
 	default:
 		return -1;
 	}
+}
+
+int
+mix_cs_conceal(struct mix_cs *cs, const uint8_t *fec, unsigned fec_len,
+	       int16_t *pcm, unsigned n)
+{
+	unsigned k;
+	int r;
+
+	if (n > CS_MAX_PCM)
+		n = CS_MAX_PCM;
+	if (cs->codec == MIX_OPUS) {
+		r = fec ? opus_decode(cs->opd, fec, (opus_int32)fec_len, pcm,
+				      (int)n, 1)
+			: -1;
+		if (r < 0) /* no FEC in it, or none given: Opus's PLC */
+			r = opus_decode(cs->opd, NULL, 0, pcm, (int)n, 0);
+		if (r < 0) {
+			memset(pcm, 0, n * sizeof(*pcm));
+			r = (int)n;
+		}
+		return r;
+	}
+	k = (unsigned)((uint64_t)n * cs->codec_rate / cs->rate);
+	plc_fillin(&cs->plc, cs->tmp, (int)k);
+	return to_rate(cs, k, pcm, n);
 }
 
 int

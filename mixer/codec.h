@@ -43,6 +43,15 @@ int mix_cs_decode(struct mix_cs *cs, const uint8_t *payload, unsigned len,
  */
 int mix_cs_encode(struct mix_cs *cs, const int16_t *pcm, unsigned n,
 		  uint8_t *out, unsigned cap);
+/*
+ * Worker: n samples at the conference rate standing in for a packet that
+ * never came: Opus decodes them from fec (the packet after the loss, its
+ * in-band FEC) when given, else runs its own PLC; G.711 and G.722 use
+ * SpanDSP's PLC, which repeats the last pitch period with a fade. Returns
+ * the samples written.
+ */
+int mix_cs_conceal(struct mix_cs *cs, const uint8_t *fec, unsigned fec_len,
+		   int16_t *pcm, unsigned n);
 /* RTP timestamp units per ms of audio (8 for G.711 and G.722, 48 Opus). */
 unsigned mix_cs_ts_per_ms(const struct mix_cs *cs);
 

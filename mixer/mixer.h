@@ -90,7 +90,11 @@ struct mix_leg_stats {
 	uint64_t rx_malformed; /* bad RTP header */
 	uint64_t rx_other_pt;  /* payload types we do not mix */
 	uint64_t rx_late;      /* duplicate or older than what we played */
-	uint64_t rx_overflow;  /* samples dropped to bound the latency */
+	uint64_t rx_overflow;  /* packets dropped to bound the latency */
+	uint64_t rx_lost;      /* never came: concealed */
+	uint64_t rx_concealed; /* packets' worth of audio concealed */
+	unsigned jitter_ms;    /* interarrival jitter (RFC 3550 A.8) */
+	unsigned jb_target;    /* packets the jitter buffer aims to hold */
 	uint64_t rx_unmixed;   /* arrived while the leg is not mixed in */
 	uint64_t underruns;    /* ticks the leg talked but had no frame */
 	uint64_t tx_packets;

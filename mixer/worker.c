@@ -10,12 +10,14 @@
  * (symmetric RTP: the first valid RTP packet received after the leg was
  * built latches the address we send to;
  * after that, packets from anywhere else are counted and dropped), parsed,
- * and decoded (codec.c: at the conference's rate) into the leg's sample
- * FIFO. The FIFO starts playing once it holds two frames and is trimmed
- * from the old end when it holds more than three, which bounds the added
- * latency to 60 ms. Reordering,
- * loss concealment and adaptive depth belong to the jitter buffer that
- * replaces this FIFO; packets older than the last one played are dropped.
+ * and put, still encoded, into the leg's adaptive jitter buffer (jbuf.c:
+ * reordering, duplicates, late packets, jumps, new SSRCs, depth from the
+ * measured jitter, a packet dropped now and then when the sender's clock
+ * runs fast). At each tick the leg's PCM FIFO is topped up to one frame
+ * from it: a packet is decoded (codec.c, at the conference's rate); a lost
+ * one is concealed (Opus FEC from the packet after it, else Opus PLC;
+ * SpanDSP PLC for G.711 and G.722); a buffer that ran dry is concealed for
+ * up to PLC_MAX_FRAMES ticks, then the leg falls silent and rebuffers.
  *
  * Tick: every 20 ms of the monotonic clock, counted from the first poll
  * (absolute deadlines, so ticks do not drift with processing time). A tick
@@ -46,6 +48,7 @@
 #include <rte_ring.h>
 
 #include "mixer/codec.h"
+#include "mixer/jbuf.h"
 #include "mixer/mixer.h"
 
 #define FIFO_CAP	4096 /* samples, power of two: > 3 frames at 48 kHz */
@@ -56,8 +59,9 @@
 #define TX_BURST	64
 #define CHAN_SIZE	1024
 #define EVENT_SLOTS	32
-#define SEQ_MISORDER	100 /* RFC 3550 A.1 */
-#define SEQ_DROPOUT	3000
+#define PLC_MAX_FRAMES	3  /* ticks concealed after the buffer ran dry */
+#define JB_MIN_MS	20 /* bounds of the jitter buffer's depth */
+#define JB_MAX_MS	200
 
 struct mix_leg {
 	TAILQ_ENTRY(mix_leg) link;
@@ -65,10 +69,8 @@ struct mix_leg {
 	struct mix_leg_params p;
 
 	/* receive */
-	bool have_seq;
-	bool playing;
-	uint16_t last_seq;
-	uint32_t last_ssrc;
+	struct mix_jb *jb;	   /* encoded packets, in order */
+	unsigned plc_run;	   /* ticks concealed since real audio */
 	uint32_t fifo_rd, fifo_wr; /* free-running sample counters */
 	int16_t fifo[FIFO_CAP];
 	bool talking;	      /* contributed to this tick's sum */
@@ -312,6 +314,14 @@ mix_leg_alloc(struct mix_leg **lp, const struct mix_leg_params *p)
 		free(l);
 		return err;
 	}
+	l->jb = malloc(mix_jb_size());
+	if (l->jb == NULL) {
+		mix_cs_free(l->cs);
+		free(l);
+		return ENOMEM;
+	}
+	mix_jb_init(l->jb, mix_cs_ts_per_ms(l->cs) * 1000, JB_MIN_MS,
+		    JB_MAX_MS);
 	l->ts_step = MIX_PTIME_MS * mix_cs_ts_per_ms(l->cs);
 	l->p = *p;
 	l->attached_ns = fc_now_ns();
@@ -351,8 +361,9 @@ mix_leg_set_rate(struct mix_leg *l, unsigned rate)
 	mix_cs_free(l->cs);
 	l->cs = cs;
 	l->p.rate = rate;
-	l->have_seq = false;
-	l->playing = false;
+	mix_jb_init(l->jb, mix_cs_ts_per_ms(l->cs) * 1000, JB_MIN_MS,
+		    JB_MAX_MS);
+	l->plc_run = 0;
 	l->fifo_rd = l->fifo_wr = 0;
 	return 0;
 }
@@ -362,8 +373,10 @@ mix_leg_free(struct mix_leg *l)
 {
 	if (l && l->dtmf)
 		dtmf_rx_free(l->dtmf);
-	if (l)
+	if (l) {
 		mix_cs_free(l->cs);
+		free(l->jb);
+	}
 	free(l);
 }
 
@@ -557,8 +570,10 @@ mix_stats_get(struct mix_worker *w, struct mix_leg *const *legs, unsigned n,
 static void
 leg_reset_rx(struct mix_leg *l)
 {
-	l->have_seq = false;
-	l->playing = false;
+	/* The codec may have changed: the clock with it. */
+	mix_jb_init(l->jb, mix_cs_ts_per_ms(l->cs) * 1000, JB_MIN_MS,
+		    JB_MAX_MS);
+	l->plc_run = 0;
 	l->fifo_rd = l->fifo_wr = 0;
 }
 
@@ -642,6 +657,19 @@ cmd_leg_detach(struct mix_worker *w, struct mix_leg *l)
 }
 
 static void
+leg_stats(const struct mix_leg *l, struct mix_leg_stats *out)
+{
+	struct mix_jb_stats jb;
+
+	mix_jb_stats(l->jb, &jb);
+	*out = l->st;
+	out->rx_overflow = jb.dropped;
+	out->rx_lost = jb.lost;
+	out->jitter_ms = jb.jitter_ms;
+	out->jb_target = jb.target;
+}
+
+static void
 mix_commands(struct mix_worker *w)
 {
 	struct fc_msg *msgs[16];
@@ -685,7 +713,7 @@ mix_commands(struct mix_worker *w)
 			c->ws = w->st;
 			for (unsigned k = 0; k < c->n; k++) {
 				if (c->legs[k]) /* NULL: not ours to read */
-					c->ls[k] = c->legs[k]->st;
+					leg_stats(c->legs[k], &c->ls[k]);
 			}
 			break;
 		default:
@@ -746,13 +774,11 @@ leg_rx_te(struct mix_leg *l, const uint8_t *b, const struct dp_rtp_hdr *h)
 
 /* Borrows m; the caller frees it. */
 static void
-leg_rx(struct mix_worker *w, struct mix_leg *l, struct rte_mbuf *m)
+leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 {
 	const struct dp_pkt_meta *pm = dp_pkt_meta(m);
 	const uint8_t *b = rte_pktmbuf_mtod(m, const uint8_t *);
-	uint32_t n, level, frame = l->conf ? l->conf->frame : MIX_FRAME;
 	struct dp_rtp_hdr h;
-	int dec;
 
 	if (l->st.latched && (pm->remote_ip != l->st.remote_ip ||
 			      pm->remote_port != l->st.remote_port)) {
@@ -787,44 +813,9 @@ leg_rx(struct mix_worker *w, struct mix_leg *l, struct rte_mbuf *m)
 		l->st.rx_unmixed++;
 		return;
 	}
-	if (l->have_seq && h.ssrc == l->last_ssrc) {
-		int16_t d = (int16_t)(h.seq - l->last_seq);
-
-		/* RFC 3550 A.1: a little behind is late or a duplicate; a big
-		 * jump either way is the sender starting over. */
-		if (d <= 0 && d > -SEQ_MISORDER) {
-			l->st.rx_late++;
-			return;
-		}
-		if (d <= -SEQ_MISORDER || d > SEQ_DROPOUT)
-			leg_reset_rx(l);
-	} else {
-		leg_reset_rx(l);
-	}
-	l->have_seq = true;
-	l->last_seq = h.seq;
-	l->last_ssrc = h.ssrc;
-
-	dec = mix_cs_decode(l->cs, b + h.hdr_len, h.payload_len, w->pcm,
-			    MAX_PKT_SAMPLES);
-	if (dec < 0) {
-		l->st.rx_malformed++;
-		return;
-	}
-	n = (uint32_t)dec;
-	for (uint32_t done = 0; done < n;) {
-		uint32_t at = l->fifo_wr & (FIFO_CAP - 1);
-		uint32_t run = RTE_MIN(n - done, FIFO_CAP - at);
-
-		memcpy(&l->fifo[at], w->pcm + done, run * sizeof(int16_t));
-		l->fifo_wr += run;
-		done += run;
-	}
-	level = l->fifo_wr - l->fifo_rd;
-	if (level > 3 * frame) {
-		l->st.rx_overflow += level - 3 * frame;
-		l->fifo_rd = l->fifo_wr - 3 * frame;
-	}
+	if (mix_jb_put(l->jb, h.ssrc, h.seq, h.ts, b + h.hdr_len, h.payload_len,
+		       pm->rx_ns) != 0)
+		l->st.rx_late++; /* late or a duplicate */
 }
 
 static void
@@ -842,7 +833,7 @@ mix_rx(struct mix_worker *w)
 				slot < w->n_slots ? w->by_slot[slot] : NULL;
 
 			if (l)
-				leg_rx(w, l, pkts[i]);
+				leg_rx(l, pkts[i]);
 			else
 				w->st.rx_no_leg++;
 			rte_pktmbuf_free(pkts[i]);
@@ -862,21 +853,77 @@ mix_tx_flush(struct mix_worker *w)
 	w->n_tx = 0;
 }
 
-/* Take one frame from the leg's FIFO into l->in; false if none. */
-static bool
-leg_frame(struct mix_leg *l, unsigned frame)
+static void
+fifo_push(struct mix_leg *l, const int16_t *pcm, unsigned n)
 {
-	uint32_t level = l->fifo_wr - l->fifo_rd;
+	for (uint32_t done = 0; done < n;) {
+		uint32_t at = l->fifo_wr & (FIFO_CAP - 1);
+		uint32_t run = RTE_MIN(n - done, FIFO_CAP - at);
 
-	if (!l->playing) {
-		if (level < 2 * frame)
-			return false;
-		l->playing = true;
+		memcpy(&l->fifo[at], pcm + done, run * sizeof(int16_t));
+		l->fifo_wr += run;
+		done += run;
 	}
-	if (level < frame) {
-		l->st.underruns++;
-		l->playing = false;
-		return false;
+}
+
+/* One packet's worth of concealment at the conference rate. */
+static void
+leg_conceal(struct mix_worker *w, struct mix_leg *l, const uint8_t *fec,
+	    unsigned fec_len, unsigned frame)
+{
+	unsigned ptime = mix_jb_ptime_ts(l->jb), n = frame;
+	int k;
+
+	if (ptime)
+		n = (unsigned)((uint64_t)ptime * l->conf->rate /
+			       (mix_cs_ts_per_ms(l->cs) * 1000));
+	if (n == 0 || n > MAX_PKT_SAMPLES)
+		n = frame;
+	k = mix_cs_conceal(l->cs, fec, fec_len, w->pcm, n);
+	if (k > 0)
+		fifo_push(l, w->pcm, (unsigned)k);
+	l->st.rx_concealed++;
+}
+
+/*
+ * Top the leg's FIFO up to one frame from its jitter buffer and take the
+ * frame into l->in; false if the leg has nothing to say this tick.
+ */
+static bool
+leg_frame(struct mix_worker *w, struct mix_leg *l, unsigned frame)
+{
+	const uint8_t *pl;
+	unsigned len;
+	int n;
+
+	while (l->fifo_wr - l->fifo_rd < frame) {
+		enum mix_jb_get r = mix_jb_get(l->jb, &pl, &len);
+
+		if (r == JB_PACKET) {
+			n = mix_cs_decode(l->cs, pl, len, w->pcm,
+					  MAX_PKT_SAMPLES);
+			if (n < 0) {
+				l->st.rx_malformed++;
+				continue;
+			}
+			fifo_push(l, w->pcm, (unsigned)n);
+			l->plc_run = 0;
+		} else if (r == JB_LOST) {
+			leg_conceal(w, l, pl, len, frame);
+		} else if (l->plc_run > 0 && l->plc_run < PLC_MAX_FRAMES) {
+			/* Dry, or refilling after it: bridge the gap. */
+			leg_conceal(w, l, NULL, 0, frame);
+			l->plc_run++;
+		} else if (r == JB_DRY && l->plc_run == 0) {
+			l->st.underruns++;
+			leg_conceal(w, l, NULL, 0, frame);
+			l->plc_run = 1;
+		} else {
+			/* Waiting for the buffer to fill, or concealed long
+			 * enough: the leg is silent; what is left goes. */
+			l->fifo_rd = l->fifo_wr;
+			return false;
+		}
 	}
 	for (unsigned i = 0; i < frame; i++)
 		l->in[i] = l->fifo[(l->fifo_rd + i) & (FIFO_CAP - 1)];
@@ -940,7 +987,7 @@ conf_tick_app(struct mix_worker *w, struct mix_conf *c)
 	struct mix_leg *l;
 
 	TAILQ_FOREACH(l, &c->legs, link) {
-		if (l->p.mix_in && leg_frame(l, c->frame) && l->dtmf)
+		if (l->p.mix_in && leg_frame(w, l, c->frame) && l->dtmf)
 			dtmf_rx(l->dtmf, l->in, (int)c->frame);
 		if (l->p.mix_out)
 			leg_send(w, l, out, c->frame);
@@ -961,7 +1008,7 @@ conf_tick(struct mix_worker *w, struct mix_conf *c)
 	}
 	memset(c->acc, 0, c->frame * sizeof(c->acc[0]));
 	TAILQ_FOREACH(l, &c->legs, link) {
-		l->talking = l->p.mix_in && leg_frame(l, c->frame);
+		l->talking = l->p.mix_in && leg_frame(w, l, c->frame);
 		if (l->talking)
 			mix_acc_add(c->acc, l->in, c->frame);
 	}

@@ -1,0 +1,260 @@
+/*
+ * jbuf.c - a leg's adaptive jitter buffer (see jbuf.h).
+ *
+ * Slots are indexed by sequence number modulo JB_SLOTS; `next` is the
+ * sequence number playout takes next, `high` the highest received. All
+ * sequence arithmetic is 16-bit and signed by difference, so wrap-around
+ * needs no special case. The jitter estimate is RFC 3550 A.8's, kept in
+ * RTP timestamp units scaled by 16.
+ */
+#include <string.h>
+
+#include "mixer/jbuf.h"
+
+#define SHRINK_GETS 50 /* gets above target before one packet goes */
+
+struct jb_slot {
+	bool used;
+	uint16_t seq;
+	uint16_t len;
+	uint32_t ts;
+	uint8_t data[JB_MAX_PAYLOAD];
+};
+
+struct mix_jb {
+	unsigned clock;
+	unsigned min_ms, max_ms;
+	bool have_ssrc;
+	uint32_t ssrc;
+	bool have_next;
+	uint16_t next, high;
+	bool playing;
+	unsigned count;
+	unsigned target;
+	unsigned above; /* consecutive gets with count > target + 1 */
+	/* jitter */
+	bool have_transit;
+	int64_t transit;
+	uint64_t jitter16; /* RTP units * 16 */
+	/* packet duration */
+	bool have_last;
+	uint16_t last_seq;
+	uint32_t last_ts;
+	unsigned ptime_ts;
+	struct mix_jb_stats st;
+	struct jb_slot slots[JB_SLOTS];
+};
+
+size_t
+mix_jb_size(void)
+{
+	return sizeof(struct mix_jb);
+}
+
+static void
+flush(struct mix_jb *jb)
+{
+	for (unsigned i = 0; i < JB_SLOTS; i++)
+		jb->slots[i].used = false;
+	jb->count = 0;
+	jb->have_next = false;
+	jb->playing = false;
+	jb->above = 0;
+}
+
+void
+mix_jb_init(struct mix_jb *jb, unsigned clock, unsigned min_ms, unsigned max_ms)
+{
+	memset(jb, 0, sizeof(*jb));
+	jb->clock = clock ? clock : 8000;
+	jb->min_ms = min_ms;
+	jb->max_ms = max_ms > min_ms ? max_ms : min_ms;
+	jb->target = 2;
+}
+
+void
+mix_jb_reset(struct mix_jb *jb)
+{
+	flush(jb);
+	jb->have_ssrc = false;
+	jb->have_transit = false;
+	jb->have_last = false;
+	jb->st.resets++;
+}
+
+/* Target depth in packets from the jitter and the packet duration. */
+static void
+retarget(struct mix_jb *jb)
+{
+	uint64_t ptime = jb->ptime_ts ? jb->ptime_ts : jb->clock / 50;
+	uint64_t want = 3 * jb->jitter16 / 16 + ptime; /* RTP units */
+	uint64_t lo = (uint64_t)jb->min_ms * jb->clock / 1000;
+	uint64_t hi = (uint64_t)jb->max_ms * jb->clock / 1000;
+	unsigned pkts;
+
+	if (want < lo)
+		want = lo;
+	if (want > hi)
+		want = hi;
+	pkts = (unsigned)((want + ptime - 1) / ptime);
+	if (pkts < 1)
+		pkts = 1;
+	if (pkts > JB_SLOTS / 2)
+		pkts = JB_SLOTS / 2;
+	jb->target = pkts;
+}
+
+static void
+measure(struct mix_jb *jb, uint16_t seq, uint32_t ts, uint64_t arrival_ns)
+{
+	int64_t arrival = (int64_t)(arrival_ns / 1000 * jb->clock / 1000000);
+	int64_t transit = arrival - (int64_t)ts, d;
+
+	if (jb->have_transit) {
+		d = transit - jb->transit;
+		if (d < 0)
+			d = -d;
+		/* J += (|D| - J) / 16, in units of 1/16 */
+		jb->jitter16 += (uint64_t)d - ((jb->jitter16 + 8) >> 4);
+	}
+	jb->have_transit = true;
+	jb->transit = transit;
+	if (jb->have_last && (uint16_t)(jb->last_seq + 1) == seq) {
+		uint32_t dt = ts - jb->last_ts;
+
+		if (dt > 0 && dt <= jb->clock / 5) /* up to 200 ms */
+			jb->ptime_ts = dt;
+	}
+	jb->have_last = true;
+	jb->last_seq = seq;
+	jb->last_ts = ts;
+	retarget(jb);
+}
+
+int
+mix_jb_put(struct mix_jb *jb, uint32_t ssrc, uint16_t seq, uint32_t ts,
+	   const uint8_t *payload, unsigned len, uint64_t arrival_ns)
+{
+	struct jb_slot *s;
+	int16_t d;
+
+	if (jb->have_ssrc && ssrc != jb->ssrc)
+		mix_jb_reset(jb); /* a new source: start over */
+	jb->have_ssrc = true;
+	jb->ssrc = ssrc;
+	if (!jb->have_next) {
+		jb->have_next = true;
+		jb->next = jb->high = seq;
+	}
+	d = (int16_t)(seq - jb->next);
+	if (d < 0 && d > -(int16_t)(4 * JB_SLOTS)) {
+		jb->st.late++;
+		return 1;
+	}
+	if (d < 0 || d >= JB_SLOTS) {
+		/* A jump either way: the sender started over. */
+		flush(jb);
+		jb->st.resets++;
+		jb->have_next = true;
+		jb->next = jb->high = seq;
+		jb->have_transit = false;
+		jb->have_last = false;
+	}
+	s = &jb->slots[seq & (JB_SLOTS - 1)];
+	if (s->used && s->seq == seq) {
+		jb->st.dups++;
+		return 1;
+	}
+	if (len > JB_MAX_PAYLOAD)
+		len = JB_MAX_PAYLOAD;
+	if (!s->used)
+		jb->count++;
+	s->used = true;
+	s->seq = seq;
+	s->ts = ts;
+	s->len = (uint16_t)len;
+	memcpy(s->data, payload, len);
+	if ((int16_t)(seq - jb->high) > 0)
+		jb->high = seq;
+	measure(jb, seq, ts, arrival_ns);
+	return 0;
+}
+
+static struct jb_slot *
+slot_of(struct mix_jb *jb, uint16_t seq)
+{
+	struct jb_slot *s = &jb->slots[seq & (JB_SLOTS - 1)];
+
+	return s->used && s->seq == seq ? s : NULL;
+}
+
+enum mix_jb_get
+mix_jb_get(struct mix_jb *jb, const uint8_t **payload, unsigned *len)
+{
+	struct jb_slot *s, *after;
+
+	*payload = NULL;
+	*len = 0;
+	if (!jb->playing) {
+		if (!jb->have_next || jb->count < jb->target)
+			return JB_WAIT;
+		jb->playing = true;
+		jb->above = 0;
+		/* Start at the oldest packet held. */
+		while (slot_of(jb, jb->next) == NULL)
+			jb->next++;
+	}
+	if (jb->count > jb->target + 1) {
+		if (++jb->above >= SHRINK_GETS) {
+			/* A packet too many for a second: one goes. */
+			jb->above = 0;
+			s = slot_of(jb, jb->next);
+			if (s) {
+				s->used = false;
+				jb->count--;
+			}
+			jb->next++;
+			jb->st.dropped++;
+		}
+	} else {
+		jb->above = 0;
+	}
+	s = slot_of(jb, jb->next);
+	if (s) {
+		s->used = false;
+		jb->count--;
+		jb->next++;
+		*payload = s->data;
+		*len = s->len;
+		return JB_PACKET;
+	}
+	if (jb->count > 0) {
+		/* Something newer is here: this one is lost. */
+		jb->next++;
+		jb->st.lost++;
+		after = slot_of(jb, jb->next);
+		if (after) {
+			*payload = after->data;
+			*len = after->len;
+		}
+		return JB_LOST;
+	}
+	jb->st.underruns++;
+	jb->playing = false;
+	return JB_DRY;
+}
+
+unsigned
+mix_jb_ptime_ts(const struct mix_jb *jb)
+{
+	return jb->ptime_ts;
+}
+
+void
+mix_jb_stats(const struct mix_jb *jb, struct mix_jb_stats *st)
+{
+	*st = jb->st;
+	st->jitter_ms = (unsigned)(jb->jitter16 / 16 * 1000 / jb->clock);
+	st->target = jb->target;
+	st->depth = jb->count;
+}
