@@ -22,9 +22,8 @@
  * clock per codec, Opus DTX, the peer's Opus fmtp (maxplaybackrate caps
  * the band audibly, maxaveragebitrate the bytes), and the errors: bad
  * rates and codecs, garbage Opus, empty payloads.
- *
- * Known failure: test_opus_empty_payload - codec.c hands a zero-byte Opus
- * payload to opus_decode, which conceals a whole 2880-sample buffer.
+ * An empty Opus payload must be refused (-1): handed to opus_decode it
+ * would be taken for a loss and conceal a whole 60 ms buffer.
  */
 #include <errno.h>
 #include <math.h>
