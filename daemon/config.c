@@ -59,6 +59,9 @@ static const struct opt opts[] = {
 	{"rtp-ports", OPT_RANGE, OFF(rtp_port_lo),
 	 "LO-HI range of RTP ports, even ones used (20000-29999)"},
 	{"workers", OPT_UINT, OFF(workers), "mixer lcores (1)", 1, 64},
+	{"max-talkers", OPT_UINT, OFF(max_talkers),
+	 "talkers mixed at once per conference, the loudest (4; 0: all)", 0,
+	 1000},
 	{"mix-rate", OPT_UINT, OFF(mix_rate),
 	 "Hz conferences mix at: 8000, 16000, 24000 or 48000 (16000)", 8000,
 	 48000},
@@ -260,6 +263,7 @@ fd_config_load(struct fd_config *c, int argc, char **argv)
 	c->rtp_port_hi = 29999;
 	c->workers = 1;
 	c->mix_rate = 16000;
+	c->max_talkers = 4;
 	c->dataplane = strdup("socket");
 	c->log_level = strdup("info");
 	mgmt_default_path(path, sizeof(path));

@@ -22,10 +22,11 @@ struct fd_config {
 	char *rtp_addr;
 	unsigned rtp_port_lo, rtp_port_hi;
 	unsigned workers;
-	unsigned mix_rate; /* Hz each conference mixes at */
-	char *dataplane;   /* "socket" or "dpdk" */
-	char *eal;	   /* extra EAL arguments, replacing the defaults */
-	char *mgmt;	   /* Unix socket path */
+	unsigned mix_rate;    /* Hz each conference mixes at */
+	unsigned max_talkers; /* mixed at once per conference */
+	char *dataplane;      /* "socket" or "dpdk" */
+	char *eal;	      /* extra EAL arguments, replacing the defaults */
+	char *mgmt;	      /* Unix socket path */
 	char *log_level;
 	char *config; /* the file read, if any */
 };

@@ -223,6 +223,7 @@ start(struct focusd *f, int argc, char **argv)
 	so.factory_redirect = strcmp(f->cfg.factory_mode, "redirect") == 0;
 	so.conf_empty_timeout = f->cfg.conf_empty_timeout;
 	so.mix_rate = f->cfg.mix_rate;
+	so.max_talkers = f->cfg.max_talkers;
 	so.users_file = f->cfg.users;
 	so.realm = f->cfg.realm;
 	so.moderators = f->cfg.moderators;

@@ -28,8 +28,9 @@
 
 struct mix_cs {
 	enum mix_codec codec;
-	unsigned rate;			     /* the conference's */
-	unsigned codec_rate;		     /* the codec's PCM rate */
+	struct mix_leg_params p; /* the encoder settings, for comparing */
+	unsigned rate;		 /* the conference's */
+	unsigned codec_rate;	 /* the codec's PCM rate */
 	SpeexResamplerState *rs_in, *rs_out; /* NULL: rates equal */
 	g722_decode_state_t g722d;
 	g722_encode_state_t g722e;
@@ -65,6 +66,7 @@ mix_cs_alloc(struct mix_cs **csp, const struct mix_leg_params *p, unsigned rate)
 	if (cs == NULL)
 		return ENOMEM;
 	cs->codec = p->codec;
+	cs->p = *p;
 	cs->rate = rate;
 	cs->codec_rate = codec_rate(p->codec, rate);
 	if (cs->codec_rate != rate) {
@@ -161,6 +163,36 @@ mix_cs_free(struct mix_cs *cs)
 	free(cs->opd);
 	free(cs->ope);
 	free(cs);
+}
+
+bool
+mix_cs_same_encoder(const struct mix_cs *a, const struct mix_cs *b)
+{
+	if (a->codec != b->codec || a->rate != b->rate)
+		return false;
+	if (a->codec != MIX_OPUS)
+		return true;
+	return a->p.opus_fec == b->p.opus_fec &&
+	       a->p.opus_dtx == b->p.opus_dtx &&
+	       a->p.opus_maxrate == b->p.opus_maxrate &&
+	       a->p.opus_bitrate == b->p.opus_bitrate;
+}
+
+bool
+mix_cs_stateful(const struct mix_cs *cs)
+{
+	return cs->codec == MIX_G722 || cs->codec == MIX_OPUS;
+}
+
+void
+mix_cs_copy_encoder(struct mix_cs *dst, const struct mix_cs *src)
+{
+	/* libopus keeps its sub-states at offsets, not pointers, so a
+	 * state is copied with memcpy; SpanDSP's G.722 state is plain. */
+	if (src->codec == MIX_OPUS && dst->ope && src->ope)
+		memcpy(dst->ope, src->ope, (size_t)opus_encoder_get_size(1));
+	else if (src->codec == MIX_G722)
+		dst->g722e = src->g722e;
 }
 
 unsigned

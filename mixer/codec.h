@@ -52,6 +52,17 @@ int mix_cs_encode(struct mix_cs *cs, const int16_t *pcm, unsigned n,
  */
 int mix_cs_conceal(struct mix_cs *cs, const uint8_t *fec, unsigned fec_len,
 		   int16_t *pcm, unsigned n);
+/* Would a and b encode the same bytes from the same PCM (same codec,
+ * rate and encoder settings)? Listeners whose codecs match share one. */
+bool mix_cs_same_encoder(const struct mix_cs *a, const struct mix_cs *b);
+/*
+ * Worker: make dst's encoder continue from src's state (G.722, Opus:
+ * position-independent states, copied byte for byte; G.711 has none).
+ * The two must be mix_cs_same_encoder.
+ */
+void mix_cs_copy_encoder(struct mix_cs *dst, const struct mix_cs *src);
+/* Does the codec carry state from frame to frame in its encoder? */
+bool mix_cs_stateful(const struct mix_cs *cs);
 /* RTP timestamp units per ms of audio (8 for G.711 and G.722, 48 Opus). */
 unsigned mix_cs_ts_per_ms(const struct mix_cs *cs);
 

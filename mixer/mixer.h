@@ -152,6 +152,9 @@ int mix_conf_alloc(struct mix_conf **cp, unsigned rate);
  */
 int mix_conf_alloc_app(struct mix_conf **cp);
 void mix_conf_free(struct mix_conf *c);
+/* Control thread, before attach: mix at most n talkers at once, the
+ * loudest (0: everybody who speaks). */
+int mix_conf_set_talkers(struct mix_conf *c, unsigned n);
 int mix_conf_attach(struct mix_worker *w, struct mix_conf *c, mix_done_h *done,
 		    void *arg);
 /* The conference must have no legs left. */

@@ -59,9 +59,16 @@
 #define TX_BURST	64
 #define CHAN_SIZE	1024
 #define EVENT_SLOTS	32
-#define PLC_MAX_FRAMES	3  /* ticks concealed after the buffer ran dry */
-#define JB_MIN_MS	20 /* bounds of the jitter buffer's depth */
-#define JB_MAX_MS	200
+#define PLC_MAX_FRAMES	3 /* ticks concealed after the buffer ran dry */
+#define MIX_GROUPS	8 /* shared encoders per conference */
+#define GATE_MS		(200 * 200) /* mean square: RMS 200, about -44 dBFS */
+#define HANGOVER_TICKS	10 /* 200 ms a talker stays one after falling silent */
+#define SEAT_BONUS	4  /* a seated talker's score counts 6 dB more */
+#define CONVERGE_TICKS \
+	10	     /* own-encoder ticks on the shared input before
+			      a listener moves back to the shared encode */
+#define JB_MIN_MS 20 /* bounds of the jitter buffer's depth */
+#define JB_MAX_MS 200
 
 struct mix_leg {
 	TAILQ_ENTRY(mix_leg) link;
@@ -76,8 +83,15 @@ struct mix_leg {
 	bool talking;	      /* contributed to this tick's sum */
 	uint64_t attached_ns; /* packets received before are a past call's */
 	int16_t in[MIX_MAX_FRAME];
-	struct mix_cs *cs; /* its codecs, at the conference's rate */
-	unsigned ts_step;  /* RTP timestamp units per tick */
+	struct mix_cs *cs;	 /* its codecs, at the conference's rate */
+	struct mix_group *group; /* its shared encoder, or NULL */
+	/* talker detection and selection */
+	uint64_t energy;    /* mean square of this tick's frame */
+	uint64_t score;	    /* smoothed energy, for ranking talkers */
+	unsigned hang;	    /* ticks left of the hangover */
+	bool seated;	    /* mixed this tick (one of the loudest N) */
+	unsigned own_ticks; /* ticks left on its own encoder */
+	unsigned ts_step;   /* RTP timestamp units per tick */
 	/* transmit */
 	uint16_t seq;
 	uint32_t ts;
@@ -92,13 +106,30 @@ struct mix_leg {
 	struct mix_leg_stats st;
 };
 
+/*
+ * A shared encoder: every listener of the conference whose codec and
+ * encoder settings match (mix_cs_same_encoder) and who is not a talker
+ * gets the same payload of the full mix, encoded once per tick; only the
+ * RTP header differs per leg.
+ */
+struct mix_group {
+	struct mix_cs *cs; /* NULL: slot free */
+	unsigned users;
+	uint64_t tick; /* the tick payload was encoded for */
+	int len;       /* its length; 0: DTX, nothing to send */
+	uint8_t payload[MAX_PAYLOAD];
+};
+
 struct mix_conf {
 	TAILQ_ENTRY(mix_conf) link;
 	TAILQ_HEAD(, mix_leg) legs;
 	unsigned n_legs;
-	unsigned rate;	/* Hz */
-	unsigned frame; /* samples per tick */
+	unsigned rate;	      /* Hz */
+	unsigned frame;	      /* samples per tick */
+	unsigned max_talkers; /* mixed at once; 0: everybody */
 	int32_t acc[MIX_MAX_FRAME];
+	int16_t all[MIX_MAX_FRAME]; /* the full mix, saturated */
+	struct mix_group groups[MIX_GROUPS];
 	/* application conference: the prompt everyone hears */
 	int16_t *prompt;
 	unsigned prompt_len, prompt_pos;
@@ -292,9 +323,21 @@ mix_conf_alloc_app(struct mix_conf **cp)
 void
 mix_conf_free(struct mix_conf *c)
 {
-	if (c)
+	if (c) {
 		free(c->prompt);
+		for (unsigned i = 0; i < MIX_GROUPS; i++)
+			mix_cs_free(c->groups[i].cs);
+	}
 	free(c);
+}
+
+int
+mix_conf_set_talkers(struct mix_conf *c, unsigned n)
+{
+	if (c == NULL)
+		return EINVAL;
+	c->max_talkers = n;
+	return 0;
 }
 
 int
@@ -471,7 +514,13 @@ mix_leg_attach(struct mix_worker *w, struct mix_conf *c, struct mix_leg *l,
 	if (w == NULL || c == NULL || l == NULL || l->p.ep.slot >= w->n_slots)
 		return EINVAL;
 	cmd = mix_cmd_new(MIX_CMD_LEG_ATTACH, c, l, done, arg);
-	return cmd ? mix_cmd_send(w, cmd) : ENOMEM;
+	if (cmd == NULL)
+		return ENOMEM;
+	/* An encoder the conference may adopt as the shared one for l's
+	 * codec, if it has none yet; else it comes back and is freed. */
+	if (mix_cs_alloc(&cmd->cs, &l->p, l->p.rate) != 0)
+		cmd->cs = NULL; /* l will encode for itself */
+	return mix_cmd_send(w, cmd);
 }
 
 int
@@ -577,6 +626,48 @@ leg_reset_rx(struct mix_leg *l)
 	l->fifo_rd = l->fifo_wr = 0;
 }
 
+/* The shared encoder for l's codec: found, adopted from the attach
+ * command's spare, or none (l encodes for itself). */
+static void
+group_join(struct mix_conf *conf, struct mix_leg *l, struct mix_cmd *c)
+{
+	struct mix_group *free_slot = NULL;
+
+	l->group = NULL;
+	l->own_ticks = 0;
+	for (unsigned i = 0; i < MIX_GROUPS; i++) {
+		struct mix_group *g = &conf->groups[i];
+
+		if (g->cs && mix_cs_same_encoder(g->cs, l->cs)) {
+			l->group = g;
+			break;
+		}
+		if (g->cs == NULL && free_slot == NULL)
+			free_slot = g;
+	}
+	if (l->group == NULL && free_slot && c->cs &&
+	    mix_cs_same_encoder(c->cs, l->cs)) {
+		free_slot->cs = c->cs; /* adopted: the conference frees it */
+		c->cs = NULL;
+		free_slot->tick = 0;
+		l->group = free_slot;
+	}
+	if (l->group) {
+		l->group->users++;
+		/* Its first packets come from its own encoder, continuing
+		 * the shared one's state (see conf_tick). */
+		l->own_ticks = CONVERGE_TICKS;
+	}
+}
+
+static void
+group_leave(struct mix_leg *l)
+{
+	if (l->group)
+		l->group->users--; /* kept for the next leg of its kind */
+	l->group = NULL;
+}
+
 static int
 cmd_leg_attach(struct mix_worker *w, struct mix_cmd *c)
 {
@@ -588,6 +679,7 @@ cmd_leg_attach(struct mix_worker *w, struct mix_cmd *c)
 	if (l->p.rate != c->conf->rate)
 		return -EINVAL; /* mix_leg_set_rate first */
 	l->conf = c->conf;
+	group_join(c->conf, l, c);
 	l->w = w;
 	TAILQ_INSERT_TAIL(&c->conf->legs, l, link);
 	c->conf->n_legs++;
@@ -622,6 +714,14 @@ cmd_leg_update(struct mix_leg *l, struct mix_cmd *c)
 
 		l->cs = c->cs; /* the reply frees the old one */
 		c->cs = old;
+		if (l->conf) {
+			/* Another codec: another shared encoder, if the
+			 * conference has one already. */
+			struct mix_cmd none = {0};
+
+			group_leave(l);
+			group_join(l->conf, l, &none);
+		}
 		l->ts_step = MIX_PTIME_MS * mix_cs_ts_per_ms(l->cs);
 		l->p.opus_fec = p->opus_fec;
 		l->p.opus_dtx = p->opus_dtx;
@@ -649,6 +749,7 @@ cmd_leg_detach(struct mix_worker *w, struct mix_leg *l)
 	if (w->by_slot[slot] != l)
 		return -ENOENT;
 	w->by_slot[slot] = NULL;
+	group_leave(l);
 	TAILQ_REMOVE(&l->conf->legs, l, link);
 	l->conf->n_legs--;
 	l->conf = NULL;
@@ -931,17 +1032,24 @@ leg_frame(struct mix_worker *w, struct mix_leg *l, unsigned frame)
 	return true;
 }
 
+/*
+ * Send l one packet: pcm encoded by enc (l's own codec state, or its
+ * shared encoder's), or, with pcm NULL, the payload given.
+ */
 static void
-leg_send(struct mix_worker *w, struct mix_leg *l, const int16_t *pcm,
-	 unsigned n)
+leg_send_payload(struct mix_worker *w, struct mix_leg *l, struct mix_cs *enc,
+		 const int16_t *pcm, unsigned n, const uint8_t *payload,
+		 int plen)
 {
 	struct rte_mbuf *m;
 	struct dp_pkt_meta *pm;
 	uint8_t *b;
-	int len;
+	int len = plen;
 
 	if (l->st.remote_ip == 0 || l->st.remote_port == 0)
 		return; /* no address to send to (c=0.0.0.0 or port 0) */
+	if (pcm == NULL && len == 0)
+		return; /* the shared encoder's DTX: nothing this tick */
 	m = rte_pktmbuf_alloc(w->pool);
 	if (m == NULL) {
 		l->st.tx_dropped++;
@@ -949,8 +1057,13 @@ leg_send(struct mix_worker *w, struct mix_leg *l, const int16_t *pcm,
 		return;
 	}
 	b = (uint8_t *)rte_pktmbuf_append(m, DP_RTP_HDR_MIN + MAX_PAYLOAD);
-	len = b ? mix_cs_encode(l->cs, pcm, n, b + DP_RTP_HDR_MIN, MAX_PAYLOAD)
-		: -1;
+	if (b == NULL)
+		len = -1;
+	else if (pcm)
+		len = mix_cs_encode(enc, pcm, n, b + DP_RTP_HDR_MIN,
+				    MAX_PAYLOAD);
+	else
+		memcpy(b + DP_RTP_HDR_MIN, payload, (size_t)len);
 	if (len <= 0) {
 		/* Opus DTX: nothing to send this tick; or a failure. */
 		if (len < 0)
@@ -976,6 +1089,13 @@ leg_send(struct mix_worker *w, struct mix_leg *l, const int16_t *pcm,
 		mix_tx_flush(w);
 }
 
+static void
+leg_send(struct mix_worker *w, struct mix_leg *l, const int16_t *pcm,
+	 unsigned n)
+{
+	leg_send_payload(w, l, l->cs, pcm, n, NULL, 0);
+}
+
 /*
  * An application conference: no mix. Every leg hears the prompt; what a
  * leg says only feeds its DTMF detector.
@@ -996,6 +1116,126 @@ conf_tick_app(struct mix_worker *w, struct mix_conf *c)
 	c->prompt_pos = (c->prompt_pos + c->frame) % c->prompt_len;
 }
 
+static uint64_t
+mean_square(const int16_t *x, unsigned n)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		sum += (uint64_t)((int32_t)x[i] * x[i]);
+	return sum / n;
+}
+
+/*
+ * Talker detection and selection. A leg speaks while its frame's energy
+ * is above the gate, and for HANGOVER_TICKS after (word gaps do not
+ * unseat it). Of the legs speaking, the max_talkers loudest by smoothed
+ * energy are mixed; a seated talker's score counts SEAT_BONUS times (6
+ * dB) over a newcomer's, so two similar voices do not take turns every
+ * tick. O(legs * max_talkers), max_talkers being small.
+ */
+static void
+select_talkers(struct mix_conf *c)
+{
+	struct mix_leg *l, *best;
+	unsigned seats = c->max_talkers ? c->max_talkers : UINT32_MAX;
+	uint64_t best_score;
+
+	TAILQ_FOREACH(l, &c->legs, link) {
+		bool loud =
+			l->talking &&
+			(l->energy = mean_square(l->in, c->frame)) > GATE_MS;
+
+		if (!l->talking)
+			l->energy = 0;
+		l->score = (l->score * 7 + l->energy) / 8;
+		if (loud)
+			l->hang = HANGOVER_TICKS;
+		else if (l->hang)
+			l->hang--;
+		l->talking = l->talking && l->hang > 0;
+		if (!l->talking)
+			l->seated = false;
+	}
+	/* Pick the seats: the talkers in score order, seated ones first
+	 * at equal footing thanks to the bonus. */
+	TAILQ_FOREACH(l, &c->legs, link)
+		l->energy = l->talking ? (l->seated ? l->score * SEAT_BONUS
+						    : l->score) +
+						 1
+				       : 0; /* reused as the rank key */
+	TAILQ_FOREACH(l, &c->legs, link)
+		l->seated = false;
+	while (seats-- > 0) {
+		best = NULL;
+		best_score = 0;
+		TAILQ_FOREACH(l, &c->legs, link) {
+			if (!l->seated && l->energy > best_score) {
+				best = l;
+				best_score = l->energy;
+			}
+		}
+		if (best == NULL)
+			break;
+		best->seated = true;
+	}
+}
+
+/* The shared encoder's payload of the full mix for this tick. */
+static struct mix_group *
+group_payload(struct mix_worker *w, struct mix_conf *c, struct mix_group *g)
+{
+	if (g->tick != w->st.ticks + 1) {
+		g->len = mix_cs_encode(g->cs, c->all, c->frame, g->payload,
+				       MAX_PAYLOAD);
+		g->tick = w->st.ticks + 1;
+	}
+	return g->len >= 0 ? g : NULL;
+}
+
+/*
+ * One listener's packet. A seated talker hears the mix minus itself,
+ * from its own encoder; everybody else hears the full mix, from the
+ * shared encoder of its codec.
+ *
+ * No click at the switch: a decoder keeps state from the encoder that fed
+ * it, so a listener moving from the shared encoder to its own must find
+ * its own in the shared one's state - it is copied at that moment
+ * (mix_cs_copy_encoder) and only the talker's own voice leaves the
+ * signal. Moving back, the leg's own encoder first runs CONVERGE_TICKS
+ * (200 ms) on the full mix, the very input of the shared one, until
+ * their states agree (Opus and G.722 forget their past within tens of
+ * ms); then the shared payload takes over. G.711 has no state: it
+ * switches at once.
+ */
+static void
+listener_send(struct mix_worker *w, struct mix_conf *c, struct mix_leg *l,
+	      int16_t *out)
+{
+	struct mix_group *g = l->group;
+	bool stateful = mix_cs_stateful(l->cs);
+
+	if (l->seated) {
+		if (g && stateful && l->own_ticks == 0)
+			mix_cs_copy_encoder(l->cs, g->cs);
+		l->own_ticks = stateful ? CONVERGE_TICKS : 0;
+		mix_minus(out, c->acc, l->in, c->frame);
+		leg_send(w, l, out, c->frame);
+		return;
+	}
+	if (g == NULL || l->own_ticks > 0) {
+		if (l->own_ticks > 0)
+			l->own_ticks--;
+		leg_send(w, l, c->all, c->frame);
+		return;
+	}
+	g = group_payload(w, c, g);
+	if (g)
+		leg_send_payload(w, l, NULL, NULL, 0, g->payload, g->len);
+	else
+		l->st.tx_dropped++;
+}
+
 static void
 conf_tick(struct mix_worker *w, struct mix_conf *c)
 {
@@ -1007,17 +1247,23 @@ conf_tick(struct mix_worker *w, struct mix_conf *c)
 		return;
 	}
 	memset(c->acc, 0, c->frame * sizeof(c->acc[0]));
-	TAILQ_FOREACH(l, &c->legs, link) {
+	TAILQ_FOREACH(l, &c->legs, link)
 		l->talking = l->p.mix_in && leg_frame(w, l, c->frame);
-		if (l->talking)
+	select_talkers(c);
+	TAILQ_FOREACH(l, &c->legs, link) {
+		if (l->seated)
 			mix_acc_add(c->acc, l->in, c->frame);
 	}
+	mix_minus(c->all, c->acc, NULL, c->frame);
+	/* Every shared encoder in use runs every tick, so its state is the
+	 * one its listeners' decoders know (see listener_send). */
+	for (unsigned i = 0; i < MIX_GROUPS; i++) {
+		if (c->groups[i].users)
+			group_payload(w, c, &c->groups[i]);
+	}
 	TAILQ_FOREACH(l, &c->legs, link) {
-		if (l->p.mix_out) {
-			mix_minus(out, c->acc, l->talking ? l->in : NULL,
-				  c->frame);
-			leg_send(w, l, out, c->frame);
-		}
+		if (l->p.mix_out)
+			listener_send(w, c, l, out);
 		/* The RTP clock runs whether or not we send. */
 		l->ts += l->ts_step;
 	}

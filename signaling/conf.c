@@ -264,6 +264,8 @@ conf_create(struct sig_conf **cp, struct sig *s, const char *id,
 	c->rate = app ? MIX_RATE : s->opts.mix_rate; /* DTMF wants 8 kHz */
 	err = app ? mix_conf_alloc_app(&c->mc)
 		  : mix_conf_alloc(&c->mc, c->rate);
+	if (err == 0)
+		mix_conf_set_talkers(c->mc, s->opts.max_talkers);
 	if (err)
 		goto out;
 	err = mix_conf_attach(s->workers[c->worker], c->mc, conf_media_done, c);

@@ -36,6 +36,8 @@ struct sig_conf_opts {
 	unsigned conf_empty_timeout;
 	/* Hz conferences mix at (mix_rate_valid); 0: MIX_RATE_DEFAULT. */
 	unsigned mix_rate;
+	/* Talkers mixed at once, the loudest; 0: everybody. */
+	unsigned max_talkers;
 	/* SIP digest users (Sofia-SIP auth module file: user:password:realm
 	 * or htdigest user:realm:HA1 lines), or NULL: nobody can
 	 * authenticate and owner/moderator actions are refused. */
