@@ -59,6 +59,10 @@ static const struct opt opts[] = {
 	{"rtp-ports", OPT_RANGE, OFF(rtp_port_lo),
 	 "LO-HI range of RTP ports, even ones used (20000-29999)"},
 	{"workers", OPT_UINT, OFF(workers), "mixer lcores (1)", 1, 64},
+	{"max-load", OPT_UINT, OFF(max_load),
+	 "percent of the 20 ms tick every mixer must use before new joins "
+	 "get 503 (85; 0: never)",
+	 0, 100},
 	{"max-talkers", OPT_UINT, OFF(max_talkers),
 	 "talkers mixed at once per conference, the loudest (4; 0: all)", 0,
 	 1000},
@@ -264,6 +268,7 @@ fd_config_load(struct fd_config *c, int argc, char **argv)
 	c->workers = 1;
 	c->mix_rate = 16000;
 	c->max_talkers = 4;
+	c->max_load = 85;
 	c->dataplane = strdup("socket");
 	c->log_level = strdup("info");
 	mgmt_default_path(path, sizeof(path));

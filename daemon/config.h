@@ -24,6 +24,7 @@ struct fd_config {
 	unsigned workers;
 	unsigned mix_rate;    /* Hz each conference mixes at */
 	unsigned max_talkers; /* mixed at once per conference */
+	unsigned max_load;    /* percent of the tick: refuse joins above */
 	char *dataplane;      /* "socket" or "dpdk" */
 	char *eal;	      /* extra EAL arguments, replacing the defaults */
 	char *mgmt;	      /* Unix socket path */

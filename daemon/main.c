@@ -224,6 +224,7 @@ start(struct focusd *f, int argc, char **argv)
 	so.conf_empty_timeout = f->cfg.conf_empty_timeout;
 	so.mix_rate = f->cfg.mix_rate;
 	so.max_talkers = f->cfg.max_talkers;
+	so.max_load = f->cfg.max_load;
 	so.users_file = f->cfg.users;
 	so.realm = f->cfg.realm;
 	so.moderators = f->cfg.moderators;

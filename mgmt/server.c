@@ -783,6 +783,10 @@ mgmt_worker_json(unsigned index, const struct mix_worker_stats *w)
 		{"overruns", w->overruns},
 		{"tick_us_last", w->tick_ns_last / 1000},
 		{"tick_us_max", w->tick_ns_max / 1000},
+		{"tick_us_avg", w->tick_ns_avg / 1000},
+		{"load_pct", w->load_permille / 10},
+		{"headroom_pct",
+		 w->load_permille >= 1000 ? 0 : (1000 - w->load_permille) / 10},
 		{"rx_no_leg", w->rx_no_leg},
 		{"tx_errors", w->tx_errors},
 	};

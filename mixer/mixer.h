@@ -108,10 +108,13 @@ struct mix_leg_stats {
 
 /* A worker's counters. */
 struct mix_worker_stats {
+	unsigned index; /* the worker's */
 	uint64_t ticks;
 	uint64_t overruns; /* ticks started late by more than one tick */
 	uint64_t tick_ns_last;
 	uint64_t tick_ns_max;
+	uint64_t tick_ns_avg;	/* smoothed over about 16 ticks */
+	unsigned load_permille; /* tick_ns_avg against the 20 ms period */
 	uint32_t confs;
 	uint32_t legs;
 	uint64_t rx_no_leg;   /* packets for a slot with no leg here */

@@ -812,6 +812,7 @@ mix_commands(struct mix_worker *w)
 			break;
 		case MIX_CMD_STATS:
 			c->ws = w->st;
+			c->ws.index = w->index;
 			for (unsigned k = 0; k < c->n; k++) {
 				if (c->legs[k]) /* NULL: not ours to read */
 					leg_stats(c->legs[k], &c->ls[k]);
@@ -1302,6 +1303,10 @@ mix_worker_poll(struct mix_worker *w, uint64_t now)
 	w->st.tick_ns_last = fc_now_ns() - now;
 	if (w->st.tick_ns_last > w->st.tick_ns_max)
 		w->st.tick_ns_max = w->st.tick_ns_last;
+	w->st.tick_ns_avg = w->st.tick_ns_avg - (w->st.tick_ns_avg >> 4) +
+			    (w->st.tick_ns_last >> 4);
+	w->st.load_permille =
+		(unsigned)(w->st.tick_ns_avg * 1000 / MIX_TICK_NS);
 }
 
 int

@@ -352,6 +352,11 @@ invite_new(struct sig *s, nua_handle_t *nh, const sip_t *sip)
 	s->st.invites++;
 	if (s->shutting_down)
 		REJECT(s, nh, 503, "Service Unavailable - Shutting Down");
+	if (sig_overloaded(s)) {
+		FC_WARN("sig", "every mixer above %u%% load: INVITE refused",
+			s->opts.max_load);
+		REJECT(s, nh, 503, "Service Unavailable - Mixers Overloaded");
+	}
 	if (ru->url_user == NULL || !conf_id_chars(ru->url_user))
 		REJECT(s, nh, SIP_404_NOT_FOUND);
 

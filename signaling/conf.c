@@ -210,13 +210,19 @@ conf_media_done(void *arg, int err)
 	conf_maybe_free(c);
 }
 
+/* The least loaded worker (tick time as last measured, in steps of 5%
+ * so noise does not decide), then the one with fewest legs. */
 static unsigned
 sig_worker_pick(const struct sig *s)
 {
 	unsigned best = 0;
 
 	for (unsigned i = 1; i < s->n_workers; i++) {
-		if (s->worker_legs[i] < s->worker_legs[best])
+		unsigned a = s->worker_load[i] / 50,
+			 b = s->worker_load[best] / 50;
+
+		if (a < b ||
+		    (a == b && s->worker_legs[i] < s->worker_legs[best]))
 			best = i;
 	}
 	return best;

@@ -192,12 +192,49 @@ sig_hostport(char *buf, size_t len, unsigned *portp, const char *in)
 	return 0;
 }
 
+/* A worker's counters, for placement and admission. */
+static void
+sig_load_h(void *arg, int err, const struct mix_worker_stats *ws,
+	   const struct mix_leg_stats *ls, unsigned n)
+{
+	struct sig *s = arg;
+
+	(void)ls;
+	(void)n;
+	s->load_asked--;
+	if (err == 0 && ws)
+		for (unsigned i = 0; i < s->n_workers; i++) {
+			if (ws->index == i)
+				s->worker_load[i] = ws->load_permille;
+		}
+}
+
+bool
+sig_overloaded(const struct sig *s)
+{
+	if (s->opts.max_load == 0)
+		return false;
+	for (unsigned i = 0; i < s->n_workers; i++) {
+		if (s->worker_load[i] < s->opts.max_load * 10)
+			return false;
+	}
+	return true;
+}
+
 static void
 sig_housekeeping(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *s)
 {
 	(void)magic;
 	(void)t;
 	sig_conf_housekeeping(s);
+	/* Every worker's load, four times a second (one at a time). */
+	if (s->load_asked == 0 && !s->shutting_down) {
+		for (unsigned i = 0; i < s->n_workers; i++) {
+			if (mix_stats_get(s->workers[i], NULL, 0, sig_load_h,
+					  s) == 0)
+				s->load_asked++;
+		}
+	}
 }
 
 /*
@@ -293,6 +330,7 @@ sig_alloc(struct sig **sp, const struct sig_conf_opts *opts, struct dp *dp,
 	s->workers = workers;
 	s->n_workers = n_workers;
 	s->worker_legs = su_zalloc(s->home, n_workers * sizeof(unsigned));
+	s->worker_load = su_zalloc(s->home, n_workers * sizeof(unsigned));
 	s->listen = su_sprintf(s->home, "%s:%u", host, port);
 	if (opts->domain && *opts->domain)
 		s->domain = su_strdup(s->home, opts->domain);

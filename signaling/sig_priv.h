@@ -150,6 +150,8 @@ struct sig {
 	struct mix_worker **workers; /* borrowed */
 	unsigned n_workers;
 	unsigned *worker_legs; /* legs placed per worker */
+	unsigned *worker_load; /* permille of the tick, as last reported */
+	unsigned load_asked;   /* stats requests out */
 	struct sig_fd *efd_watch;
 	TAILQ_HEAD(, sig_conf) confs;
 	TAILQ_HEAD(, sig_leg) dying;	/* released, awaiting media replies */
@@ -177,6 +179,8 @@ int sig_conf_create_app(struct sig_conf **cp, struct sig *s, const char *id);
 /* A digit from a leg in a lobby (the workers' event handler). */
 void sig_app_digit(void *s, void *leg, char digit);
 
+/* Are all workers above --max-load? New joins are refused then. */
+bool sig_overloaded(const struct sig *s);
 /* Release conferences left empty past their empty_until (once a second). */
 void sig_conf_housekeeping(struct sig *s);
 /* May an INVITE create conference id (auto-create on, pattern)? */

@@ -38,6 +38,9 @@ struct sig_conf_opts {
 	unsigned mix_rate;
 	/* Talkers mixed at once, the loudest; 0: everybody. */
 	unsigned max_talkers;
+	/* Percent of the tick period every worker must exceed (smoothed
+	 * tick time) before new joins are refused with 503; 0: never. */
+	unsigned max_load;
 	/* SIP digest users (Sofia-SIP auth module file: user:password:realm
 	 * or htdigest user:realm:HA1 lines), or NULL: nobody can
 	 * authenticate and owner/moderator actions are refused. */
