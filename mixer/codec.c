@@ -37,7 +37,8 @@ struct mix_cs {
 	plc_state_t plc; /* G.711, G.722: at the codec's rate */
 	OpusDecoder *opd;
 	OpusEncoder *ope;
-	int16_t tmp[CS_MAX_PCM]; /* PCM at the codec's rate */
+	int16_t tmp[CS_MAX_PCM];	/* PCM at the codec's rate */
+	int16_t nb[CS_MAX_PCM / 2 + 1]; /* G.722's, halved for the PLC */
 };
 
 static unsigned
@@ -201,6 +202,16 @@ mix_cs_ts_per_ms(const struct mix_cs *cs)
 	return cs->codec == MIX_OPUS ? 48 : 8;
 }
 
+/* 16 kHz to 8 kHz for the PLC's history: pairs averaged (its input only
+ * shapes the concealment; no filter needed beyond that). */
+static int
+halve(int16_t *out, const int16_t *in, unsigned n)
+{
+	for (unsigned i = 0; i < n / 2; i++)
+		out[i] = (int16_t)(((int32_t)in[2 * i] + in[2 * i + 1]) / 2);
+	return (int)(n / 2);
+}
+
 /* tmp (n samples at the codec rate) to pcm at the conference rate. */
 static int
 to_rate(struct mix_cs *cs, unsigned n, int16_t *pcm, unsigned cap)
@@ -238,7 +249,7 @@ mix_cs_decode(struct mix_cs *cs, const uint8_t *payload, unsigned len,
 		n = g722_decode(&cs->g722d, cs->tmp, payload, (int)len);
 		if (n < 0)
 			return -1;
-		plc_rx(&cs->plc, cs->tmp, n);
+		plc_rx(&cs->plc, cs->nb, halve(cs->nb, cs->tmp, (unsigned)n));
 		return to_rate(cs, (unsigned)n, pcm, cap);
 	case MIX_OPUS:
 		if (len == 0)
@@ -249,6 +260,29 @@ mix_cs_decode(struct mix_cs *cs, const uint8_t *payload, unsigned len,
 	default:
 		return -1;
 	}
+}
+
+/*
+ * SpanDSP 0.0.6's plc_fillin first rotates its history into order with a
+ * memcpy whose ranges overlap when 0 < buf_ptr < half the history
+ * (undefined behaviour; memmove was meant), which G.711's 160-sample
+ * packets reach three times in seven. The same rotation, done here with
+ * memmove, leaves buf_ptr 0 and plc_fillin's own a no-op.
+ */
+static void
+plc_normalise(plc_state_t *p)
+{
+	int16_t tmp[PLC_HISTORY_LEN];
+	int k = p->buf_ptr;
+
+	if (k <= 0 || k >= PLC_HISTORY_LEN)
+		return;
+	memcpy(tmp, p->history, (size_t)k * sizeof(tmp[0]));
+	memmove(p->history, p->history + k,
+		(size_t)(PLC_HISTORY_LEN - k) * sizeof(tmp[0]));
+	memcpy(p->history + PLC_HISTORY_LEN - k, tmp,
+	       (size_t)k * sizeof(tmp[0]));
+	p->buf_ptr = 0;
 }
 
 int
@@ -273,7 +307,23 @@ mix_cs_conceal(struct mix_cs *cs, const uint8_t *fec, unsigned fec_len,
 		return r;
 	}
 	k = (unsigned)((uint64_t)n * cs->codec_rate / cs->rate);
-	plc_fillin(&cs->plc, cs->tmp, (int)k);
+	if (cs->plc.missing_samples == 0)
+		plc_normalise(&cs->plc); /* a new gap: see plc_normalise */
+	if (cs->codec == MIX_G722) {
+		/* SpanDSP's PLC is built for 8 kHz (pitch range, a 50 ms
+		 * fade): it runs on G.722's audio halved, and its output is
+		 * doubled back; a concealed frame has no upper band. */
+		plc_fillin(&cs->plc, cs->nb, (int)(k / 2));
+		for (unsigned i = 0; i < k / 2; i++) {
+			int16_t a = cs->nb[i],
+				b = i + 1 < k / 2 ? cs->nb[i + 1] : a;
+
+			cs->tmp[2 * i] = a;
+			cs->tmp[2 * i + 1] = (int16_t)(((int32_t)a + b) / 2);
+		}
+	} else {
+		plc_fillin(&cs->plc, cs->tmp, (int)k);
+	}
 	return to_rate(cs, k, pcm, n);
 }
 

@@ -29,12 +29,13 @@ struct mix_jb {
 	bool have_next;
 	uint16_t next, high;
 	bool playing;
+	bool played; /* playout ran since the last restart */
 	unsigned count;
 	unsigned target;
 	unsigned above; /* consecutive gets with count > target + 1 */
 	/* jitter */
 	bool have_transit;
-	int64_t transit;
+	uint32_t transit;  /* arrival - ts, in RTP units, modulo 2^32 */
 	uint64_t jitter16; /* RTP units * 16 */
 	/* packet duration */
 	bool have_last;
@@ -59,6 +60,7 @@ flush(struct mix_jb *jb)
 	jb->count = 0;
 	jb->have_next = false;
 	jb->playing = false;
+	jb->played = false;
 	jb->above = 0;
 }
 
@@ -107,11 +109,12 @@ retarget(struct mix_jb *jb)
 static void
 measure(struct mix_jb *jb, uint16_t seq, uint32_t ts, uint64_t arrival_ns)
 {
-	int64_t arrival = (int64_t)(arrival_ns / 1000 * jb->clock / 1000000);
-	int64_t transit = arrival - (int64_t)ts, d;
+	uint32_t arrival = (uint32_t)(arrival_ns / 1000 * jb->clock / 1000000);
+	uint32_t transit = arrival - ts; /* both wrap: so does this */
+	int64_t d;
 
 	if (jb->have_transit) {
-		d = transit - jb->transit;
+		d = (int32_t)(transit - jb->transit);
 		if (d < 0)
 			d = -d;
 		/* J += (|D| - J) / 16, in units of 1/16 */
@@ -147,6 +150,12 @@ mix_jb_put(struct mix_jb *jb, uint32_t ssrc, uint16_t seq, uint32_t ts,
 		jb->next = jb->high = seq;
 	}
 	d = (int16_t)(seq - jb->next);
+	if (d < 0 && !jb->playing && (int16_t)(jb->high - seq) < JB_SLOTS) {
+		/* Not playing yet: an earlier packet arriving late still
+		 * comes first. */
+		jb->next = seq;
+		d = 0;
+	}
 	if (d < 0 && d > -(int16_t)(4 * JB_SLOTS)) {
 		jb->st.late++;
 		return 1;
@@ -200,9 +209,14 @@ mix_jb_get(struct mix_jb *jb, const uint8_t **payload, unsigned *len)
 			return JB_WAIT;
 		jb->playing = true;
 		jb->above = 0;
-		/* Start at the oldest packet held. */
-		while (slot_of(jb, jb->next) == NULL)
+		/* Start at the oldest packet held; after a dry spell, what
+		 * is skipped never came. */
+		while (slot_of(jb, jb->next) == NULL) {
 			jb->next++;
+			if (jb->played)
+				jb->st.lost++;
+		}
+		jb->played = true;
 	}
 	if (jb->count > jb->target + 1) {
 		if (++jb->above >= SHRINK_GETS) {
@@ -229,6 +243,24 @@ mix_jb_get(struct mix_jb *jb, const uint8_t **payload, unsigned *len)
 		return JB_PACKET;
 	}
 	if (jb->count > 0) {
+		uint16_t oldest = jb->next;
+
+		while (slot_of(jb, oldest) == NULL)
+			oldest++;
+		if ((uint16_t)(oldest - jb->next) > 3) {
+			/* A burst, or the sender renumbered: concealing
+			 * each would add its length as delay. Skip to what
+			 * is here; the gap is counted, not played. */
+			jb->st.lost += (uint16_t)(oldest - jb->next);
+			jb->next = oldest;
+			s = slot_of(jb, jb->next);
+			s->used = false;
+			jb->count--;
+			jb->next++;
+			*payload = s->data;
+			*len = s->len;
+			return JB_PACKET;
+		}
 		/* Something newer is here: this one is lost. */
 		jb->next++;
 		jb->st.lost++;
