@@ -115,6 +115,7 @@ struct mix_leg {
 struct mix_group {
 	struct mix_cs *cs; /* NULL: slot free */
 	unsigned users;
+	bool needed;   /* a member listens on it, or converges to it */
 	uint64_t tick; /* the tick payload was encoded for */
 	int len;       /* its length; 0: DTX, nothing to send */
 	uint8_t payload[MAX_PAYLOAD];
@@ -652,12 +653,8 @@ group_join(struct mix_conf *conf, struct mix_leg *l, struct mix_cmd *c)
 		free_slot->tick = 0;
 		l->group = free_slot;
 	}
-	if (l->group) {
-		l->group->users++;
-		/* Its first packets come from its own encoder, continuing
-		 * the shared one's state (see conf_tick). */
-		l->own_ticks = CONVERGE_TICKS;
-	}
+	if (l->group)
+		l->group->users++; /* a new decoder can start on it at once */
 }
 
 static void
@@ -1001,6 +998,13 @@ leg_frame(struct mix_worker *w, struct mix_leg *l, unsigned frame)
 	while (l->fifo_wr - l->fifo_rd < frame) {
 		enum mix_jb_get r = mix_jb_get(l->jb, &pl, &len);
 
+		if (r == JB_PACKET && len <= 2 && l->p.codec == MIX_OPUS) {
+			/* Opus DTX: the sender says it is silent. Not
+			 * decoded, not concealed after: the leg is quiet. */
+			l->plc_run = PLC_MAX_FRAMES;
+			l->fifo_rd = l->fifo_wr;
+			return false;
+		}
 		if (r == JB_PACKET) {
 			n = mix_cs_decode(l->cs, pl, len, w->pcm,
 					  MAX_PKT_SAMPLES);
@@ -1256,10 +1260,17 @@ conf_tick(struct mix_worker *w, struct mix_conf *c)
 			mix_acc_add(c->acc, l->in, c->frame);
 	}
 	mix_minus(c->all, c->acc, NULL, c->frame);
-	/* Every shared encoder in use runs every tick, so its state is the
-	 * one its listeners' decoders know (see listener_send). */
+	/* A shared encoder runs whenever a member listens on it or is
+	 * converging to it (see listener_send); when every member is a
+	 * seated talker nobody decodes it, and it rests. */
+	for (unsigned i = 0; i < MIX_GROUPS; i++)
+		c->groups[i].needed = false;
+	TAILQ_FOREACH(l, &c->legs, link) {
+		if (l->group && l->p.mix_out && !l->seated)
+			l->group->needed = true;
+	}
 	for (unsigned i = 0; i < MIX_GROUPS; i++) {
-		if (c->groups[i].users)
+		if (c->groups[i].needed)
 			group_payload(w, c, &c->groups[i]);
 	}
 	TAILQ_FOREACH(l, &c->legs, link) {
