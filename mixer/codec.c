@@ -37,7 +37,8 @@ struct mix_cs {
 	plc_state_t plc; /* G.711, G.722: at the codec's rate */
 	OpusDecoder *opd;
 	OpusEncoder *ope;
-	int16_t tmp[CS_MAX_PCM];	/* PCM at the codec's rate */
+	bool independent;	 /* the next Opus frame without prediction */
+	int16_t tmp[CS_MAX_PCM]; /* PCM at the codec's rate */
 	int16_t nb[CS_MAX_PCM / 2 + 1]; /* G.722's, halved for the PLC */
 };
 
@@ -177,6 +178,15 @@ mix_cs_same_encoder(const struct mix_cs *a, const struct mix_cs *b)
 	       a->p.opus_dtx == b->p.opus_dtx &&
 	       a->p.opus_maxrate == b->p.opus_maxrate &&
 	       a->p.opus_bitrate == b->p.opus_bitrate;
+}
+
+bool
+mix_cs_independent_next(struct mix_cs *cs)
+{
+	if (cs->codec != MIX_OPUS)
+		return cs->codec != MIX_G722;
+	cs->independent = true;
+	return true;
 }
 
 bool
@@ -336,7 +346,15 @@ mix_cs_encode(struct mix_cs *cs, const int16_t *pcm, unsigned n, uint8_t *out,
 	opus_int32 r;
 
 	if (cs->codec == MIX_OPUS) {
+		if (cs->independent)
+			opus_encoder_ctl(cs->ope,
+					 OPUS_SET_PREDICTION_DISABLED(1));
 		r = opus_encode(cs->ope, pcm, (int)n, out, (opus_int32)cap);
+		if (cs->independent) {
+			opus_encoder_ctl(cs->ope,
+					 OPUS_SET_PREDICTION_DISABLED(0));
+			cs->independent = false;
+		}
 		if (r < 0)
 			return -1;
 		/* With DTX, a packet of 2 bytes or less need not be sent. */

@@ -61,6 +61,13 @@ bool mix_cs_same_encoder(const struct mix_cs *a, const struct mix_cs *b);
  * The two must be mix_cs_same_encoder.
  */
 void mix_cs_copy_encoder(struct mix_cs *dst, const struct mix_cs *src);
+/*
+ * Worker: code the next frame without inter-frame prediction (Opus's
+ * OPUS_SET_PREDICTION_DISABLED, for that frame only), so any decoder
+ * decodes it the same whatever it decoded before. False when the codec
+ * cannot (G.722, whose ADPCM always predicts; G.711 needs it not).
+ */
+bool mix_cs_independent_next(struct mix_cs *cs);
 /* Does the codec carry state from frame to frame in its encoder? */
 bool mix_cs_stateful(const struct mix_cs *cs);
 /* RTP timestamp units per ms of audio (8 for G.711 and G.722, 48 Opus). */

@@ -64,11 +64,13 @@
 #define GATE_MS		(200 * 200) /* mean square: RMS 200, about -44 dBFS */
 #define HANGOVER_TICKS	10 /* 200 ms a talker stays one after falling silent */
 #define SEAT_BONUS	4  /* a seated talker's score counts 6 dB more */
-#define CONVERGE_TICKS \
-	10	     /* own-encoder ticks on the shared input before
-			      a listener moves back to the shared encode */
-#define JB_MIN_MS 20 /* bounds of the jitter buffer's depth */
-#define JB_MAX_MS 200
+/* Ticks a former talker stays on its own encoder at most, waiting for a
+ * quiet moment to move back to the shared encode (see switch_encoders):
+ * G.722's states converge by then; Opus's never do. */
+#define CONVERGE_TICKS_G722 10
+#define RETURN_MAX_TICKS    100
+#define JB_MIN_MS	    20 /* bounds of the jitter buffer's depth */
+#define JB_MAX_MS	    200
 
 struct mix_leg {
 	TAILQ_ENTRY(mix_leg) link;
@@ -86,12 +88,13 @@ struct mix_leg {
 	struct mix_cs *cs;	 /* its codecs, at the conference's rate */
 	struct mix_group *group; /* its shared encoder, or NULL */
 	/* talker detection and selection */
-	uint64_t energy;    /* mean square of this tick's frame */
-	uint64_t score;	    /* smoothed energy, for ranking talkers */
-	unsigned hang;	    /* ticks left of the hangover */
-	bool seated;	    /* mixed this tick (one of the loudest N) */
-	unsigned own_ticks; /* ticks left on its own encoder */
-	unsigned ts_step;   /* RTP timestamp units per tick */
+	uint64_t energy;   /* mean square of this tick's frame */
+	uint64_t score;	   /* smoothed energy, for ranking talkers */
+	unsigned hang;	   /* ticks left of the hangover */
+	bool seated;	   /* mixed this tick (one of the loudest N) */
+	bool on_shared;	   /* listening on its group's encode */
+	unsigned converge; /* G.722: ticks left before it may go back */
+	unsigned ts_step;  /* RTP timestamp units per tick */
 	/* transmit */
 	uint16_t seq;
 	uint32_t ts;
@@ -635,7 +638,7 @@ group_join(struct mix_conf *conf, struct mix_leg *l, struct mix_cmd *c)
 	struct mix_group *free_slot = NULL;
 
 	l->group = NULL;
-	l->own_ticks = 0;
+	l->converge = 0;
 	for (unsigned i = 0; i < MIX_GROUPS; i++) {
 		struct mix_group *g = &conf->groups[i];
 
@@ -653,8 +656,10 @@ group_join(struct mix_conf *conf, struct mix_leg *l, struct mix_cmd *c)
 		free_slot->tick = 0;
 		l->group = free_slot;
 	}
+	/* A new decoder can start on the shared encode at once. */
+	l->on_shared = l->group != NULL;
 	if (l->group)
-		l->group->users++; /* a new decoder can start on it at once */
+		l->group->users++;
 }
 
 static void
@@ -1199,38 +1204,68 @@ group_payload(struct mix_worker *w, struct mix_conf *c, struct mix_group *g)
 }
 
 /*
- * One listener's packet. A seated talker hears the mix minus itself,
- * from its own encoder; everybody else hears the full mix, from the
- * shared encoder of its codec.
+ * Which encoder each listener hears this tick, decided before any encode
+ * runs. A seated talker hears the mix minus itself from its own encoder;
+ * everybody else the full mix from the shared encoder of its codec.
  *
- * No click at the switch: a decoder keeps state from the encoder that fed
- * it, so a listener moving from the shared encoder to its own must find
- * its own in the shared one's state - it is copied at that moment
- * (mix_cs_copy_encoder) and only the talker's own voice leaves the
- * signal. Moving back, the leg's own encoder first runs CONVERGE_TICKS
- * (200 ms) on the full mix, the very input of the shared one, until
- * their states agree (Opus and G.722 forget their past within tens of
- * ms); then the shared payload takes over. G.711 has no state: it
- * switches at once.
+ * No click at a switch. A decoder keeps state from the encoder that fed
+ * it, so:
+ * - shared -> own: the leg's encoder takes a byte copy of the shared
+ *   one's state as it stands after the last tick, before either encodes
+ *   this one; the decoder goes on seamlessly and only the talker's own
+ *   voice leaves the signal.
+ * - own -> shared: the decoder's state is the leg's own encoder's, which
+ *   the shared one cannot take on (others decode it). The leg stays on
+ *   its own encoder, fed the full mix, until the mix is quiet (below the
+ *   talker gate), where a decoder's mismatch is not heard; and that
+ *   first shared frame is coded without inter-frame prediction (Opus,
+ *   mix_cs_independent_next), which shortens the mismatch to the
+ *   codec's overlap. Without a quiet moment it goes back after
+ *   RETURN_MAX_TICKS (2 s) all the same. G.722's backward-adaptive state
+ *   converges on the same input, so it goes back after
+ *   CONVERGE_TICKS_G722 at the latest.
+ * - G.711 has no state: it switches at once.
  */
+static void
+switch_encoders(struct mix_conf *c)
+{
+	bool quiet = mean_square(c->all, c->frame) < GATE_MS;
+	struct mix_leg *l;
+
+	TAILQ_FOREACH(l, &c->legs, link) {
+		struct mix_group *g = l->group;
+
+		if (g == NULL || !l->p.mix_out)
+			continue;
+		if (l->seated) {
+			if (l->on_shared && mix_cs_stateful(l->cs))
+				mix_cs_copy_encoder(l->cs, g->cs);
+			l->on_shared = false;
+			l->converge = l->p.codec == MIX_G722
+					      ? CONVERGE_TICKS_G722
+					      : RETURN_MAX_TICKS;
+		} else if (!l->on_shared) {
+			if (!mix_cs_stateful(l->cs) || quiet ||
+			    l->converge == 0 || --l->converge == 0) {
+				mix_cs_independent_next(g->cs);
+				l->on_shared = true;
+			}
+		}
+	}
+}
+
 static void
 listener_send(struct mix_worker *w, struct mix_conf *c, struct mix_leg *l,
 	      int16_t *out)
 {
 	struct mix_group *g = l->group;
-	bool stateful = mix_cs_stateful(l->cs);
 
 	if (l->seated) {
-		if (g && stateful && l->own_ticks == 0)
-			mix_cs_copy_encoder(l->cs, g->cs);
-		l->own_ticks = stateful ? CONVERGE_TICKS : 0;
 		mix_minus(out, c->acc, l->in, c->frame);
 		leg_send(w, l, out, c->frame);
 		return;
 	}
-	if (g == NULL || l->own_ticks > 0) {
-		if (l->own_ticks > 0)
-			l->own_ticks--;
+	if (g == NULL || !l->on_shared) {
 		leg_send(w, l, c->all, c->frame);
 		return;
 	}
@@ -1263,6 +1298,7 @@ conf_tick(struct mix_worker *w, struct mix_conf *c)
 	/* A shared encoder runs whenever a member listens on it or is
 	 * converging to it (see listener_send); when every member is a
 	 * seated talker nobody decodes it, and it rests. */
+	switch_encoders(c);
 	for (unsigned i = 0; i < MIX_GROUPS; i++)
 		c->groups[i].needed = false;
 	TAILQ_FOREACH(l, &c->legs, link) {
