@@ -20,7 +20,8 @@
  *     {"conferences":[{"id","uri","participants","worker","created"}]}
  *   conference.show  {"id":ID} or [ID] ->
  *     {"id","uri","worker","created","participants":[{"uri","call_id",
- *      "leg_uri","codec","state","direction","joining","local_rtp","remote_rtp",
+ *      "leg_uri","mute","deaf","gain_db","codec","state","direction",
+ *      "joining","local_rtp","remote_rtp",
  *      "rtp":{"rx_packets","rx_bytes","rx_foreign","rx_malformed",
  *             "rx_other_pt","rx_late","rx_overflow","rx_lost",
  *             "rx_concealed","jitter_ms","jb_target","rx_unmixed",
@@ -34,6 +35,9 @@
  *                 "io":{rx_packets, rx_no_flow, rx_malformed, ...},
  *                 "workers":[{worker, ticks, overruns, tick_us_max, ...}]}
  *                 (asynchronous: the io lcore and every worker answer)
+ *   participant.audio  {"id":ID,"participant":WHO[,"mute":BOOL]
+ *                       [,"deaf":BOOL][,"gain_db":-24..24]} ->
+ *     {"id","participant","mute","deaf","gain_db"}
  * "created" is seconds since the epoch.
  *
  * Order: a client's requests are answered one at a time, in order. While
@@ -495,6 +499,9 @@ mgmt_part_json(const struct sig_part_info *p)
 	mgmt_set(&o, "state", mgmt_json_str(p->state));
 	mgmt_set(&o, "direction", mgmt_json_str(p->direction));
 	mgmt_set(&o, "joining", mgmt_json_str(p->joining));
+	mgmt_set(&o, "mute", json_boolean(p->mute));
+	mgmt_set(&o, "deaf", json_boolean(p->deaf));
+	mgmt_set(&o, "gain_db", json_integer(p->gain_db));
 	mgmt_set(&o, "local_rtp", mgmt_json_addr(p->local_rtp));
 	mgmt_set(&o, "remote_rtp", mgmt_json_addr(p->remote_rtp));
 	mgmt_set(&o, "rtp", mgmt_rtp_json(p));
@@ -662,6 +669,69 @@ mgmt_participant_admit(struct mgmt_client *c, json_t *id, json_t *params)
 		mgmt_reply_error(c, id, MGMT_RPC_BUSY_STATE,
 				 "participant is not waiting for admission",
 				 json_pack("{s:s}", "participant", who));
+}
+
+/* A participant's audio controls: mute, deaf, gain. */
+static void
+mgmt_participant_audio(struct mgmt_client *c, json_t *id, json_t *params)
+{
+	static const char usage[] =
+		"participant.audio takes {\"id\": CONFERENCE, \"participant\": "
+		"CALL-ID or URI} and at least one of \"mute\": BOOL, \"deaf\": "
+		"BOOL, \"gain_db\": INTEGER -24..24";
+	json_t *jm, *jd, *jg;
+	const char *conf_id, *who;
+	struct sig_audio a;
+	int mute = -1, deaf = -1, gain = 0, err;
+	size_t known = 2;
+
+	if (!json_is_object(params) ||
+	    !json_is_string(json_object_get(params, "id")) ||
+	    !json_is_string(json_object_get(params, "participant"))) {
+		mgmt_reply_bad_params(c, id, usage);
+		return;
+	}
+	jm = json_object_get(params, "mute");
+	jd = json_object_get(params, "deaf");
+	jg = json_object_get(params, "gain_db");
+	known += (jm != NULL) + (jd != NULL) + (jg != NULL);
+	if (known == 2 || json_object_size(params) != known ||
+	    (jm && !json_is_boolean(jm)) || (jd && !json_is_boolean(jd)) ||
+	    (jg && (!json_is_integer(jg) || json_integer_value(jg) < -24 ||
+		    json_integer_value(jg) > 24))) {
+		mgmt_reply_bad_params(c, id, usage);
+		return;
+	}
+	if (jm)
+		mute = json_is_true(jm);
+	if (jd)
+		deaf = json_is_true(jd);
+	if (jg)
+		gain = (int)json_integer_value(jg);
+	conf_id = json_string_value(json_object_get(params, "id"));
+	who = json_string_value(json_object_get(params, "participant"));
+	err = sig_conf_audio(c->m->s, conf_id, who, mute, deaf,
+			     jg ? &gain : NULL, &a);
+	if (err == 0)
+		mgmt_reply_result(c, id,
+				  json_pack("{s:s,s:s,s:b,s:b,s:i}", "id",
+					    conf_id, "participant", who, "mute",
+					    a.mute, "deaf", a.deaf, "gain_db",
+					    a.gain_db));
+	else if (err == ENOENT)
+		mgmt_reply_no_conf(c, id, conf_id);
+	else if (err == ESRCH)
+		mgmt_reply_error(c, id, MGMT_RPC_NO_PARTICIPANT,
+				 "no such participant",
+				 json_pack("{s:s,s:s}", "id", conf_id,
+					   "participant", who));
+	else if (err == EBUSY)
+		mgmt_reply_error(c, id, MGMT_RPC_BUSY_STATE,
+				 "participant is moving, leaving or in the "
+				 "lobby",
+				 json_pack("{s:s}", "participant", who));
+	else
+		mgmt_reply_errno(c, id, err);
 }
 
 /* RFC 4579 4.10: move a participant to another conference. */
@@ -863,6 +933,7 @@ static const struct {
 	{"conference.dialout", mgmt_conf_dialout},
 	{"participant.move", mgmt_participant_move},
 	{"participant.admit", mgmt_participant_admit},
+	{"participant.audio", mgmt_participant_audio},
 	{"conference.admission", mgmt_conf_admission},
 };
 

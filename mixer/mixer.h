@@ -73,6 +73,7 @@ struct mix_leg_params {
 	bool have_te;	      /* the peer sends telephone-events */
 	void *owner;	      /* the control thread's leg, for events */
 	unsigned rate;	      /* the conference's mixing rate */
+	int gain_db;	      /* on what the leg says, -24..+24 */
 	/* Opus (RFC 7587 fmtp): in-band FEC and DTX the peer accepts, the
 	 * highest rate it plays (maxplaybackrate, 0: any) and the bitrate
 	 * to send (maxaveragebitrate, 0: the encoder's choice). */

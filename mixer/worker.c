@@ -93,6 +93,7 @@ struct mix_leg {
 	unsigned hang;	   /* ticks left of the hangover */
 	bool seated;	   /* mixed this tick (one of the loudest N) */
 	bool on_shared;	   /* listening on its group's encode */
+	int32_t gain_q8;   /* p.gain_db as a factor, 256 = 0 dB */
 	unsigned converge; /* G.722: ticks left before it may go back */
 	unsigned ts_step;  /* RTP timestamp units per tick */
 	/* transmit */
@@ -344,6 +345,17 @@ mix_conf_set_talkers(struct mix_conf *c, unsigned n)
 	return 0;
 }
 
+/* A gain in dB as a Q8 factor; at a leg's updates only, never a frame. */
+static int32_t
+gain_q8(int db)
+{
+	if (db < -24)
+		db = -24;
+	if (db > 24)
+		db = 24;
+	return (int32_t)lround(256.0 * pow(10.0, db / 20.0));
+}
+
 int
 mix_leg_alloc(struct mix_leg **lp, const struct mix_leg_params *p)
 {
@@ -371,6 +383,7 @@ mix_leg_alloc(struct mix_leg **lp, const struct mix_leg_params *p)
 		    JB_MAX_MS);
 	l->ts_step = MIX_PTIME_MS * mix_cs_ts_per_ms(l->cs);
 	l->p = *p;
+	l->gain_q8 = gain_q8(p->gain_db);
 	l->attached_ns = fc_now_ns();
 	l->seq = p->seq;
 	l->ts = p->ts;
@@ -740,6 +753,8 @@ cmd_leg_update(struct mix_leg *l, struct mix_cmd *c)
 	l->p.remote_port = p->remote_port;
 	l->p.mix_in = p->mix_in;
 	l->p.mix_out = p->mix_out;
+	l->p.gain_db = p->gain_db;
+	l->gain_q8 = gain_q8(p->gain_db);
 	return 0;
 }
 
@@ -1126,6 +1141,18 @@ conf_tick_app(struct mix_worker *w, struct mix_conf *c)
 	c->prompt_pos = (c->prompt_pos + c->frame) % c->prompt_len;
 }
 
+static void
+apply_gain(int16_t *x, unsigned n, int32_t q8)
+{
+	for (unsigned i = 0; i < n; i++) {
+		int32_t v = (x[i] * q8) >> 8;
+
+		x[i] = (int16_t)(v > INT16_MAX	 ? INT16_MAX
+				 : v < INT16_MIN ? INT16_MIN
+						 : v);
+	}
+}
+
 static uint64_t
 mean_square(const int16_t *x, unsigned n)
 {
@@ -1287,8 +1314,11 @@ conf_tick(struct mix_worker *w, struct mix_conf *c)
 		return;
 	}
 	memset(c->acc, 0, c->frame * sizeof(c->acc[0]));
-	TAILQ_FOREACH(l, &c->legs, link)
+	TAILQ_FOREACH(l, &c->legs, link) {
 		l->talking = l->p.mix_in && leg_frame(w, l, c->frame);
+		if (l->talking && l->gain_q8 != 256)
+			apply_gain(l->in, c->frame, l->gain_q8);
+	}
 	select_talkers(c);
 	TAILQ_FOREACH(l, &c->legs, link) {
 		if (l->seated)

@@ -394,11 +394,13 @@ leg_params(struct sig_leg *l)
 	p->remote_port = htons(m->port);
 	/* A held leg (sendonly or inactive) leaves the mix and hears
 	 * nothing; a recvonly peer only listens. */
-	p->mix_in =
-		m->peer_mode == sdp_sendrecv && !l->focus_hold && !l->awaiting;
-	/* Held by the focus: nothing of the conference reaches it either. */ p
-		->mix_out = (m->peer_mode & sdp_recvonly) != 0 &&
-			    !l->focus_hold && !l->awaiting;
+	p->mix_in = m->peer_mode == sdp_sendrecv && !l->focus_hold &&
+		    !l->awaiting && !l->muted;
+	/* Held by the focus (or deaf): nothing of the conference reaches
+	 * it either. */
+	p->mix_out = (m->peer_mode & sdp_recvonly) != 0 && !l->focus_hold &&
+		     !l->awaiting && !l->deaf;
+	p->gain_db = l->gain_db;
 }
 
 int
@@ -856,6 +858,43 @@ sig_conf_admit(struct sig *s, const char *id, const char *who)
 }
 
 int
+sig_conf_audio(struct sig *s, const char *id, const char *who, int mute,
+	       int deaf, const int *gain_db, struct sig_audio *out)
+{
+	struct sig_conf *c;
+	struct sig_leg *l;
+	int err;
+
+	if (s == NULL || id == NULL || who == NULL ||
+	    (gain_db && (*gain_db < -24 || *gain_db > 24)))
+		return EINVAL;
+	c = sig_conf_find(s, id);
+	if (c == NULL)
+		return ENOENT;
+	l = conf_leg_find(c, who);
+	if (l == NULL)
+		return ESRCH;
+	if (l->moving || l->releasing || !l->media_up || c->app)
+		return EBUSY;
+	if (mute >= 0)
+		l->muted = mute;
+	if (deaf >= 0)
+		l->deaf = deaf;
+	if (gain_db)
+		l->gain_db = *gain_db;
+	err = sig_leg_media_update(l, &l->media);
+	if (err)
+		return err;
+	FC_INFO("sig", "conference %s: %s %smuted, %sdeaf, gain %+d dB", c->id,
+		l->peer_uri ? l->peer_uri : "?", l->muted ? "" : "not ",
+		l->deaf ? "" : "not ", l->gain_db);
+	out->mute = l->muted;
+	out->deaf = l->deaf;
+	out->gain_db = l->gain_db;
+	return 0;
+}
+
+int
 sig_conf_set_admission(struct sig *s, const char *id, bool manual)
 {
 	struct sig_conf *c = s && id ? sig_conf_find(s, id) : NULL;
@@ -1015,6 +1054,9 @@ sig_conf_show(struct sig *s, const char *id, sig_show_h *h, void *arg)
 		p->state = sig_leg_state_name(l->state);
 		p->direction = sig_sdp_mode_name(l->media.peer_mode);
 		p->joining = l->joining ? l->joining : "dialed-in";
+		p->mute = l->muted;
+		p->deaf = l->deaf;
+		p->gain_db = l->gain_db;
 		snprintf(p->local_rtp, sizeof(p->local_rtp), "%s:%u", ip,
 			 l->ep.local_port);
 		inet_ntop(AF_INET, &ra, rip, sizeof(rip));

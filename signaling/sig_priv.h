@@ -107,6 +107,9 @@ struct sig_leg {
 	bool moving;	 /* between the old worker's detach and the attach */
 	bool focus_hold; /* the focus holds it (urn:feature:HoldCall) */
 	bool awaiting;	 /* manual admission: 180 sent, no 200 yet */
+	bool muted;	 /* the NOC's: not mixed */
+	bool deaf;	 /* the NOC's: hears nothing */
+	int gain_db;	 /* the NOC's, on what it says */
 	bool focus_hold_prev;  /* before the hold/retrieve re-INVITE */
 	sdp_mode_t offer_mode; /* the direction of our offers */
 	bool uas;      /* the participant called us (we chose the To tag) */

@@ -95,8 +95,10 @@ struct sig_part_info {
 	const char *state;     /* RFC 4575 endpoint status words */
 	const char *direction; /* the peer's SDP direction */
 	const char *joining;   /* "dialed-in" */
-	char local_rtp[48];    /* "addr:port" */
-	char remote_rtp[48];   /* where RTP goes now */
+	bool mute, deaf;       /* the NOC's controls (sig_conf_audio) */
+	int gain_db;
+	char local_rtp[48];  /* "addr:port" */
+	char remote_rtp[48]; /* where RTP goes now */
 	struct mix_leg_stats rtp;
 	bool have_rtp; /* the worker answered with counters */
 };
@@ -141,6 +143,21 @@ int sig_conf_move(struct sig *s, const char *from_id, const char *who,
  * not waiting).
  */
 int sig_conf_set_admission(struct sig *s, const char *id, bool manual);
+
+/* A participant's audio controls, as they are after a change. */
+struct sig_audio {
+	bool mute;   /* what it says is not mixed */
+	bool deaf;   /* it hears nothing */
+	int gain_db; /* on what it says, -24..+24 */
+};
+/*
+ * Set participant who's controls in conference id: mute/deaf 0 or 1, or
+ * -1 to leave as is; gain_db NULL leaves it. 0 and *out filled, ENOENT
+ * (conference), ESRCH (participant), EINVAL (gain out of range), EBUSY
+ * (moving, leaving, or in the application's lobby).
+ */
+int sig_conf_audio(struct sig *s, const char *id, const char *who, int mute,
+		   int deaf, const int *gain_db, struct sig_audio *out);
 int sig_conf_admit(struct sig *s, const char *id, const char *who);
 
 /* Process-wide counters the management socket reports. */
