@@ -635,6 +635,20 @@ mgmt_conf_admission(struct mgmt_client *c, json_t *id, json_t *params)
 			  json_pack("{s:s,s:s}", "id", conf_id, "mode", mode));
 }
 
+/* ENOENT: no such conference; ESRCH: no such participant in it. */
+static void
+mgmt_reply_no_one(struct mgmt_client *c, json_t *id, int err,
+		  const char *conf_id, const char *who)
+{
+	if (err == ENOENT)
+		mgmt_reply_no_conf(c, id, conf_id);
+	else
+		mgmt_reply_error(c, id, MGMT_RPC_NO_PARTICIPANT,
+				 "no such participant",
+				 json_pack("{s:s,s:s}", "id", conf_id,
+					   "participant", who));
+}
+
 /* Answer a caller waiting for manual admission. */
 static void
 mgmt_participant_admit(struct mgmt_client *c, json_t *id, json_t *params)
@@ -658,13 +672,8 @@ mgmt_participant_admit(struct mgmt_client *c, json_t *id, json_t *params)
 		mgmt_reply_result(c, id,
 				  json_pack("{s:s,s:s}", "id", conf_id,
 					    "participant", who));
-	else if (err == ENOENT)
-		mgmt_reply_no_conf(c, id, conf_id);
-	else if (err == ESRCH)
-		mgmt_reply_error(c, id, MGMT_RPC_NO_PARTICIPANT,
-				 "no such participant",
-				 json_pack("{s:s,s:s}", "id", conf_id,
-					   "participant", who));
+	else if (err == ENOENT || err == ESRCH)
+		mgmt_reply_no_one(c, id, err, conf_id, who);
 	else
 		mgmt_reply_error(c, id, MGMT_RPC_BUSY_STATE,
 				 "participant is not waiting for admission",
@@ -718,13 +727,8 @@ mgmt_participant_audio(struct mgmt_client *c, json_t *id, json_t *params)
 					    conf_id, "participant", who, "mute",
 					    a.mute, "deaf", a.deaf, "gain_db",
 					    a.gain_db));
-	else if (err == ENOENT)
-		mgmt_reply_no_conf(c, id, conf_id);
-	else if (err == ESRCH)
-		mgmt_reply_error(c, id, MGMT_RPC_NO_PARTICIPANT,
-				 "no such participant",
-				 json_pack("{s:s,s:s}", "id", conf_id,
-					   "participant", who));
+	else if (err == ENOENT || err == ESRCH)
+		mgmt_reply_no_one(c, id, err, conf_id, who);
 	else if (err == EBUSY)
 		mgmt_reply_error(c, id, MGMT_RPC_BUSY_STATE,
 				 "participant is moving, leaving or in the "
@@ -762,12 +766,8 @@ mgmt_participant_move(struct mgmt_client *c, json_t *id, json_t *params)
 					    "from", from, "to", to));
 		break;
 	case ENOENT:
-		mgmt_reply_no_conf(c, id, from);
-		break;
 	case ESRCH:
-		mgmt_reply_error(
-			c, id, MGMT_RPC_NO_PARTICIPANT, "no such participant",
-			json_pack("{s:s,s:s}", "id", from, "participant", who));
+		mgmt_reply_no_one(c, id, err, from, who);
 		break;
 	case EALREADY:
 		mgmt_reply_bad_params(c, id, "already in that conference");

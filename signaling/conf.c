@@ -840,41 +840,45 @@ conf_leg_find(struct sig_conf *c, const char *who)
 	return NULL;
 }
 
-int
-sig_conf_admit(struct sig *s, const char *id, const char *who)
+/* Participant who of conference id: 0, EINVAL, ENOENT (conference),
+ * ESRCH (participant). */
+static int
+conf_participant(struct sig_leg **lp, struct sig *s, const char *id,
+		 const char *who)
 {
 	struct sig_conf *c;
-	struct sig_leg *l;
 
 	if (s == NULL || id == NULL || who == NULL)
 		return EINVAL;
 	c = sig_conf_find(s, id);
 	if (c == NULL)
 		return ENOENT;
-	l = conf_leg_find(c, who);
-	if (l == NULL)
-		return ESRCH;
-	return sig_leg_admit(l);
+	*lp = conf_leg_find(c, who);
+	return *lp ? 0 : ESRCH;
+}
+
+int
+sig_conf_admit(struct sig *s, const char *id, const char *who)
+{
+	struct sig_leg *l;
+	int err = conf_participant(&l, s, id, who);
+
+	return err ? err : sig_leg_admit(l);
 }
 
 int
 sig_conf_audio(struct sig *s, const char *id, const char *who, int mute,
 	       int deaf, const int *gain_db, struct sig_audio *out)
 {
-	struct sig_conf *c;
 	struct sig_leg *l;
 	int err;
 
-	if (s == NULL || id == NULL || who == NULL ||
-	    (gain_db && (*gain_db < -24 || *gain_db > 24)))
+	if (gain_db && (*gain_db < -24 || *gain_db > 24))
 		return EINVAL;
-	c = sig_conf_find(s, id);
-	if (c == NULL)
-		return ENOENT;
-	l = conf_leg_find(c, who);
-	if (l == NULL)
-		return ESRCH;
-	if (l->moving || l->releasing || !l->media_up || c->app)
+	err = conf_participant(&l, s, id, who);
+	if (err)
+		return err;
+	if (l->moving || l->releasing || !l->media_up || l->conf->app)
 		return EBUSY;
 	if (mute >= 0)
 		l->muted = mute;
@@ -885,7 +889,7 @@ sig_conf_audio(struct sig *s, const char *id, const char *who, int mute,
 	err = sig_leg_media_update(l, &l->media);
 	if (err)
 		return err;
-	FC_INFO("sig", "conference %s: %s %smuted, %sdeaf, gain %+d dB", c->id,
+	FC_INFO("sig", "conference %s: %s %smuted, %sdeaf, gain %+d dB", id,
 		l->peer_uri ? l->peer_uri : "?", l->muted ? "" : "not ",
 		l->deaf ? "" : "not ", l->gain_db);
 	out->mute = l->muted;
