@@ -59,8 +59,9 @@
 #define TX_BURST	64
 #define CHAN_SIZE	1024
 #define EVENT_SLOTS	32
-#define PLC_MAX_FRAMES	3 /* ticks concealed after the buffer ran dry */
-#define MIX_GROUPS	8 /* shared encoders per conference */
+#define PLC_MAX_FRAMES	3  /* ticks concealed after the buffer ran dry */
+#define MIX_GROUPS	8  /* shared encoders per conference */
+#define MAX_CANDIDATES	64 /* speakers ranked for the seats at once */
 #define GATE_MS		(200 * 200) /* mean square: RMS 200, about -44 dBFS */
 #define HANGOVER_TICKS	10 /* 200 ms a talker stays one after falling silent */
 #define SEAT_BONUS	4  /* a seated talker's score counts 6 dB more */
@@ -1169,14 +1170,16 @@ mean_square(const int16_t *x, unsigned n)
  * unseat it). Of the legs speaking, the max_talkers loudest by smoothed
  * energy are mixed; a seated talker's score counts SEAT_BONUS times (6
  * dB) over a newcomer's, so two similar voices do not take turns every
- * tick. O(legs * max_talkers), max_talkers being small.
+ * tick. One pass over the legs gathers the speakers (at most
+ * MAX_CANDIDATES; beyond, the quietest newcomers wait); the seats are
+ * then chosen among those: O(legs + candidates * max_talkers).
  */
 static void
 select_talkers(struct mix_conf *c)
 {
-	struct mix_leg *l, *best;
-	unsigned seats = c->max_talkers ? c->max_talkers : UINT32_MAX;
-	uint64_t best_score;
+	struct mix_leg *l, *cand[MAX_CANDIDATES];
+	unsigned seats = c->max_talkers ? c->max_talkers : MAX_CANDIDATES;
+	unsigned n = 0;
 
 	TAILQ_FOREACH(l, &c->legs, link) {
 		bool loud =
@@ -1191,30 +1194,39 @@ select_talkers(struct mix_conf *c)
 		else if (l->hang)
 			l->hang--;
 		l->talking = l->talking && l->hang > 0;
-		if (!l->talking)
-			l->seated = false;
-	}
-	/* Pick the seats: the talkers in score order, seated ones first
-	 * at equal footing thanks to the bonus. */
-	TAILQ_FOREACH(l, &c->legs, link)
+		/* The rank key: the seated ones' with the bonus. */
 		l->energy = l->talking ? (l->seated ? l->score * SEAT_BONUS
 						    : l->score) +
 						 1
-				       : 0; /* reused as the rank key */
-	TAILQ_FOREACH(l, &c->legs, link)
+				       : 0;
 		l->seated = false;
-	while (seats-- > 0) {
-		best = NULL;
-		best_score = 0;
-		TAILQ_FOREACH(l, &c->legs, link) {
-			if (!l->seated && l->energy > best_score) {
-				best = l;
-				best_score = l->energy;
+		if (!l->talking)
+			continue;
+		if (n < MAX_CANDIDATES) {
+			cand[n++] = l;
+		} else {
+			/* Full: the lowest ranked candidate makes room. */
+			unsigned low = 0;
+
+			for (unsigned i = 1; i < n; i++) {
+				if (cand[i]->energy < cand[low]->energy)
+					low = i;
 			}
+			if (l->energy > cand[low]->energy)
+				cand[low] = l;
 		}
-		if (best == NULL)
+	}
+	while (seats-- > 0) {
+		unsigned best = n;
+
+		for (unsigned i = 0; i < n; i++) {
+			if (!cand[i]->seated &&
+			    (best == n || cand[i]->energy > cand[best]->energy))
+				best = i;
+		}
+		if (best == n)
 			break;
-		best->seated = true;
+		cand[best]->seated = true;
 	}
 }
 
