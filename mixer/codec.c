@@ -304,6 +304,11 @@ mix_cs_conceal(struct mix_cs *cs, const uint8_t *fec, unsigned fec_len,
 
 	if (n > CS_MAX_PCM)
 		n = CS_MAX_PCM;
+	/* At the codec's rate it must fit tmp too (G.722 in an 8 kHz
+	 * conference doubles it). */
+	if ((uint64_t)n * cs->codec_rate / cs->rate > CS_MAX_PCM)
+		n = (unsigned)((uint64_t)CS_MAX_PCM * cs->rate /
+			       cs->codec_rate);
 	if (cs->codec == MIX_OPUS) {
 		r = fec ? opus_decode(cs->opd, fec, (opus_int32)fec_len, pcm,
 				      (int)n, 1)

@@ -150,7 +150,7 @@ mix_jb_put(struct mix_jb *jb, uint32_t ssrc, uint16_t seq, uint32_t ts,
 		jb->next = jb->high = seq;
 	}
 	d = (int16_t)(seq - jb->next);
-	if (d < 0 && !jb->playing && (int16_t)(jb->high - seq) < JB_SLOTS) {
+	if (d < 0 && !jb->played && (int16_t)(jb->high - seq) < JB_SLOTS) {
 		/* Not playing yet: an earlier packet arriving late still
 		 * comes first. */
 		jb->next = seq;

@@ -714,9 +714,15 @@ codec_changed(const struct mix_leg_params *a, const struct mix_leg_params *b)
 }
 
 static int
-cmd_leg_update(struct mix_leg *l, struct mix_cmd *c)
+cmd_leg_update(struct mix_worker *w, struct mix_leg *l, struct mix_cmd *c)
 {
 	const struct mix_leg_params *p = &c->p;
+
+	/* Not ours (an update raced a move), or for another rate: refused,
+	 * never applied to state another worker may own. */
+	if (w->by_slot[l->p.ep.slot] != l ||
+	    (l->conf && p->rate != l->conf->rate))
+		return -ESTALE;
 
 	if (p->remote_ip != l->p.remote_ip ||
 	    p->remote_port != l->p.remote_port) {
@@ -746,8 +752,14 @@ cmd_leg_update(struct mix_leg *l, struct mix_cmd *c)
 		l->p.rate = p->rate;
 		leg_reset_rx(l);
 	}
-	if (p->codec != l->p.codec || p->pt != l->p.pt || !p->mix_in)
+	if (p->codec != l->p.codec || p->pt != l->p.pt ||
+	    (!p->mix_in && l->p.mix_in))
 		leg_reset_rx(l);
+	/* Events follow the codec's clock, and may change with it. */
+	if (l->p.have_te != p->have_te || l->p.te_pt != p->te_pt)
+		l->have_te_ts = false;
+	l->p.te_pt = p->te_pt;
+	l->p.have_te = p->have_te;
 	l->p.codec = p->codec;
 	l->p.pt = p->pt;
 	l->p.remote_ip = p->remote_ip;
@@ -816,7 +828,7 @@ mix_commands(struct mix_worker *w)
 			r = cmd_leg_attach(w, c);
 			break;
 		case MIX_CMD_LEG_UPDATE:
-			r = cmd_leg_update(c->leg, c);
+			r = cmd_leg_update(w, c->leg, c);
 			break;
 		case MIX_CMD_LEG_DETACH:
 			r = cmd_leg_detach(w, c->leg);
@@ -1326,15 +1338,16 @@ conf_tick(struct mix_worker *w, struct mix_conf *c)
 		return;
 	}
 	memset(c->acc, 0, c->frame * sizeof(c->acc[0]));
-	TAILQ_FOREACH(l, &c->legs, link) {
+	TAILQ_FOREACH(l, &c->legs, link)
 		l->talking = l->p.mix_in && leg_frame(w, l, c->frame);
-		if (l->talking && l->gain_q8 != 256)
-			apply_gain(l->in, c->frame, l->gain_q8);
-	}
 	select_talkers(c);
 	TAILQ_FOREACH(l, &c->legs, link) {
-		if (l->seated)
-			mix_acc_add(c->acc, l->in, c->frame);
+		if (!l->seated)
+			continue;
+		/* After the gate: a gain never silences a quiet talker. */
+		if (l->gain_q8 != 256)
+			apply_gain(l->in, c->frame, l->gain_q8);
+		mix_acc_add(c->acc, l->in, c->frame);
 	}
 	mix_minus(c->all, c->acc, NULL, c->frame);
 	/* A shared encoder runs whenever a member listens on it or is

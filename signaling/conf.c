@@ -498,6 +498,12 @@ sig_leg_media_update(struct sig_leg *l, const struct sig_media *m)
 	int err;
 
 	l->media = *m;
+	if (l->moving) {
+		/* Between two workers: neither may be told now; the new
+		 * one hears of it right after the attach. */
+		l->media_dirty = true;
+		return 0;
+	}
 	leg_params(l);
 	err = mix_leg_update(s->workers[l->conf->worker], l->ml, &l->mp,
 			     leg_media_done, l);
@@ -760,8 +766,18 @@ leg_moved_detached(void *arg, int err)
 	if (mix_leg_set_rate(l->ml, l->conf->rate) == 0)
 		l->mp.rate = l->conf->rate;
 	if (mix_leg_attach(s->workers[l->conf->worker], l->conf->mc, l->ml,
-			   leg_media_done, l) == 0)
+			   leg_media_done, l) == 0) {
 		l->pending++;
+		if (l->media_dirty) {
+			/* Commands to one worker run in order: after the
+			 * attach. */
+			l->media_dirty = false;
+			leg_params(l);
+			if (mix_leg_update(s->workers[l->conf->worker], l->ml,
+					   &l->mp, leg_media_done, l) == 0)
+				l->pending++;
+		}
+	}
 	if (dp_flow_move(s->dp, &l->ep, l->conf->worker, leg_media_done, l) ==
 	    0)
 		l->pending++;

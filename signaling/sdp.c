@@ -112,6 +112,12 @@ codec_pick(const sdp_media_t *m, struct sig_media *out)
 					rm->rm_fmtp, "maxplaybackrate");
 				out->opus_bitrate = fmtp_uint(
 					rm->rm_fmtp, "maxaveragebitrate");
+				/* RFC 7587 7.1: 6000 to 510000 bit/s. */
+				if (out->opus_bitrate &&
+				    out->opus_bitrate < 6000)
+					out->opus_bitrate = 6000;
+				if (out->opus_bitrate > 510000)
+					out->opus_bitrate = 510000;
 			}
 			return true;
 		}

@@ -102,14 +102,15 @@ struct sig_leg {
 	const char *joining;	   /* RFC 4575 joining-method */
 	const char *disconnection; /* how it is leaving: NULL is departed */
 	struct sig_refer *refer;   /* a REFER waiting for this dial-out */
-	bool quiet;	 /* replaced (RFC 4579 4.9): leaves without a NOTIFY */
-	bool reinviting; /* our re-INVITE (a move) is out */
-	bool moving;	 /* between the old worker's detach and the attach */
-	bool focus_hold; /* the focus holds it (urn:feature:HoldCall) */
-	bool awaiting;	 /* manual admission: 180 sent, no 200 yet */
-	bool muted;	 /* the NOC's: not mixed */
-	bool deaf;	 /* the NOC's: hears nothing */
-	int gain_db;	 /* the NOC's, on what it says */
+	bool quiet;	  /* replaced (RFC 4579 4.9): leaves without a NOTIFY */
+	bool reinviting;  /* our re-INVITE (a move) is out */
+	bool moving;	  /* between the old worker's detach and the attach */
+	bool media_dirty; /* media changed while moving: update after */
+	bool focus_hold;  /* the focus holds it (urn:feature:HoldCall) */
+	bool awaiting;	  /* manual admission: 180 sent, no 200 yet */
+	bool muted;	  /* the NOC's: not mixed */
+	bool deaf;	  /* the NOC's: hears nothing */
+	int gain_db;	  /* the NOC's, on what it says */
 	bool focus_hold_prev;  /* before the hold/retrieve re-INVITE */
 	sdp_mode_t offer_mode; /* the direction of our offers */
 	bool uas;      /* the participant called us (we chose the To tag) */

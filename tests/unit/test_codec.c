@@ -701,6 +701,34 @@ test_opus_bitrate(void **state)
 	}
 }
 
+/*
+ * Concealment asked for more than fits at the codec's rate: G.722 in an
+ * 8 kHz conference (an application lobby) with a 200 ms ptime would need
+ * 3200 samples at 16 kHz. It is cut to what fits; an AddressSanitizer
+ * build stops here if it is not.
+ */
+static void
+test_conceal_bounded(void **state)
+{
+	static int16_t out[2880];
+	uint8_t pay[160];
+
+	(void)state;
+	memset(pay, 0x55, sizeof(pay));
+	for (unsigned i = 0; i < 2; i++) {
+		struct mix_cs *cs =
+			cs_new(i ? MIX_PCMU : MIX_G722, 8000, false);
+		int n;
+
+		assert_true(mix_cs_decode(cs, pay, sizeof(pay), out, 2880) > 0);
+		n = mix_cs_conceal(cs, NULL, 0, out, 1600);
+		assert_true(n > 0 && n <= 2880);
+		n = mix_cs_conceal(cs, NULL, 0, out, 2880);
+		assert_true(n > 0 && n <= 2880);
+		mix_cs_free(cs);
+	}
+}
+
 int
 main(void)
 {
@@ -717,6 +745,7 @@ main(void)
 		cmocka_unit_test(test_alloc_errors),
 		cmocka_unit_test(test_opus_garbage),
 		cmocka_unit_test(test_empty_payload),
+		cmocka_unit_test(test_conceal_bounded),
 		cmocka_unit_test(test_opus_empty_payload),
 		cmocka_unit_test(test_opus_maxrate),
 		cmocka_unit_test(test_opus_bitrate),

@@ -1746,11 +1746,37 @@ test_fixed_spandsp_plc_overlap(void **state)
 	assert_true(overlapping > 0);
 }
 
+/*
+ * After playout ran dry, a duplicate of a packet already played (or one
+ * already concealed) is late: it must not take playout back.
+ */
+static void
+test_no_replay_after_dry(void **state)
+{
+	struct mix_jb *jb = jb_new(8000, MIN_MS, MAX_MS);
+	int seq;
+
+	(void)state;
+	for (unsigned k = 0; k < 4; k++) {
+		assert_int_equal(put_calm(jb, 0, k), 0);
+		expect_packet(jb, (int)k);
+	}
+	assert_int_equal(get(jb, &seq), JB_DRY);
+	/* A duplicate of 3, then 4 and 5 in order. */
+	assert_int_equal(put_calm(jb, 0, 3), 1);
+	assert_int_equal(put_calm(jb, 0, 4), 0);
+	expect_packet(jb, 4);
+	assert_int_equal(put_calm(jb, 0, 5), 0);
+	expect_packet(jb, 5);
+	free(jb);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_in_order),
+		cmocka_unit_test(test_no_replay_after_dry),
 		cmocka_unit_test(test_playout_waits_for_target),
 		cmocka_unit_test(test_reorder),
 		cmocka_unit_test(test_dups_and_late),
