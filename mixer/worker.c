@@ -101,6 +101,7 @@ struct mix_leg {
 	uint16_t seq;
 	uint32_t ts;
 	bool sent_first;
+	bool dtx_gap; /* nothing sent since a DTX tick: mark the next */
 
 	/* digits (application conferences) */
 	struct mix_worker *w;  /* borrowed: set at attach */
@@ -663,10 +664,20 @@ group_join(struct mix_conf *conf, struct mix_leg *l, struct mix_cmd *c)
 		if (g->cs == NULL && free_slot == NULL)
 			free_slot = g;
 	}
+	if (l->group == NULL && free_slot == NULL) {
+		/* All slots taken: one nobody uses any more is reclaimed;
+		 * its encoder goes back in the reply and is freed there. */
+		for (unsigned i = 0; i < MIX_GROUPS && !free_slot; i++) {
+			if (conf->groups[i].users == 0)
+				free_slot = &conf->groups[i];
+		}
+	}
 	if (l->group == NULL && free_slot && c->cs &&
 	    mix_cs_same_encoder(c->cs, l->cs)) {
+		struct mix_cs *old = free_slot->cs;
+
 		free_slot->cs = c->cs; /* adopted: the conference frees it */
-		c->cs = NULL;
+		c->cs = old;	       /* NULL, or reclaimed: the reply's */
 		free_slot->tick = 0;
 		l->group = free_slot;
 	}
@@ -1086,8 +1097,10 @@ leg_send_payload(struct mix_worker *w, struct mix_leg *l, struct mix_cs *enc,
 
 	if (l->st.remote_ip == 0 || l->st.remote_port == 0)
 		return; /* no address to send to (c=0.0.0.0 or port 0) */
-	if (pcm == NULL && len == 0)
-		return; /* the shared encoder's DTX: nothing this tick */
+	if (pcm == NULL && len == 0) {
+		l->dtx_gap = true; /* the shared encoder's DTX */
+		return;
+	}
 	m = rte_pktmbuf_alloc(w->pool);
 	if (m == NULL) {
 		l->st.tx_dropped++;
@@ -1106,12 +1119,16 @@ leg_send_payload(struct mix_worker *w, struct mix_leg *l, struct mix_cs *enc,
 		/* Opus DTX: nothing to send this tick; or a failure. */
 		if (len < 0)
 			l->st.tx_dropped++;
+		else
+			l->dtx_gap = true;
 		rte_pktmbuf_free(m);
 		return;
 	}
 	rte_pktmbuf_trim(m, (uint16_t)(MAX_PAYLOAD - len));
-	dp_rtp_build(b, DP_RTP_HDR_MIN, l->p.pt, !l->sent_first, l->seq, l->ts,
-		     l->p.ssrc);
+	/* The marker opens a talkspurt (RFC 3551 4.1): the first packet,
+	 * and the first after DTX. */
+	dp_rtp_build(b, DP_RTP_HDR_MIN, l->p.pt, !l->sent_first || l->dtx_gap,
+		     l->seq, l->ts, l->p.ssrc);
 	pm = dp_pkt_meta(m);
 	pm->remote_ip = l->st.remote_ip;
 	pm->remote_port = l->st.remote_port;
@@ -1119,6 +1136,7 @@ leg_send_payload(struct mix_worker *w, struct mix_leg *l, struct mix_cs *enc,
 	pm->slot = l->p.ep.slot;
 	pm->sock = l->p.ep.sock;
 	l->sent_first = true;
+	l->dtx_gap = false;
 	l->seq++;
 	l->st.tx_packets++;
 	l->st.tx_bytes += (uint64_t)len;
