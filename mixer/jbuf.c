@@ -197,6 +197,26 @@ slot_of(struct mix_jb *jb, uint16_t seq)
 	return s->used && s->seq == seq ? s : NULL;
 }
 
+/* Slot s leaves the buffer. */
+static void
+release(struct mix_jb *jb, struct jb_slot *s)
+{
+	s->used = false;
+	jb->count--;
+}
+
+/* Slot s, held, is played now: playout goes on after it. */
+static enum mix_jb_get
+take(struct mix_jb *jb, struct jb_slot *s, const uint8_t **payload,
+     unsigned *len)
+{
+	release(jb, s);
+	jb->next = (uint16_t)(s->seq + 1);
+	*payload = s->data;
+	*len = s->len;
+	return JB_PACKET;
+}
+
 enum mix_jb_get
 mix_jb_get(struct mix_jb *jb, const uint8_t **payload, unsigned *len)
 {
@@ -223,10 +243,8 @@ mix_jb_get(struct mix_jb *jb, const uint8_t **payload, unsigned *len)
 			/* A packet too many for a second: one goes. */
 			jb->above = 0;
 			s = slot_of(jb, jb->next);
-			if (s) {
-				s->used = false;
-				jb->count--;
-			}
+			if (s)
+				release(jb, s);
 			jb->next++;
 			jb->st.dropped++;
 		}
@@ -234,14 +252,8 @@ mix_jb_get(struct mix_jb *jb, const uint8_t **payload, unsigned *len)
 		jb->above = 0;
 	}
 	s = slot_of(jb, jb->next);
-	if (s) {
-		s->used = false;
-		jb->count--;
-		jb->next++;
-		*payload = s->data;
-		*len = s->len;
-		return JB_PACKET;
-	}
+	if (s)
+		return take(jb, s, payload, len);
 	if (jb->count > 0) {
 		uint16_t oldest = jb->next;
 
@@ -252,14 +264,7 @@ mix_jb_get(struct mix_jb *jb, const uint8_t **payload, unsigned *len)
 			 * each would add its length as delay. Skip to what
 			 * is here; the gap is counted, not played. */
 			jb->st.lost += (uint16_t)(oldest - jb->next);
-			jb->next = oldest;
-			s = slot_of(jb, jb->next);
-			s->used = false;
-			jb->count--;
-			jb->next++;
-			*payload = s->data;
-			*len = s->len;
-			return JB_PACKET;
+			return take(jb, slot_of(jb, oldest), payload, len);
 		}
 		/* Something newer is here: this one is lost. */
 		jb->next++;
