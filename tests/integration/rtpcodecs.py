@@ -46,9 +46,7 @@ Only the Python standard library is used (ctypes included).
 import array
 import ctypes
 import math
-import struct
 import threading
-import time
 
 import rtpep
 from harness import check, fail
@@ -397,6 +395,7 @@ class CodecEndpoint(TimedEndpoint):
     def __init__(self, clock, codec, tones=(), **kw):
         super().__init__(clock, **kw)
         self.codec = codec
+        self.pt, self.ts_step = codec.pt, codec.ts_step
         self.tones = list(tones)
         self._table = tone_table(codec.rate, self.tones)
         self._enc = codec.encoder()
@@ -410,33 +409,6 @@ class CodecEndpoint(TimedEndpoint):
         n = self.codec.frame
         off = (k * n) % self.codec.rate
         return self._enc.encode(self._table[off:off + n])
-
-    def _tx_loop(self):
-        start = time.monotonic()
-        k = 0
-        while not self._expired():
-            due = start + k * rtpep.PTIME_S
-            delay = due - time.monotonic()
-            if delay > 0:
-                if self._stop.wait(delay):
-                    break
-            elif -delay > rtpep.PTIME_S:
-                self.late_frames += 1
-            dest = self.dest
-            if dest is not None:
-                hdr = struct.pack("!BBHII", 0x80,
-                                  (0x80 if k == 0 else 0) | self.codec.pt,
-                                  (self.seq0 + k) & 0xFFFF,
-                                  (self.ts0 + k * self.codec.ts_step)
-                                  & 0xFFFFFFFF, self.ssrc)
-                try:
-                    self.sock.sendto(hdr + self._frame(k), dest)
-                    self.sent += 1
-                    if self.t_first_send is None:
-                        self.t_first_send = self.now()
-                except OSError:
-                    self.send_errors += 1
-            k += 1
 
     def _decode_new(self):
         with self._lock:

@@ -198,6 +198,8 @@ class RtpEndpoint:
         self.ssrc = ssrc if ssrc is not None else random.getrandbits(32)
         self.seq0 = random.getrandbits(16)
         self.ts0 = random.getrandbits(32)
+        self.pt = PT_PCMU             # what _header sends
+        self.ts_step = FRAME_SAMPLES
         self.max_duration = max_duration
         self.epoch = time.monotonic() if epoch is None else epoch
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -300,19 +302,28 @@ class RtpEndpoint:
                 self.late_frames += 1
             dest = self.dest
             if dest is not None:
-                hdr = struct.pack("!BBHII", 0x80,
-                                  (0x80 if k == 0 else 0) | PT_PCMU,
-                                  (self.seq0 + k) & 0xFFFF,
-                                  (self.ts0 + k * FRAME_SAMPLES) & 0xFFFFFFFF,
-                                  self.ssrc)
+                hdr = self._header(k)
                 try:
                     self.sock.sendto(hdr + self._frame(k), dest)
                     self.sent += 1
                     if self.t_first_send is None:
                         self.t_first_send = self.now()
+                    self._on_sent(k)
                 except OSError:
                     self.send_errors += 1
             k += 1
+
+    def _header(self, k):
+        """The RTP header of frame k: marker on the first, sequence and
+        timestamp counting up by one frame. Subclasses with another codec
+        set pt and ts_step; ones that renumber override this."""
+        return struct.pack("!BBHII", 0x80, (0x80 if k == 0 else 0) | self.pt,
+                           (self.seq0 + k) & 0xFFFF,
+                           (self.ts0 + k * self.ts_step) & 0xFFFFFFFF,
+                           self.ssrc)
+
+    def _on_sent(self, k):
+        """Frame k went out (a hook for subclasses)."""
 
     # -- receiving
 
