@@ -153,7 +153,26 @@ OPUS_BANDWIDTH_WIDEBAND = 1103
 OPUS_MAX_PACKET = 1500
 
 
-class OpusEncoder:
+class _LibState:
+    """A C library's codec state (self._lib, self._st), freed once by the
+    library function named _FREE: on close(), or when collected."""
+
+    _FREE = None
+    _st = None
+
+    def close(self):
+        if self._st:
+            getattr(self._lib, self._FREE)(self._st)
+            self._st = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class OpusEncoder(_LibState):
     """Mono Opus encoder at `rate` Hz (8000, 12000, 16000, 24000, 48000)."""
 
     def __init__(self, rate=48000, application=OPUS_APPLICATION_AUDIO,
@@ -187,19 +206,10 @@ class OpusEncoder:
                  % self._lib.opus_strerror(n).decode())
         return bytes(self._out[:n])
 
-    def close(self):
-        if self._st:
-            self._lib.opus_encoder_destroy(self._st)
-            self._st = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+    _FREE = "opus_encoder_destroy"
 
 
-class OpusDecoder:
+class OpusDecoder(_LibState):
     """Mono Opus decoder producing PCM at `rate` Hz (stereo packets are
     mixed down, as RFC 7587 allows a mono receiver)."""
 
@@ -233,16 +243,7 @@ class OpusDecoder:
                  % (n_in, self._lib.opus_strerror(n).decode()))
         return array.array("h", self._pcm[:n])
 
-    def close(self):
-        if self._st:
-            self._lib.opus_decoder_destroy(self._st)
-            self._st = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+    _FREE = "opus_decoder_destroy"
 
 
 def opus_packet_info(payload):
@@ -261,7 +262,7 @@ def opus_packet_info(payload):
 
 # ---------------------------------------------------------------- G.722
 
-class G722Encoder:
+class G722Encoder(_LibState):
     """SpanDSP G.722 at 64 kbit/s: 16 kHz samples in, a byte per two out."""
 
     def __init__(self):
@@ -278,19 +279,10 @@ class G722Encoder:
         check(n >= 0, "g722_encode: %d" % n)
         return bytes(out[:n])
 
-    def close(self):
-        if self._st:
-            self._lib.g722_encode_free(self._st)
-            self._st = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+    _FREE = "g722_encode_free"
 
 
-class G722Decoder:
+class G722Decoder(_LibState):
     """SpanDSP G.722 at 64 kbit/s: a byte in, two 16 kHz samples out."""
 
     def __init__(self):
@@ -308,16 +300,7 @@ class G722Decoder:
         check(n >= 0, "g722_decode of %d bytes: %d" % (len(payload), n))
         return array.array("h", out[:n])
 
-    def close(self):
-        if self._st:
-            self._lib.g722_decode_free(self._st)
-            self._st = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+    _FREE = "g722_decode_free"
 
 
 # ---------------------------------------------------------------- G.711
