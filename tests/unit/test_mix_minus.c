@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <spandsp.h>
 
 #include "mixer/mixer.h"
 
@@ -289,6 +290,35 @@ test_g711_encode_known(void **state)
 	}
 }
 
+/* The worker's tables give SpanDSP's converters' result for every input. */
+static void
+test_g711_tables_exact(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 256; i++) {
+		uint8_t code = (uint8_t)i;
+		int16_t pcm;
+
+		mix_g711_decode(MIX_PCMU, &pcm, &code, 1);
+		assert_int_equal(pcm, ulaw_to_linear(code));
+		mix_g711_decode(MIX_PCMA, &pcm, &code, 1);
+		assert_int_equal(pcm, alaw_to_linear(code));
+	}
+	for (int x = INT16_MIN; x <= INT16_MAX; x++) {
+		int16_t lin = (int16_t)x;
+		uint8_t out;
+
+		mix_g711_encode(MIX_PCMU, &out, &lin, 1);
+		if (out != linear_to_ulaw(lin))
+			fail_msg("mu-law %d: %#x, SpanDSP %#x", x, out,
+				 linear_to_ulaw(lin));
+		mix_g711_encode(MIX_PCMA, &out, &lin, 1);
+		if (out != linear_to_alaw(lin))
+			fail_msg("A-law %d: %#x, SpanDSP %#x", x, out,
+				 linear_to_alaw(lin));
+	}
+}
+
 static void
 test_g711_ulaw_round_trip(void **state)
 {
@@ -474,6 +504,7 @@ main(void)
 		cmocka_unit_test(test_zero_length),
 		cmocka_unit_test(test_g711_decode_known),
 		cmocka_unit_test(test_g711_encode_known),
+		cmocka_unit_test(test_g711_tables_exact),
 		cmocka_unit_test(test_g711_ulaw_round_trip),
 		cmocka_unit_test(test_g711_alaw_round_trip),
 		cmocka_unit_test(test_goertzel_detects),
