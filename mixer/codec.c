@@ -248,6 +248,14 @@ mix_cs_decode(struct mix_cs *cs, const uint8_t *payload, unsigned len,
 	switch (cs->codec) {
 	case MIX_PCMU:
 	case MIX_PCMA:
+		if (cs->rs_in == NULL) {
+			/* At 8 kHz: straight into the caller's buffer. */
+			if (len > cap)
+				len = cap;
+			mix_g711_decode(cs->codec, pcm, payload, len);
+			plc_rx(&cs->plc, pcm, (int)len);
+			return (int)len;
+		}
 		if (len > CS_MAX_PCM)
 			len = CS_MAX_PCM;
 		mix_g711_decode(cs->codec, cs->tmp, payload, len);
@@ -269,6 +277,26 @@ mix_cs_decode(struct mix_cs *cs, const uint8_t *payload, unsigned len,
 		return n < 0 ? -1 : n;
 	default:
 		return -1;
+	}
+}
+
+int
+mix_cs_samples(const struct mix_cs *cs, const uint8_t *payload, unsigned len)
+{
+	int n;
+
+	switch (cs->codec) {
+	case MIX_PCMU:
+	case MIX_PCMA:
+		return cs->rs_in ? -1 : (int)len;
+	case MIX_OPUS:
+		if (len == 0)
+			return -1;
+		n = opus_packet_get_nb_samples(payload, (opus_int32)len,
+					       (opus_int32)cs->rate);
+		return n < 0 ? -1 : n;
+	default:
+		return -1; /* G.722: through tmp whatever the rate */
 	}
 }
 

@@ -37,6 +37,13 @@ void mix_cs_free(struct mix_cs *cs);
 int mix_cs_decode(struct mix_cs *cs, const uint8_t *payload, unsigned len,
 		  int16_t *pcm, unsigned cap);
 /*
+ * Worker: the samples mix_cs_decode will write for this payload when it
+ * can tell beforehand and decodes without a resampler (G.711 at 8 kHz,
+ * Opus); else -1.
+ */
+int mix_cs_samples(const struct mix_cs *cs, const uint8_t *payload,
+		   unsigned len);
+/*
  * Worker: one ptime of PCM at the conference rate (n samples) to a
  * payload in out (cap bytes). Returns its length; 0 means nothing to send
  * (Opus DTX), -1 an encoder failure.

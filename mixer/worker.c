@@ -45,6 +45,7 @@
 #include <rte_common.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_prefetch.h>
 #include <rte_ring.h>
 
 #include "mixer/codec.h"
@@ -66,7 +67,7 @@
 #define HANGOVER_TICKS	10 /* 200 ms a talker stays one after falling silent */
 #define SEAT_BONUS	4  /* a seated talker's score counts 6 dB more */
 /* Ticks a former talker stays on its own encoder at most, waiting for a
- * quiet moment to move back to the shared encode (see switch_encoders):
+ * quiet moment to move back to the shared encode (see listener_send):
  * G.722's states converge by then; Opus's never do. */
 #define CONVERGE_TICKS_G722 10
 #define RETURN_MAX_TICKS    100
@@ -74,34 +75,36 @@
 #define JB_MAX_MS	    200
 
 struct mix_leg {
+	/* Fields every tick's passes over the legs read come first, on
+	 * the leg's first cache lines; the frame buffers last. */
 	TAILQ_ENTRY(mix_leg) link;
-	struct mix_conf *conf; /* borrowed */
-	struct mix_leg_params p;
-
-	/* receive */
-	struct mix_jb *jb;	   /* encoded packets, in order */
-	unsigned plc_run;	   /* ticks concealed since real audio */
-	uint32_t fifo_rd, fifo_wr; /* free-running sample counters */
-	int16_t fifo[FIFO_CAP];
-	bool talking;	      /* contributed to this tick's sum */
-	uint64_t attached_ns; /* packets received before are a past call's */
-	int16_t in[MIX_MAX_FRAME];
+	TAILQ_ENTRY(mix_leg) ret_link; /* while returning */
+	struct mix_conf *conf;	       /* borrowed */
 	struct mix_cs *cs;	 /* its codecs, at the conference's rate */
 	struct mix_group *group; /* its shared encoder, or NULL */
+	struct mix_jb *jb;	 /* encoded packets, in order */
+	bool talking;		 /* contributed to this tick's sum */
+	bool seated;		 /* mixed this tick (one of the loudest N) */
+	bool on_shared;		 /* listening on its group's encode */
+	bool sent_first;
+	bool dtx_gap;	/* nothing sent since a DTX tick: mark the next */
+	bool returning; /* on conf->returning (see listener_send) */
 	/* talker detection and selection */
-	uint64_t energy;   /* mean square of this tick's frame */
-	uint64_t score;	   /* smoothed energy, for ranking talkers */
-	unsigned hang;	   /* ticks left of the hangover */
-	bool seated;	   /* mixed this tick (one of the loudest N) */
-	bool on_shared;	   /* listening on its group's encode */
-	int32_t gain_q8;   /* p.gain_db as a factor, 256 = 0 dB */
-	unsigned converge; /* G.722: ticks left before it may go back */
-	unsigned ts_step;  /* RTP timestamp units per tick */
+	unsigned hang;		   /* ticks left of the hangover */
+	uint64_t energy;	   /* mean square of this tick's frame */
+	uint64_t score;		   /* smoothed energy, for ranking talkers */
+	int32_t gain_q8;	   /* p.gain_db as a factor, 256 = 0 dB */
+	unsigned converge;	   /* G.722: ticks left before it may go back */
+	unsigned ts_step;	   /* RTP timestamp units per tick */
+	unsigned plc_run;	   /* ticks concealed since real audio */
+	uint32_t fifo_rd, fifo_wr; /* free-running sample counters */
 	/* transmit */
 	uint16_t seq;
 	uint32_t ts;
-	bool sent_first;
-	bool dtx_gap; /* nothing sent since a DTX tick: mark the next */
+
+	struct mix_leg_params p;
+	struct mix_leg_stats st;
+	uint64_t attached_ns; /* packets received before are a past call's */
 
 	/* digits (application conferences) */
 	struct mix_worker *w;  /* borrowed: set at attach */
@@ -109,7 +112,8 @@ struct mix_leg {
 	uint32_t last_te_ts;   /* RFC 4733: the event last reported */
 	bool have_te_ts;
 
-	struct mix_leg_stats st;
+	int16_t in[MIX_MAX_FRAME]; /* this tick's frame */
+	int16_t fifo[FIFO_CAP];	   /* decoded, not yet mixed */
 };
 
 /*
@@ -121,7 +125,6 @@ struct mix_leg {
 struct mix_group {
 	struct mix_cs *cs; /* NULL: slot free */
 	unsigned users;
-	bool needed;   /* a member listens on it, or converges to it */
 	uint64_t tick; /* the tick payload was encoded for */
 	int len;       /* its length; 0: DTX, nothing to send */
 	uint8_t payload[MAX_PAYLOAD];
@@ -130,6 +133,9 @@ struct mix_group {
 struct mix_conf {
 	TAILQ_ENTRY(mix_conf) link;
 	TAILQ_HEAD(, mix_leg) legs;
+	/* Former talkers on their own encoders until they go back to the
+	 * shared one: few, so the tick need not look at every leg. */
+	TAILQ_HEAD(, mix_leg) returning;
 	unsigned n_legs;
 	unsigned rate;	      /* Hz */
 	unsigned frame;	      /* samples per tick */
@@ -299,6 +305,7 @@ mix_conf_alloc(struct mix_conf **cp, unsigned rate)
 	if (c == NULL)
 		return ENOMEM;
 	TAILQ_INIT(&c->legs);
+	TAILQ_INIT(&c->returning);
 	c->rate = rate;
 	c->frame = rate * MIX_PTIME_MS / 1000;
 	*cp = c;
@@ -688,8 +695,17 @@ group_join(struct mix_conf *conf, struct mix_leg *l, struct mix_cmd *c)
 }
 
 static void
+leg_returned(struct mix_leg *l)
+{
+	if (l->returning)
+		TAILQ_REMOVE(&l->conf->returning, l, ret_link);
+	l->returning = false;
+}
+
+static void
 group_leave(struct mix_leg *l)
 {
+	leg_returned(l);
 	if (l->group)
 		l->group->users--; /* kept for the next leg of its kind */
 	l->group = NULL;
@@ -1049,6 +1065,18 @@ leg_frame(struct mix_worker *w, struct mix_leg *l, unsigned frame)
 			l->fifo_rd = l->fifo_wr;
 			return false;
 		}
+		if (r == JB_PACKET && l->fifo_wr == l->fifo_rd &&
+		    mix_cs_samples(l->cs, pl, len) == (int)frame) {
+			/* The common case, a packet a tick: decoded where
+			 * the mix reads it, not through the FIFO. */
+			if (mix_cs_decode(l->cs, pl, len, l->in, frame) !=
+			    (int)frame) {
+				l->st.rx_malformed++;
+				continue;
+			}
+			l->plc_run = 0;
+			return true;
+		}
 		if (r == JB_PACKET) {
 			n = mix_cs_decode(l->cs, pl, len, w->pcm,
 					  MAX_PKT_SAMPLES);
@@ -1200,63 +1228,69 @@ mean_square(const int16_t *x, unsigned n)
  * unseat it). Of the legs speaking, the max_talkers loudest by smoothed
  * energy are mixed; a seated talker's score counts SEAT_BONUS times (6
  * dB) over a newcomer's, so two similar voices do not take turns every
- * tick. One pass over the legs gathers the speakers (at most
- * MAX_CANDIDATES; beyond, the quietest newcomers wait); the seats are
- * then chosen among those: O(legs + candidates * max_talkers).
+ * tick. talker_rank runs for each leg in the tick's first pass, while
+ * its frame is in cache, and gathers the speakers (at most
+ * MAX_CANDIDATES; beyond, the quietest newcomers wait); seat_talkers
+ * then chooses among those: O(legs + candidates * max_talkers).
  */
+struct talkers {
+	struct mix_leg *cand[MAX_CANDIDATES];
+	unsigned n;
+};
+
 static void
-select_talkers(struct mix_conf *c)
+talker_rank(struct talkers *t, struct mix_leg *l, unsigned frame)
 {
-	struct mix_leg *l, *cand[MAX_CANDIDATES];
-	unsigned seats = c->max_talkers ? c->max_talkers : MAX_CANDIDATES;
-	unsigned n = 0;
+	bool loud =
+		l->talking && (l->energy = mean_square(l->in, frame)) > GATE_MS;
 
-	TAILQ_FOREACH(l, &c->legs, link) {
-		bool loud =
-			l->talking &&
-			(l->energy = mean_square(l->in, c->frame)) > GATE_MS;
+	if (!l->talking)
+		l->energy = 0;
+	l->score = (l->score * 7 + l->energy) / 8;
+	if (loud)
+		l->hang = HANGOVER_TICKS;
+	else if (l->hang)
+		l->hang--;
+	l->talking = l->talking && l->hang > 0;
+	/* The rank key: the seated ones' with the bonus. */
+	l->energy = l->talking
+			    ? (l->seated ? l->score * SEAT_BONUS : l->score) + 1
+			    : 0;
+	l->seated = false;
+	if (!l->talking)
+		return;
+	if (t->n < MAX_CANDIDATES) {
+		t->cand[t->n++] = l;
+	} else {
+		/* Full: the lowest ranked candidate makes room. */
+		unsigned low = 0;
 
-		if (!l->talking)
-			l->energy = 0;
-		l->score = (l->score * 7 + l->energy) / 8;
-		if (loud)
-			l->hang = HANGOVER_TICKS;
-		else if (l->hang)
-			l->hang--;
-		l->talking = l->talking && l->hang > 0;
-		/* The rank key: the seated ones' with the bonus. */
-		l->energy = l->talking ? (l->seated ? l->score * SEAT_BONUS
-						    : l->score) +
-						 1
-				       : 0;
-		l->seated = false;
-		if (!l->talking)
-			continue;
-		if (n < MAX_CANDIDATES) {
-			cand[n++] = l;
-		} else {
-			/* Full: the lowest ranked candidate makes room. */
-			unsigned low = 0;
-
-			for (unsigned i = 1; i < n; i++) {
-				if (cand[i]->energy < cand[low]->energy)
-					low = i;
-			}
-			if (l->energy > cand[low]->energy)
-				cand[low] = l;
+		for (unsigned i = 1; i < t->n; i++) {
+			if (t->cand[i]->energy < t->cand[low]->energy)
+				low = i;
 		}
+		if (l->energy > t->cand[low]->energy)
+			t->cand[low] = l;
 	}
-	while (seats-- > 0) {
-		unsigned best = n;
+}
 
-		for (unsigned i = 0; i < n; i++) {
-			if (!cand[i]->seated &&
-			    (best == n || cand[i]->energy > cand[best]->energy))
+static void
+seat_talkers(struct talkers *t, unsigned max_talkers)
+{
+	unsigned seats = max_talkers ? max_talkers : MAX_CANDIDATES;
+
+	while (seats-- > 0) {
+		unsigned best = t->n;
+
+		for (unsigned i = 0; i < t->n; i++) {
+			if (!t->cand[i]->seated &&
+			    (best == t->n ||
+			     t->cand[i]->energy > t->cand[best]->energy))
 				best = i;
 		}
-		if (best == n)
+		if (best == t->n)
 			break;
-		cand[best]->seated = true;
+		t->cand[best]->seated = true;
 	}
 }
 
@@ -1273,53 +1307,62 @@ group_payload(struct mix_worker *w, struct mix_conf *c, struct mix_group *g)
 }
 
 /*
- * Which encoder each listener hears this tick, decided before any encode
- * runs. A seated talker hears the mix minus itself from its own encoder;
- * everybody else the full mix from the shared encoder of its codec.
+ * Which encoder a listener hears. A seated talker hears the mix minus
+ * itself from its own encoder; everybody else the full mix from the
+ * shared encoder of its codec, which runs (once a tick, on its first
+ * listener's demand: group_payload) while any member who is not a talker
+ * listens on it or is on the way back to it; when every member talks it
+ * rests.
  *
  * No click at a switch. A decoder keeps state from the encoder that fed
  * it, so:
- * - shared -> own: the leg's encoder takes a byte copy of the shared
- *   one's state as it stands after the last tick, before either encodes
- *   this one; the decoder goes on seamlessly and only the talker's own
- *   voice leaves the signal.
- * - own -> shared: the decoder's state is the leg's own encoder's, which
- *   the shared one cannot take on (others decode it). The leg stays on
- *   its own encoder, fed the full mix, until the mix is quiet (below the
- *   talker gate), where a decoder's mismatch is not heard; and that
- *   first shared frame is coded without inter-frame prediction (Opus,
- *   mix_cs_independent_next), which shortens the mismatch to the
- *   codec's overlap. Without a quiet moment it goes back after
- *   RETURN_MAX_TICKS (2 s) all the same. G.722's backward-adaptive state
- *   converges on the same input, so it goes back after
- *   CONVERGE_TICKS_G722 at the latest.
+ * - shared -> own (seat_switch, before any encode of the tick): the
+ *   leg's encoder takes a byte copy of the shared one's state as it
+ *   stands after the last tick; the decoder goes on seamlessly and only
+ *   the talker's own voice leaves the signal.
+ * - own -> shared (legs_return, before any encode of the tick): the
+ *   decoder's state is the leg's own encoder's, which the shared one
+ *   cannot take on (others decode it). The leg stays on its own encoder,
+ *   fed the full mix, until the mix is quiet (below the talker gate),
+ *   where a decoder's mismatch is not heard; and that first shared frame
+ *   is coded without inter-frame prediction (Opus,
+ *   mix_cs_independent_next), which shortens the mismatch to the codec's
+ *   overlap. Without a quiet moment it goes back after RETURN_MAX_TICKS
+ *   (2 s) all the same. G.722's backward-adaptive state converges on the
+ *   same input, so it goes back after CONVERGE_TICKS_G722 at the latest.
  * - G.711 has no state: it switches at once.
  */
 static void
-switch_encoders(struct mix_conf *c)
+seat_switch(struct mix_conf *c, struct mix_leg *l)
 {
-	bool quiet = mean_square(c->all, c->frame) < GATE_MS;
-	struct mix_leg *l;
+	if (l->group == NULL || !l->p.mix_out)
+		return;
+	if (l->on_shared && mix_cs_stateful(l->cs))
+		mix_cs_copy_encoder(l->cs, l->group->cs);
+	l->on_shared = false;
+	l->converge =
+		l->p.codec == MIX_G722 ? CONVERGE_TICKS_G722 : RETURN_MAX_TICKS;
+	if (!l->returning)
+		TAILQ_INSERT_TAIL(&c->returning, l, ret_link);
+	l->returning = true;
+}
 
-	TAILQ_FOREACH(l, &c->legs, link) {
-		struct mix_group *g = l->group;
+/* Before any shared encode of the tick: who goes back now. */
+static void
+legs_return(struct mix_conf *c, bool quiet)
+{
+	struct mix_leg *l, *next;
 
-		if (g == NULL || !l->p.mix_out)
+	for (l = TAILQ_FIRST(&c->returning); l != NULL; l = next) {
+		next = TAILQ_NEXT(l, ret_link);
+		if (l->seated)
 			continue;
-		if (l->seated) {
-			if (l->on_shared && mix_cs_stateful(l->cs))
-				mix_cs_copy_encoder(l->cs, g->cs);
-			l->on_shared = false;
-			l->converge = l->p.codec == MIX_G722
-					      ? CONVERGE_TICKS_G722
-					      : RETURN_MAX_TICKS;
-		} else if (!l->on_shared) {
-			if (!mix_cs_stateful(l->cs) || quiet ||
-			    l->converge == 0 || --l->converge == 0) {
-				mix_cs_independent_next(g->cs);
-				l->on_shared = true;
-			}
-		}
+		if (mix_cs_stateful(l->cs) && !quiet && l->converge > 0 &&
+		    --l->converge > 0)
+			continue;
+		mix_cs_independent_next(l->group->cs);
+		l->on_shared = true;
+		leg_returned(l);
 	}
 }
 
@@ -1336,6 +1379,8 @@ listener_send(struct mix_worker *w, struct mix_conf *c, struct mix_leg *l,
 	}
 	if (g == NULL || !l->on_shared) {
 		leg_send(w, l, c->all, c->frame);
+		if (g)
+			group_payload(w, c, g); /* kept running for it */
 		return;
 	}
 	g = group_payload(w, c, g);
@@ -1345,44 +1390,45 @@ listener_send(struct mix_worker *w, struct mix_conf *c, struct mix_leg *l,
 		l->st.tx_dropped++;
 }
 
+/*
+ * Two passes over the legs: one takes each leg's frame and ranks it as a
+ * talker, the other sends each listener its packet. In between, only the
+ * seated talkers (among the candidates) are summed and switched, and the
+ * returning legs looked at.
+ */
 static void
 conf_tick(struct mix_worker *w, struct mix_conf *c)
 {
 	int16_t out[MIX_MAX_FRAME];
+	struct talkers t;
 	struct mix_leg *l;
 
 	if (c->prompt) {
 		conf_tick_app(w, c);
 		return;
 	}
-	memset(c->acc, 0, c->frame * sizeof(c->acc[0]));
-	TAILQ_FOREACH(l, &c->legs, link)
-		l->talking = l->p.mix_in && leg_frame(w, l, c->frame);
-	select_talkers(c);
+	t.n = 0;
 	TAILQ_FOREACH(l, &c->legs, link) {
+		rte_prefetch0(TAILQ_NEXT(l, link));
+		l->talking = l->p.mix_in && leg_frame(w, l, c->frame);
+		talker_rank(&t, l, c->frame);
+	}
+	seat_talkers(&t, c->max_talkers);
+	memset(c->acc, 0, c->frame * sizeof(c->acc[0]));
+	for (unsigned i = 0; i < t.n; i++) {
+		l = t.cand[i];
 		if (!l->seated)
 			continue;
 		/* After the gate: a gain never silences a quiet talker. */
 		if (l->gain_q8 != 256)
 			apply_gain(l->in, c->frame, l->gain_q8);
 		mix_acc_add(c->acc, l->in, c->frame);
+		seat_switch(c, l);
 	}
 	mix_minus(c->all, c->acc, NULL, c->frame);
-	/* A shared encoder runs whenever a member listens on it or is
-	 * converging to it (see listener_send); when every member is a
-	 * seated talker nobody decodes it, and it rests. */
-	switch_encoders(c);
-	for (unsigned i = 0; i < MIX_GROUPS; i++)
-		c->groups[i].needed = false;
+	legs_return(c, mean_square(c->all, c->frame) < GATE_MS);
 	TAILQ_FOREACH(l, &c->legs, link) {
-		if (l->group && l->p.mix_out && !l->seated)
-			l->group->needed = true;
-	}
-	for (unsigned i = 0; i < MIX_GROUPS; i++) {
-		if (c->groups[i].needed)
-			group_payload(w, c, &c->groups[i]);
-	}
-	TAILQ_FOREACH(l, &c->legs, link) {
+		rte_prefetch0(TAILQ_NEXT(l, link));
 		if (l->p.mix_out)
 			listener_send(w, c, l, out);
 		/* The RTP clock runs whether or not we send. */
