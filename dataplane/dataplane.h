@@ -55,6 +55,13 @@ struct dp_rtp_hdr {
  * len is at most a UDP payload (< 65536). Borrows buf.
  */
 int dp_rtp_parse(const uint8_t *buf, size_t len, struct dp_rtp_hdr *h);
+/*
+ * The header extension element `id` (RFC 8285, one- or two-byte form) of
+ * a packet dp_rtp_parse accepted into h: 0 with its data (borrowed from
+ * buf) and length, or -ENOENT.
+ */
+int dp_rtp_ext_find(const uint8_t *buf, const struct dp_rtp_hdr *h, uint8_t id,
+		    const uint8_t **data, unsigned *len);
 /* Write a 12-byte header (no CSRC, no extension); returns 12 or -ENOSPC. */
 int dp_rtp_build(uint8_t *buf, size_t cap, uint8_t pt, bool marker,
 		 uint16_t seq, uint32_t ts, uint32_t ssrc);

@@ -79,3 +79,63 @@ dp_rtp_build(uint8_t *buf, size_t cap, uint8_t pt, bool marker, uint16_t seq,
 	buf[11] = (uint8_t)ssrc;
 	return DP_RTP_HDR_MIN;
 }
+
+/*
+ * RFC 8285 header extensions: the one-byte form (profile 0xBEDE: 4-bit
+ * ID, 4-bit length - 1; ID 0 is padding, 15 ends the list) and the
+ * two-byte form (0x100X: 8-bit ID, 8-bit length; ID 0 is padding).
+ */
+int
+dp_rtp_ext_find(const uint8_t *buf, const struct dp_rtp_hdr *h, uint8_t id,
+		const uint8_t **data, unsigned *len)
+{
+	size_t off, end;
+	unsigned profile;
+
+	if (buf == NULL || h == NULL || !h->extension || id == 0)
+		return -ENOENT;
+	off = DP_RTP_HDR_MIN + 4u * h->cc;
+	profile = (unsigned)(buf[off] << 8 | buf[off + 1]);
+	end = h->hdr_len;
+	off += 4;
+	if (profile == 0xBEDE) {
+		while (off < end) {
+			unsigned eid = buf[off] >> 4,
+				 elen = (buf[off] & 15) + 1;
+
+			if (eid == 0) { /* padding byte */
+				off++;
+				continue;
+			}
+			if (eid == 15 || off + 1 + elen > end)
+				return -ENOENT;
+			if (eid == id) {
+				*data = buf + off + 1;
+				*len = elen;
+				return 0;
+			}
+			off += 1 + elen;
+		}
+	} else if ((profile & 0xFFF0) == 0x1000) {
+		while (off < end) {
+			unsigned eid = buf[off], elen;
+
+			if (eid == 0) {
+				off++;
+				continue;
+			}
+			if (off + 2 > end)
+				return -ENOENT;
+			elen = buf[off + 1];
+			if (off + 2 + elen > end)
+				return -ENOENT;
+			if (eid == id) {
+				*data = buf + off + 2;
+				*len = elen;
+				return 0;
+			}
+			off += 2 + elen;
+		}
+	}
+	return -ENOENT;
+}

@@ -254,6 +254,116 @@ test_header_extension(void **state)
 	assert_int_equal(h.payload_len, 4);
 }
 
+/* Find id in a heap copy of exactly len bytes; -ENOENT or the length,
+ * data copied to out. */
+static int
+ext_find(const uint8_t *buf, size_t len, uint8_t id, uint8_t *out)
+{
+	uint8_t *copy = malloc(len);
+	const uint8_t *data;
+	struct dp_rtp_hdr h;
+	unsigned n;
+	int err;
+
+	assert_non_null(copy);
+	memcpy(copy, buf, len);
+	assert_int_equal(dp_rtp_parse(copy, len, &h), 0);
+	err = dp_rtp_ext_find(copy, &h, id, &data, &n);
+	if (err == 0) {
+		memcpy(out, data, n);
+		err = (int)n;
+	}
+	free(copy);
+	return err;
+}
+
+static void
+test_ext_one_byte(void **state)
+{
+	/* ID 1 audio level (voice, -10 dBov), padding, ID 3 two bytes. */
+	/* clang-format off */
+	static const uint8_t buf[12 + 4 + 8 + 1] = {
+		0x90, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x01,
+		0xbe, 0xde, 0x00, 0x02,
+		0x10, 0x8a, 0x00, 0x31, 0xab, 0xcd, 0x00, 0x00,
+		0xff,
+	};
+	/* clang-format on */
+	uint8_t out[16];
+
+	(void)state;
+	assert_int_equal(ext_find(buf, sizeof(buf), 1, out), 1);
+	assert_int_equal(out[0], 0x8a);
+	assert_int_equal(ext_find(buf, sizeof(buf), 3, out), 2);
+	assert_int_equal(out[0], 0xab);
+	assert_int_equal(out[1], 0xcd);
+	assert_int_equal(ext_find(buf, sizeof(buf), 2, out), -ENOENT);
+	assert_int_equal(ext_find(buf, sizeof(buf), 0, out), -ENOENT);
+	/* The golden audio-level packet. */
+	assert_int_equal(ext_find(ext_pkt, sizeof(ext_pkt), 1, out), 1);
+	assert_int_equal(out[0], 0x8a);
+}
+
+static void
+test_ext_two_byte(void **state)
+{
+	/* 0x1000: ID 20 with one byte, padding, ID 1 with none. */
+	/* clang-format off */
+	static const uint8_t buf[12 + 4 + 8] = {
+		0x90, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x01,
+		0x10, 0x00, 0x00, 0x02,
+		0x14, 0x01, 0x7f, 0x00, 0x01, 0x00, 0x00, 0x00,
+	};
+	/* clang-format on */
+	uint8_t out[16];
+
+	(void)state;
+	assert_int_equal(ext_find(buf, sizeof(buf), 20, out), 1);
+	assert_int_equal(out[0], 0x7f);
+	assert_int_equal(ext_find(buf, sizeof(buf), 1, out), 0);
+	assert_int_equal(ext_find(buf, sizeof(buf), 5, out), -ENOENT);
+}
+
+static void
+test_ext_malformed(void **state)
+{
+	/* An element longer than the extension, an ID 15 (stop), another
+	 * profile, and a packet without extension: never read past. */
+	/* clang-format off */
+	static const uint8_t longer[12 + 4 + 4] = {
+		0x90, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x01,
+		0xbe, 0xde, 0x00, 0x01,
+		0x00, 0x00, 0x13, 0x01,
+	}, stop[12 + 4 + 4] = {
+		0x90, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x01,
+		0xbe, 0xde, 0x00, 0x01,
+		0xf0, 0x10, 0x8a, 0x00,
+	}, two_long[12 + 4 + 4] = {
+		0x90, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x01,
+		0x10, 0x00, 0x00, 0x01,
+		0x00, 0x00, 0x01, 0x05,
+	}, other[12 + 4 + 4] = {
+		0x90, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x01,
+		0x12, 0x34, 0x00, 0x01,
+		0x10, 0x8a, 0x00, 0x00,
+	};
+	/* clang-format on */
+	uint8_t out[16];
+
+	(void)state;
+	assert_int_equal(ext_find(longer, sizeof(longer), 1, out), -ENOENT);
+	assert_int_equal(ext_find(stop, sizeof(stop), 1, out), -ENOENT);
+	assert_int_equal(ext_find(two_long, sizeof(two_long), 1, out), -ENOENT);
+	assert_int_equal(ext_find(other, sizeof(other), 1, out), -ENOENT);
+	assert_int_equal(ext_find(pcmu_pkt, sizeof(pcmu_pkt), 1, out), -ENOENT);
+}
+
 static void
 test_csrc_and_extension(void **state)
 {
@@ -567,6 +677,9 @@ main(void)
 		cmocka_unit_test(test_csrc_list),
 		cmocka_unit_test(test_csrc_max),
 		cmocka_unit_test(test_header_extension),
+		cmocka_unit_test(test_ext_one_byte),
+		cmocka_unit_test(test_ext_two_byte),
+		cmocka_unit_test(test_ext_malformed),
 		cmocka_unit_test(test_csrc_and_extension),
 		cmocka_unit_test(test_padding),
 		cmocka_unit_test(test_padding_after_extension),
