@@ -301,6 +301,33 @@ mix_cs_samples(const struct mix_cs *cs, const uint8_t *payload, unsigned len)
 }
 
 /*
+ * Opus (RFC 6716): a SILK or hybrid packet (TOC config 0-15) of one frame
+ * (code 0) of at most 20 ms carries one SILK frame, whose first coded
+ * symbol is its voice activity flag (4.2.3), decoded with probability
+ * 1/2. The range decoder starts from the first byte after the TOC (4.1.1:
+ * val = 127 - (b0 >> 1), scaled to rng = 2^31), so the flag is 1 exactly
+ * when that byte's top bit is set: no decoder is needed to read it. CELT
+ * packets have no such flag. DTX frames (2 bytes or less) are silent.
+ */
+bool
+mix_cs_silent(const struct mix_cs *cs, const uint8_t *payload, unsigned len)
+{
+	unsigned config;
+
+	if (cs->codec != MIX_OPUS || len == 0)
+		return false;
+	if (len <= 2)
+		return true;
+	config = payload[0] >> 3;
+	if ((payload[0] & 3) != 0 || config >= 16)
+		return false;
+	/* SILK 10/20/40/60 ms by config & 3; hybrid 10/20 by config & 1. */
+	if (config < 12 ? (config & 3) > 1 : false)
+		return false;
+	return (payload[1] & 0x80) == 0;
+}
+
+/*
  * SpanDSP 0.0.6's plc_fillin first rotates its history into order with a
  * memcpy whose ranges overlap when 0 < buf_ptr < half the history
  * (undefined behaviour; memmove was meant), which G.711's 160-sample

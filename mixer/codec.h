@@ -44,6 +44,14 @@ int mix_cs_decode(struct mix_cs *cs, const uint8_t *payload, unsigned len,
 int mix_cs_samples(const struct mix_cs *cs, const uint8_t *payload,
 		   unsigned len);
 /*
+ * Worker: does the payload itself say the sender is silent? Opus: a DTX
+ * frame, or a SILK frame whose voice activity flag is off (the comfort
+ * noise updates a DTX sender sends, and the pauses of one without DTX).
+ * Read from the bitstream without decoding. Other codecs: false.
+ */
+bool mix_cs_silent(const struct mix_cs *cs, const uint8_t *payload,
+		   unsigned len);
+/*
  * Worker: one ptime of PCM at the conference rate (n samples) to a
  * payload in out (cap bytes). Returns its length; 0 means nothing to send
  * (Opus DTX), -1 an encoder failure.

@@ -442,6 +442,61 @@ test_opus_dtx(void **state)
 	}
 }
 
+/*
+ * The SILK voice activity flag read from the bitstream: a tone is voice
+ * (for its first 0.6 s: SILK's detector then takes a steady tone for the
+ * background, which is why the worker reads the flag only from legs its
+ * own gate found quiet), faint noise after it (-66 dBFS) is not, once
+ * the encoder's hangover is over; DTX frames are silent; CELT packets and
+ * packets of several frames never say so.
+ */
+static void
+test_opus_silent(void **state)
+{
+	struct mix_cs *enc = cs_new(MIX_OPUS, 16000, false);
+	uint8_t pl[PAYLOAD_CAP];
+	int16_t x[320];
+	unsigned voiced = 0, quiet = 0, seed = 1;
+	static const uint8_t dtx[1] = {0x08},
+			     celt[4] = {0x80 | (1 << 3), 1, 0, 0},
+			     two[4] = {0x09, 0x00, 0x00, 0x00},
+			     sixty[4] = {0x18, 0x00, 0x00, 0x00};
+
+	(void)state;
+	for (unsigned f = 0; f < 2 * FRAMES; f++) {
+		int n;
+
+		if (f < FRAMES) {
+			tone(x, 320, 16000, 440.0, AMP, f * 320);
+		} else {
+			for (unsigned i = 0; i < 320; i++) {
+				seed = seed * 1103515245u + 12345u;
+				x[i] = (int16_t)((int)((seed >> 16) & 31) - 16);
+			}
+		}
+		n = mix_cs_encode(enc, x, 320, pl, sizeof(pl));
+		assert_true(n > 2);
+		assert_true((pl[0] >> 3) < 16); /* VOIP at 16 kHz: SILK */
+		if (f < 30)
+			voiced += !mix_cs_silent(enc, pl, (unsigned)n);
+		if (f >= FRAMES + 25)
+			quiet += mix_cs_silent(enc, pl, (unsigned)n);
+	}
+	assert_int_equal(voiced, 30);
+	assert_int_equal(quiet, FRAMES - 25);
+	assert_true(mix_cs_silent(enc, dtx, sizeof(dtx)));
+	assert_false(mix_cs_silent(enc, celt, sizeof(celt)));
+	assert_false(mix_cs_silent(enc, two, sizeof(two)));
+	assert_false(mix_cs_silent(enc, sixty, sizeof(sixty)));
+	assert_false(mix_cs_silent(enc, dtx, 0));
+	mix_cs_free(enc);
+
+	/* G.711 says nothing of itself. */
+	enc = cs_new(MIX_PCMU, 8000, false);
+	assert_false(mix_cs_silent(enc, dtx, sizeof(dtx)));
+	mix_cs_free(enc);
+}
+
 static void
 test_alloc_errors(void **state)
 {
@@ -742,6 +797,7 @@ main(void)
 		cmocka_unit_test(test_long_ptime),
 		cmocka_unit_test(test_ts_per_ms),
 		cmocka_unit_test(test_opus_dtx),
+		cmocka_unit_test(test_opus_silent),
 		cmocka_unit_test(test_alloc_errors),
 		cmocka_unit_test(test_opus_garbage),
 		cmocka_unit_test(test_empty_payload),
