@@ -37,7 +37,10 @@
  *  2. Opus 16 kHz, 3-party rooms, everyone talking (own encode each),
  *     against the codec-only limit: 20 ms / (one encode + one decode).
  *  3. Opus 16 kHz, one room: 3 talkers, N listeners sending DTX, N grown
- *     until a tick takes more than 20 ms (three kinds of listener input).
+ *     until a tick takes more than 20 ms (four kinds of listener input:
+ *     every DTX frame; DTX as senders send it, with comfort-noise
+ *     updates; voice packets an RFC 6464 audio level marks silent, the
+ *     extension, not the payload, deciding; nothing).
  *  4. G.722 16 kHz, 10-party rooms, everyone talking, max 4 talkers.
  *  5. us per participant against room size, 3 talkers and the rest silent.
  * and the codecs alone (decode + encode of 20 ms through the legs' codec
@@ -91,6 +94,7 @@
 #define PORT_HI	      65534
 #define MAX_TALKERS   4 /* the daemon's default max-talkers */
 #define PT_OPUS	      111
+#define LEVEL_ID      1 /* the RFC 6464 extension's ID on every leg */
 
 /* ---- input: payload tables --------------------------------------------- */
 
@@ -103,12 +107,14 @@ struct stream {
 enum src_mode {
 	SRC_ALL,    /* every frame of the table */
 	SRC_NO_DTX, /* frames of 2 bytes or less are not sent */
+	SRC_LEVEL,  /* every frame of `marked`, its RFC 6464 level silent */
 	SRC_OFF,    /* nothing */
 };
 
 /* What one leg sends. */
 struct src {
 	const struct stream *st;
+	const struct stream *marked; /* what SRC_LEVEL sends */
 	enum src_mode mode;
 	unsigned phase;
 	uint16_t seq;
@@ -418,6 +424,7 @@ rig_add_leg(struct rig *r, unsigned conf, enum mix_codec codec, unsigned rate,
 		.mix_out = true,
 		.opus_fec = true,
 		.opus_dtx = true,
+		.level_id = LEVEL_ID,
 	};
 	int err;
 
@@ -508,8 +515,12 @@ rig_tick(struct rig *r)
 	for (unsigned i = 0; i <= r->n_legs; i++) {
 		if (i < r->n_legs) {
 			struct src *s = &r->src[i];
-			unsigned f = (unsigned)((r->k + s->phase) % s->st->n);
-			unsigned len = s->st->len[f];
+			const struct stream *st =
+				s->mode == SRC_LEVEL ? s->marked : s->st;
+			unsigned f = (unsigned)((r->k + s->phase) % st->n);
+			unsigned len = st->len[f];
+			unsigned hl =
+				DP_RTP_HDR_MIN + (s->mode == SRC_LEVEL ? 8 : 0);
 			struct dp_pkt_meta *pm;
 			uint8_t *b;
 
@@ -521,14 +532,21 @@ rig_tick(struct rig *r)
 				fprintf(stderr, "mixbench: mbuf pool empty\n");
 				exit(1);
 			}
-			b = (uint8_t *)rte_pktmbuf_append(m[nm],
-							  DP_RTP_HDR_MIN + len);
+			b = (uint8_t *)rte_pktmbuf_append(m[nm], hl + len);
 			dp_rtp_build(b, DP_RTP_HDR_MIN, r->pt[i], false,
 				     s->seq++,
 				     s->ts0 + (uint32_t)(r->k * r->ts_step[i]),
 				     0x20000 + i);
-			memcpy(b + DP_RTP_HDR_MIN,
-			       s->st->data + (size_t)f * MAX_PL, len);
+			if (hl > DP_RTP_HDR_MIN) {
+				/* One-byte form: level 127 (-127 dBov). */
+				static const uint8_t ext[8] = {
+					0xbe,	       0xde, 0x00, 0x01,
+					LEVEL_ID << 4, 0x7f, 0x00, 0x00};
+
+				b[0] |= 0x10;
+				memcpy(b + DP_RTP_HDR_MIN, ext, sizeof(ext));
+			}
+			memcpy(b + hl, st->data + (size_t)f * MAX_PL, len);
 			pm = dp_pkt_meta(m[nm]);
 			pm->slot = r->eps[i].slot;
 			pm->rx_ns = t_rx;
@@ -897,7 +915,7 @@ g711_raw_us(void)
 
 /* ---- scenario 3: how many DTX listeners ---------------------------------- */
 
-#define S3_MODES 3
+#define S3_MODES 4
 #define S3_STEPS 32
 
 static const struct {
@@ -909,6 +927,8 @@ static const struct {
 	{"dtx-all", "every DTX frame sent (1 byte a tick)", SRC_ALL, 4, 21},
 	{"dtx", "1-2 byte frames not sent (update every 420 ms)", SRC_NO_DTX, 5,
 	 42},
+	{"level", "voice packets, each marked silent (RFC 6464 level 127)",
+	 SRC_LEVEL, 5, 21},
 	{"none", "muted, sends nothing", SRC_OFF, 5, 63},
 };
 
@@ -1052,10 +1072,14 @@ run_s3(unsigned max_listeners, double budget_s, const struct codec_cost *op,
 			res->stop = "the time budget (--s3-budget)";
 			break;
 		}
-		for (unsigned i = listeners; i < target && !err; i++)
+		for (unsigned i = listeners; i < target && !err; i++) {
 			err = rig_add_leg(&r, 0, MIX_OPUS, 16000,
 					  &inputs[MIX_OPUS].quiet, SRC_OFF,
 					  &rng);
+			if (err == 0)
+				r.src[r.n_legs - 1].marked =
+					&inputs[MIX_OPUS].speech[i % VOICES];
+		}
 		if (err)
 			goto out;
 		rig_drain(&r);
@@ -1668,10 +1692,11 @@ main(int argc, char **argv)
 		printf("   stopped by %s; a listener's join cost %.0f us of "
 		       "worker time\n",
 		       r->stop, r->join_us);
-		printf("   target >= 10000 listeners: dtx-all %s, dtx %s, "
-		       "none %s\n\n",
-		       s3_verdict(&r->m[0], 10000), s3_verdict(&r->m[1], 10000),
-		       s3_verdict(&r->m[2], 10000));
+		printf("   target >= 10000 listeners:");
+		for (unsigned i = 0; i < S3_MODES; i++)
+			printf("%s %s %s", i ? "," : "", s3_modes[i].name,
+			       s3_verdict(&r->m[i], 10000));
+		printf("\n\n");
 		fflush(stdout);
 	}
 

@@ -24,7 +24,8 @@
  *      "joining","local_rtp","remote_rtp",
  *      "rtp":{"rx_packets","rx_bytes","rx_foreign","rx_malformed",
  *             "rx_other_pt","rx_late","rx_overflow","rx_lost",
- *             "rx_concealed","jitter_ms","jb_target","rx_unmixed",
+ *             "rx_concealed","rx_silent","jitter_ms","jb_target",
+ *             "rx_unmixed",
  *             "underruns","tx_packets","tx_bytes","tx_dropped",
  *             "latched"} or null}]}
  *     "rtp" is null when the worker gave no counters (it did not answer
@@ -470,6 +471,7 @@ mgmt_rtp_json(const struct sig_part_info *p)
 		{"rx_overflow", r->rx_overflow},
 		{"rx_lost", r->rx_lost},
 		{"rx_concealed", r->rx_concealed},
+		{"rx_silent", r->rx_silent},
 		{"jitter_ms", r->jitter_ms},
 		{"jb_target", r->jb_target},
 		{"rx_unmixed", r->rx_unmixed},

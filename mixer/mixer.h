@@ -81,6 +81,9 @@ struct mix_leg_params {
 	bool opus_dtx;
 	unsigned opus_maxrate;
 	unsigned opus_bitrate;
+	/* RFC 6464 client-to-mixer audio level: the RFC 8285 extension ID
+	 * the peer's packets carry it under (0: none). */
+	uint8_t level_id;
 };
 
 /* A leg's counters, copied out by mix_stats_get. */
@@ -94,6 +97,8 @@ struct mix_leg_stats {
 	uint64_t rx_overflow;  /* packets dropped to bound the latency */
 	uint64_t rx_lost;      /* never came: concealed */
 	uint64_t rx_concealed; /* packets' worth of audio concealed */
+	uint64_t rx_silent;    /* said silent (audio level, DTX, VAD): not
+				  decoded */
 	unsigned jitter_ms;    /* interarrival jitter (RFC 3550 A.8) */
 	unsigned jb_target;    /* packets the jitter buffer aims to hold */
 	uint64_t rx_unmixed;   /* arrived while the leg is not mixed in */

@@ -71,8 +71,11 @@
  * G.722's states converge by then; Opus's never do. */
 #define CONVERGE_TICKS_G722 10
 #define RETURN_MAX_TICKS    100
-#define JB_MIN_MS	    20 /* bounds of the jitter buffer's depth */
-#define JB_MAX_MS	    200
+/* RFC 6464 levels (-dBov) at which a packet counts as silence: 6 dB
+ * under the talker gate, for senders that measure a little differently. */
+#define LEVEL_SILENT 50
+#define JB_MIN_MS    20 /* bounds of the jitter buffer's depth */
+#define JB_MAX_MS    200
 
 struct mix_leg {
 	/* Fields every tick's passes over the legs read come first, on
@@ -787,6 +790,7 @@ cmd_leg_update(struct mix_worker *w, struct mix_leg *l, struct mix_cmd *c)
 		l->have_te_ts = false;
 	l->p.te_pt = p->te_pt;
 	l->p.have_te = p->have_te;
+	l->p.level_id = p->level_id;
 	l->p.codec = p->codec;
 	l->p.pt = p->pt;
 	l->p.remote_ip = p->remote_ip;
@@ -931,6 +935,27 @@ leg_rx_te(struct mix_leg *l, const uint8_t *b, const struct dp_rtp_hdr *h)
 		leg_event(l, digit[pl[0]]);
 }
 
+/*
+ * Does the packet say its sender is silent? The RFC 6464 audio level when
+ * the peer negotiated it (LEVEL_SILENT or quieter), else what the payload
+ * says of itself (Opus DTX and SILK's voice activity flag: mix_cs_silent).
+ * Asked only of a leg that is not a talker now (its hangover is over):
+ * a talker's every packet is decoded, so SILK's detector, which takes a
+ * steady tone for the background after a while, never mutes one.
+ */
+static bool
+leg_says_silent(const struct mix_leg *l, const uint8_t *b,
+		const struct dp_rtp_hdr *h)
+{
+	const uint8_t *lv;
+	unsigned n;
+
+	if (l->p.level_id &&
+	    dp_rtp_ext_find(b, h, l->p.level_id, &lv, &n) == 0 && n >= 1)
+		return (lv[0] & 0x7f) >= LEVEL_SILENT;
+	return mix_cs_silent(l->cs, b + h->hdr_len, h->payload_len);
+}
+
 /* Borrows m; the caller frees it. */
 static void
 leg_rx(struct mix_leg *l, struct rte_mbuf *m)
@@ -938,6 +963,7 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 	const struct dp_pkt_meta *pm = dp_pkt_meta(m);
 	const uint8_t *b = rte_pktmbuf_mtod(m, const uint8_t *);
 	struct dp_rtp_hdr h;
+	unsigned len;
 
 	if (l->st.latched && (pm->remote_ip != l->st.remote_ip ||
 			      pm->remote_port != l->st.remote_port)) {
@@ -972,7 +998,13 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 		l->st.rx_unmixed++;
 		return;
 	}
-	if (mix_jb_put(l->jb, h.ssrc, h.seq, h.ts, b + h.hdr_len, h.payload_len,
+	len = h.payload_len;
+	if (l->hang == 0 && !l->seated && leg_says_silent(l, b, &h)) {
+		/* Kept in sequence, without its audio: never decoded. */
+		l->st.rx_silent++;
+		len = 0;
+	}
+	if (mix_jb_put(l->jb, h.ssrc, h.seq, h.ts, b + h.hdr_len, len,
 		       pm->rx_ns) != 0)
 		l->st.rx_late++; /* late or a duplicate */
 }
@@ -1058,9 +1090,11 @@ leg_frame(struct mix_worker *w, struct mix_leg *l, unsigned frame)
 	while (l->fifo_wr - l->fifo_rd < frame) {
 		enum mix_jb_get r = mix_jb_get(l->jb, &pl, &len);
 
-		if (r == JB_PACKET && len <= 2 && l->p.codec == MIX_OPUS) {
-			/* Opus DTX: the sender says it is silent. Not
-			 * decoded, not concealed after: the leg is quiet. */
+		if (r == JB_PACKET &&
+		    (len == 0 || (len <= 2 && l->p.codec == MIX_OPUS))) {
+			/* The sender says it is silent (leg_says_silent, or
+			 * Opus DTX). Not decoded, not concealed after: the
+			 * leg is quiet. */
 			l->plc_run = PLC_MAX_FRAMES;
 			l->fifo_rd = l->fifo_wr;
 			return false;

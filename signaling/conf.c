@@ -387,6 +387,7 @@ leg_params(struct sig_leg *l)
 	p->opus_dtx = m->opus_dtx;
 	p->opus_maxrate = m->opus_maxrate;
 	p->opus_bitrate = m->opus_bitrate;
+	p->level_id = m->level_id;
 	p->te_pt = m->te_pt;
 	p->have_te = m->have_te;
 	p->owner = l;

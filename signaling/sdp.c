@@ -6,7 +6,10 @@
  * a codec it mixes (PCMU, PCMA, G722, opus; by rtpmap name and clock
  * rate, so dynamic payload types work too; the offerer's order decides).
  * Opus's fmtp parameters (RFC 7587 7) that matter to the encoder are
- * read: useinbandfec, usedtx, maxplaybackrate, maxaveragebitrate. Every other stream of the offer is rejected with
+ * read: useinbandfec, usedtx, maxplaybackrate, maxaveragebitrate. An RFC
+ * 6464 audio-level extension (a=extmap) is taken and answered recvonly:
+ * the mixer skips the packets it marks silent. Every other stream of the
+ * offer is rejected with
  * port 0, as RFC 3264 section 6 requires, keeping the m-line count. The
  * answer's direction mirrors the offer's (sendonly -> recvonly, ...), and
  * an old-style hold (c=0.0.0.0) counts as sendonly.
@@ -53,6 +56,8 @@ sig_sdp_mode_answer(sdp_mode_t offered)
 		return offered;
 	}
 }
+
+#define LEVEL_URN "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
 /* The codecs we take: rtpmap name and RTP clock rate. */
 static const struct {
@@ -123,6 +128,43 @@ codec_pick(const sdp_media_t *m, struct sig_media *out)
 		}
 	}
 	return false;
+}
+
+/*
+ * The RFC 6464 client-to-mixer audio level, if the stream offers it:
+ * "a=extmap:ID[/direction] urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+ * (RFC 8285; ID 1-14 in the one-byte form, up to 255 in the two-byte
+ * one). 0: not offered, or offered only for what we send (recvonly,
+ * inactive).
+ */
+static uint8_t
+level_extmap(const sdp_media_t *m)
+{
+	for (const sdp_attribute_t *a = m->m_attributes; a; a = a->a_next) {
+		const char *v = a->a_value, *sp;
+		char *end;
+		unsigned long id;
+
+		if (a->a_name == NULL || v == NULL ||
+		    strcasecmp(a->a_name, "extmap") != 0)
+			continue;
+		id = strtoul(v, &end, 10);
+		if (end == v || id < 1 || id > 255)
+			continue;
+		if (*end == '/' && (strncasecmp(end + 1, "recvonly", 8) == 0 ||
+				    strncasecmp(end + 1, "inactive", 8) == 0))
+			continue;
+		sp = strchr(end, ' ');
+		if (sp == NULL)
+			continue;
+		while (*sp == ' ')
+			sp++;
+		if (strncasecmp(sp, LEVEL_URN, strlen(LEVEL_URN)) == 0 &&
+		    (sp[strlen(LEVEL_URN)] == '\0' ||
+		     sp[strlen(LEVEL_URN)] == ' '))
+			return (uint8_t)id;
+	}
+	return 0;
 }
 
 static const sdp_connection_t *
@@ -210,6 +252,7 @@ media_take(struct sig_media *out, const sdp_session_t *sess,
 			break;
 		}
 	}
+	out->level_id = level_extmap(m);
 	out->port = (uint16_t)m->m_port;
 	out->peer_mode = (sdp_mode_t)m->m_mode;
 	if (out->addr.s_addr == INADDR_ANY)
@@ -339,10 +382,13 @@ sdp_print_ours(su_home_t *home, const struct sig_leg *l, bool offer)
 		n += codec_lines(media + n, sizeof(media) - n, l, list[i].c,
 				 list[i].pt);
 	if (m->have_te) /* RFC 4733: events as offered, or kept if agreed */
+		n += snprintf(media + n, sizeof(media) - n,
+			      "a=rtpmap:%u telephone-event/%u\r\n"
+			      "a=fmtp:%u 0-15\r\n",
+			      m->te_pt, sig_codec_clock(m->codec), m->te_pt);
+	if (m->level_id) /* RFC 6464: we take it, and send none */
 		snprintf(media + n, sizeof(media) - n,
-			 "a=rtpmap:%u telephone-event/%u\r\n"
-			 "a=fmtp:%u 0-15\r\n",
-			 m->te_pt, sig_codec_clock(m->codec), m->te_pt);
+			 "a=extmap:%u/recvonly " LEVEL_URN "\r\n", m->level_id);
 
 	return su_sprintf(home,
 			  "v=0\r\n"

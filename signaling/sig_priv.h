@@ -62,6 +62,8 @@ struct sig_media {
 	bool opus_dtx;
 	unsigned opus_maxrate;
 	unsigned opus_bitrate;
+	/* RFC 6464 audio level: the peer's extmap ID for it (0: none). */
+	uint8_t level_id;
 	/* The offer's other m-lines, rejected (port 0), before and after
 	 * the one we took: an answer keeps the offer's m-line order. */
 	char rejected_before[1024];
