@@ -20,7 +20,8 @@
  *     {"conferences":[{"id","uri","participants","worker","created"}]}
  *   conference.show  {"id":ID} or [ID] ->
  *     {"id","uri","worker","created","participants":[{"uri","call_id",
- *      "leg_uri","mute","deaf","gain_db","codec","state","direction",
+ *      "leg_uri","mute","deaf","gain_db","codec","ptime_ms","state",
+ *      "direction",
  *      "joining","local_rtp","remote_rtp",
  *      "rtp":{"rx_packets","rx_bytes","rx_foreign","rx_malformed",
  *             "rx_other_pt","rx_late","rx_overflow","rx_lost",
@@ -498,6 +499,7 @@ mgmt_part_json(const struct sig_part_info *p)
 	mgmt_set(&o, "call_id", mgmt_json_str(p->call_id));
 	mgmt_set(&o, "leg_uri", mgmt_json_str(p->leg_uri));
 	mgmt_set(&o, "codec", mgmt_json_str(p->codec));
+	mgmt_set(&o, "ptime_ms", mgmt_json_uint(p->ptime_ms));
 	mgmt_set(&o, "state", mgmt_json_str(p->state));
 	mgmt_set(&o, "direction", mgmt_json_str(p->direction));
 	mgmt_set(&o, "joining", mgmt_json_str(p->joining));

@@ -37,8 +37,15 @@ struct mix_cs {
 	plc_state_t plc; /* G.711, G.722: at the codec's rate */
 	OpusDecoder *opd;
 	OpusEncoder *ope;
-	bool independent;	 /* the next Opus frame without prediction */
-	int16_t tmp[CS_MAX_PCM]; /* PCM at the codec's rate */
+	bool independent; /* the next Opus frame without prediction */
+	unsigned ptime;	  /* ms a packet we send */
+	/* PCM at the conference rate waiting for a packet of ptime ms
+	 * (ptime other than the tick's 20 ms only), and the RTP timestamp
+	 * of its first sample. */
+	int16_t *txq;
+	unsigned txq_len;
+	uint32_t txq_ts;
+	int16_t tmp[CS_MAX_PCM];	/* PCM at the codec's rate */
 	int16_t nb[CS_MAX_PCM / 2 + 1]; /* G.722's, halved for the PLC */
 };
 
@@ -70,6 +77,21 @@ mix_cs_alloc(struct mix_cs **csp, const struct mix_leg_params *p, unsigned rate)
 	cs->codec = p->codec;
 	cs->p = *p;
 	cs->rate = rate;
+	cs->ptime = p->ptime_ms ? p->ptime_ms : MIX_PTIME_MS;
+	if (!mix_ptime_valid(p->codec, cs->ptime)) {
+		free(cs);
+		return EINVAL;
+	}
+	if (cs->ptime != MIX_PTIME_MS) {
+		/* Up to a packet less a sample, and the tick's frame. */
+		cs->txq =
+			calloc((size_t)rate * (cs->ptime + MIX_PTIME_MS) / 1000,
+			       sizeof(*cs->txq));
+		if (cs->txq == NULL) {
+			free(cs);
+			return ENOMEM;
+		}
+	}
 	cs->codec_rate = codec_rate(p->codec, rate);
 	if (cs->codec_rate != rate) {
 		int e1 = 0, e2 = 0;
@@ -164,13 +186,14 @@ mix_cs_free(struct mix_cs *cs)
 		speex_resampler_destroy(cs->rs_out);
 	free(cs->opd);
 	free(cs->ope);
+	free(cs->txq);
 	free(cs);
 }
 
 bool
 mix_cs_same_encoder(const struct mix_cs *a, const struct mix_cs *b)
 {
-	if (a->codec != b->codec || a->rate != b->rate)
+	if (a->codec != b->codec || a->rate != b->rate || a->ptime != b->ptime)
 		return false;
 	if (a->codec != MIX_OPUS)
 		return true;
@@ -204,6 +227,42 @@ mix_cs_copy_encoder(struct mix_cs *dst, const struct mix_cs *src)
 		memcpy(dst->ope, src->ope, (size_t)opus_encoder_get_size(1));
 	else if (src->codec == MIX_G722)
 		dst->g722e = src->g722e;
+}
+
+unsigned
+mix_cs_ptime(const struct mix_cs *cs)
+{
+	return cs->ptime;
+}
+
+int
+mix_cs_txq(struct mix_cs *cs, const int16_t *pcm, unsigned n, uint32_t ts,
+	   uint8_t *out, unsigned cap, uint32_t *pkt_ts)
+{
+	unsigned want = cs->rate * cs->ptime / 1000;
+
+	if (cs->txq == NULL)
+		return -1;
+	if (pcm) {
+		if (cs->txq_len == 0)
+			cs->txq_ts = ts;
+		if (n > want + cs->rate * MIX_PTIME_MS / 1000 - cs->txq_len)
+			return -1; /* more than a tick: not ours */
+		memcpy(cs->txq + cs->txq_len, pcm, n * sizeof(*pcm));
+		cs->txq_len += n;
+	}
+	if (cs->txq_len < want)
+		return -2;
+	*pkt_ts = cs->txq_ts;
+	cs->txq_ts += cs->ptime * mix_cs_ts_per_ms(cs);
+	cs->txq_len -= want;
+	{
+		int len = mix_cs_encode(cs, cs->txq, want, out, cap);
+
+		memmove(cs->txq, cs->txq + want,
+			cs->txq_len * sizeof(*cs->txq));
+		return len;
+	}
 }
 
 unsigned

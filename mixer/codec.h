@@ -85,6 +85,19 @@ void mix_cs_copy_encoder(struct mix_cs *dst, const struct mix_cs *src);
 bool mix_cs_independent_next(struct mix_cs *cs);
 /* Does the codec carry state from frame to frame in its encoder? */
 bool mix_cs_stateful(const struct mix_cs *cs);
+/* ms of audio in each packet this state encodes for (mix_leg_params'
+ * ptime_ms). */
+unsigned mix_cs_ptime(const struct mix_cs *cs);
+/*
+ * Worker, for a ptime other than the tick's: queue this tick's n samples
+ * (pcm non-NULL; ts: the RTP timestamp of its first sample), then take
+ * one packet's payload out if the queue holds a ptime: its length (0:
+ * Opus DTX) and in *pkt_ts its timestamp; -2 when the queue holds less
+ * (call again with pcm NULL for the next packet of the same tick: a
+ * 10 ms ptime sends two a tick), -1 on failure.
+ */
+int mix_cs_txq(struct mix_cs *cs, const int16_t *pcm, unsigned n, uint32_t ts,
+	       uint8_t *out, unsigned cap, uint32_t *pkt_ts);
 /* RTP timestamp units per ms of audio (8 for G.711 and G.722, 48 Opus). */
 unsigned mix_cs_ts_per_ms(const struct mix_cs *cs);
 

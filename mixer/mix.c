@@ -40,6 +40,14 @@ mix_codec_name(enum mix_codec c)
 	return "?";
 }
 
+bool
+mix_ptime_valid(enum mix_codec c, unsigned ms)
+{
+	if (c == MIX_OPUS) /* one Opus frame a packet (RFC 6716 2.1.4) */
+		return ms == 10 || ms == 20 || ms == 40 || ms == 60;
+	return ms >= 10 && ms <= 60 && ms % 10 == 0;
+}
+
 void
 mix_acc_add(int32_t *acc, const int16_t *in, unsigned n)
 {

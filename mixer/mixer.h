@@ -57,6 +57,9 @@ bool mix_rate_valid(unsigned rate);
 
 const char *mix_codec_name(enum mix_codec c);
 
+/* Can codec c be sent in packets of ms milliseconds? */
+bool mix_ptime_valid(enum mix_codec c, unsigned ms);
+
 /* What the control thread decides for a leg (from SDP). */
 struct mix_leg_params {
 	enum mix_codec codec;
@@ -84,6 +87,10 @@ struct mix_leg_params {
 	/* RFC 6464 client-to-mixer audio level: the RFC 8285 extension ID
 	 * the peer's packets carry it under (0: none). */
 	uint8_t level_id;
+	/* ms of audio in each packet we send (the peer's a=ptime): 10 to
+	 * 60 in steps of 10, Opus 10, 20, 40 or 60 (mix_ptime_valid); 0:
+	 * MIX_PTIME_MS. What we receive may have any ptime. */
+	unsigned ptime_ms;
 };
 
 /* A leg's counters, copied out by mix_stats_get. */

@@ -664,6 +664,11 @@ group_join(struct mix_conf *conf, struct mix_leg *l, struct mix_cmd *c)
 
 	l->group = NULL;
 	l->converge = 0;
+	l->on_shared = false;
+	/* Shared encoders make one 20 ms payload a tick: another ptime
+	 * has its own encoder. */
+	if (mix_cs_ptime(l->cs) != MIX_PTIME_MS)
+		return;
 	for (unsigned i = 0; i < MIX_GROUPS; i++) {
 		struct mix_group *g = &conf->groups[i];
 
@@ -740,7 +745,8 @@ codec_changed(const struct mix_leg_params *a, const struct mix_leg_params *b)
 	return a->codec != b->codec || a->opus_fec != b->opus_fec ||
 	       a->opus_dtx != b->opus_dtx ||
 	       a->opus_maxrate != b->opus_maxrate ||
-	       a->opus_bitrate != b->opus_bitrate || a->rate != b->rate;
+	       a->opus_bitrate != b->opus_bitrate || a->rate != b->rate ||
+	       a->ptime_ms != b->ptime_ms;
 }
 
 static int
@@ -780,6 +786,7 @@ cmd_leg_update(struct mix_worker *w, struct mix_leg *l, struct mix_cmd *c)
 		l->p.opus_maxrate = p->opus_maxrate;
 		l->p.opus_bitrate = p->opus_bitrate;
 		l->p.rate = p->rate;
+		l->p.ptime_ms = p->ptime_ms;
 		leg_reset_rx(l);
 	}
 	if (p->codec != l->p.codec || p->pt != l->p.pt ||
@@ -1144,13 +1151,13 @@ leg_frame(struct mix_worker *w, struct mix_leg *l, unsigned frame)
 }
 
 /*
- * Send l one packet: pcm encoded by enc (l's own codec state, or its
- * shared encoder's), or, with pcm NULL, the payload given.
+ * Send l one packet stamped ts: pcm encoded by enc (l's own codec state,
+ * or its shared encoder's), or, with pcm NULL, the payload given.
  */
 static void
 leg_send_payload(struct mix_worker *w, struct mix_leg *l, struct mix_cs *enc,
 		 const int16_t *pcm, unsigned n, const uint8_t *payload,
-		 int plen)
+		 int plen, uint32_t ts)
 {
 	struct rte_mbuf *m;
 	struct dp_pkt_meta *pm;
@@ -1190,7 +1197,7 @@ leg_send_payload(struct mix_worker *w, struct mix_leg *l, struct mix_cs *enc,
 	/* The marker opens a talkspurt (RFC 3551 4.1): the first packet,
 	 * and the first after DTX. */
 	dp_rtp_build(b, DP_RTP_HDR_MIN, l->p.pt, !l->sent_first || l->dtx_gap,
-		     l->seq, l->ts, l->p.ssrc);
+		     l->seq, ts, l->p.ssrc);
 	pm = dp_pkt_meta(m);
 	pm->remote_ip = l->st.remote_ip;
 	pm->remote_port = l->st.remote_port;
@@ -1207,11 +1214,33 @@ leg_send_payload(struct mix_worker *w, struct mix_leg *l, struct mix_cs *enc,
 		mix_tx_flush(w);
 }
 
+/*
+ * Send l this tick's n samples of pcm with its own encoder: one packet,
+ * or, for a ptime other than the tick's, through its codec's queue: two
+ * packets of 10 ms, or one every 2 or 3 ticks (40, 60 ms), each stamped
+ * with its first sample's time.
+ */
 static void
 leg_send(struct mix_worker *w, struct mix_leg *l, const int16_t *pcm,
 	 unsigned n)
 {
-	leg_send_payload(w, l, l->cs, pcm, n, NULL, 0);
+	uint8_t buf[MAX_PAYLOAD];
+	uint32_t ts;
+	int len;
+
+	if (mix_cs_ptime(l->cs) == MIX_PTIME_MS) {
+		leg_send_payload(w, l, l->cs, pcm, n, NULL, 0, l->ts);
+		return;
+	}
+	while ((len = mix_cs_txq(l->cs, pcm, n, l->ts, buf, sizeof(buf),
+				 &ts)) != -2) {
+		pcm = NULL;
+		if (len < 0) {
+			l->st.tx_dropped++;
+			break;
+		}
+		leg_send_payload(w, l, NULL, NULL, 0, buf, len, ts);
+	}
 }
 
 /*
@@ -1419,7 +1448,8 @@ listener_send(struct mix_worker *w, struct mix_conf *c, struct mix_leg *l,
 	}
 	g = group_payload(w, c, g);
 	if (g)
-		leg_send_payload(w, l, NULL, NULL, 0, g->payload, g->len);
+		leg_send_payload(w, l, NULL, NULL, 0, g->payload, g->len,
+				 l->ts);
 	else
 		l->st.tx_dropped++;
 }

@@ -8,11 +8,13 @@
  * Opus's fmtp parameters (RFC 7587 7) that matter to the encoder are
  * read: useinbandfec, usedtx, maxplaybackrate, maxaveragebitrate. An RFC
  * 6464 audio-level extension (a=extmap) is taken and answered recvonly:
- * the mixer skips the packets it marks silent. Every other stream of the
- * offer is rejected with
- * port 0, as RFC 3264 section 6 requires, keeping the m-line count. The
- * answer's direction mirrors the offer's (sendonly -> recvonly, ...), and
- * an old-style hold (c=0.0.0.0) counts as sendonly.
+ * the mixer skips the packets it marks silent. The offer's a=ptime and
+ * a=maxptime set the packet time we send (10 to 60 ms); ours asks 20.
+ * Every other stream of the offer is rejected with port 0, as RFC 3264
+ * section 6 requires, keeping the m-line count. The answer's direction
+ * mirrors the offer's (sendonly -> recvonly, ...), and an old-style hold
+ * (c=0.0.0.0) counts as sendonly. Our own offers list every codec the
+ * conference can mix, wideband first (sdp_print_ours).
  *
  * Answers are printed by hand with snprintf rather than built as sdp_session
  * structures: the answer is small and fixed in shape, and text is what nua
@@ -167,6 +169,46 @@ level_extmap(const sdp_media_t *m)
 	return 0;
 }
 
+/* An attribute's unsigned value, the stream's or else the session's: 0
+ * if absent or not a number. */
+static unsigned
+attr_uint(const sdp_session_t *sess, const sdp_media_t *m, const char *name)
+{
+	const sdp_attribute_t *a = sdp_attribute_find(m->m_attributes, name);
+	char *end;
+	unsigned long v;
+
+	if (a == NULL)
+		a = sdp_attribute_find(sess->sdp_attributes, name);
+	if (a == NULL || a->a_value == NULL)
+		return 0;
+	v = strtoul(a->a_value, &end, 10);
+	return end == a->a_value || v > 100000 ? 0 : (unsigned)v;
+}
+
+/*
+ * The packet time to send the peer: its a=ptime (RFC 4566: what it would
+ * like to receive), no more than its a=maxptime, else 20 ms; rounded down
+ * to one the codec can send (Opus 10, 20, 40, 60; the others a multiple
+ * of 10 up to 60), at least 10.
+ */
+static unsigned
+send_ptime(const sdp_session_t *sess, const sdp_media_t *m, enum mix_codec c)
+{
+	unsigned ptime = attr_uint(sess, m, "ptime"),
+		 maxp = attr_uint(sess, m, "maxptime");
+
+	if (ptime == 0)
+		ptime = MIX_PTIME_MS;
+	if (maxp && ptime > maxp)
+		ptime = maxp;
+	if (ptime > 60)
+		ptime = 60;
+	while (ptime > 10 && !mix_ptime_valid(c, ptime))
+		ptime--;
+	return ptime < 10 ? 10 : ptime;
+}
+
 static const sdp_connection_t *
 media_connection(const sdp_session_t *sess, const sdp_media_t *m)
 {
@@ -253,6 +295,7 @@ media_take(struct sig_media *out, const sdp_session_t *sess,
 		}
 	}
 	out->level_id = level_extmap(m);
+	out->ptime = send_ptime(sess, m, out->codec);
 	out->port = (uint16_t)m->m_port;
 	out->peer_mode = (sdp_mode_t)m->m_mode;
 	if (out->addr.s_addr == INADDR_ANY)
@@ -338,38 +381,67 @@ codec_lines(char *buf, size_t size, const struct sig_leg *l, enum mix_codec c,
 			mix_codec_name(c));
 }
 
+/* What the focus offers, best first: wideband only to a conference that
+ * mixes wider than 8 kHz. */
+static const struct {
+	enum mix_codec c;
+	unsigned pt; /* Opus's is dynamic: moved if the leg uses it */
+	bool wide;
+} offer_codecs[] = {
+	{MIX_OPUS, 111, true},
+	{MIX_G722, 9, true},
+	{MIX_PCMU, 0, false},
+	{MIX_PCMA, 8, false},
+};
+
 /*
  * Our SDP for leg l. An answer has the chosen codec and mirrors the
- * peer's direction; an offer (to an INVITE without SDP, a re-INVITE, a
- * dial-out) lists the current codec first, then the G.711 pair, sendrecv
- * unless held. Either keeps the streams we rejected in their places, so a
- * re-offer has as many m-lines as before (RFC 3264 8).
+ * peer's direction. An offer lists the leg's current codec first (a
+ * re-INVITE: the peer need not change), then every other codec the
+ * conference can use (offer_codecs), sendrecv unless held; a first offer
+ * (to an INVITE without SDP, a dial-out) lists them all. Either keeps the
+ * streams we rejected in their places, so a re-offer has as many m-lines
+ * as before (RFC 3264 8).
  */
 static char *
 sdp_print_ours(su_home_t *home, const struct sig_leg *l, bool offer)
 {
-	char ip[INET_ADDRSTRLEN], media[512];
+	char ip[INET_ADDRSTRLEN], media[640];
 	const struct sig_media *m = &l->media;
 	sdp_mode_t mode =
 		offer ? l->offer_mode : sig_sdp_mode_answer(m->peer_mode);
+	unsigned rate = l->conf ? l->conf->rate : MIX_RATE_DEFAULT;
+	bool first = m->port == 0; /* nothing negotiated yet */
 	struct {
 		enum mix_codec c;
 		unsigned pt;
-	} list[3];
+	} list[FC_ARRAY_SIZE(offer_codecs)];
 	unsigned n_list = 0;
 	int n;
 
 	inet_ntop(AF_INET, &(struct in_addr){dp_rtp_addr(l->s->dp).s_addr}, ip,
 		  sizeof(ip));
-	list[n_list].c = m->codec;
-	list[n_list++].pt = m->pt;
-	if (offer) {
-		if (m->codec != MIX_PCMU)
-			list[n_list].c = MIX_PCMU, list[n_list++].pt = 0;
-		if (m->codec != MIX_PCMA)
-			list[n_list].c = MIX_PCMA, list[n_list++].pt = 8;
-		if (m->codec == MIX_PCMU || m->codec == MIX_PCMA)
-			list[0].pt = m->codec == MIX_PCMA ? 8 : 0;
+	if (!offer || !first) {
+		list[n_list].c = m->codec;
+		list[n_list++].pt = m->pt;
+		/* Static types offered as such again. */
+		if (offer && m->codec != MIX_OPUS)
+			list[0].pt = m->codec == MIX_PCMA   ? 8
+				     : m->codec == MIX_G722 ? 9
+							    : 0;
+	}
+	for (size_t i = 0; offer && i < FC_ARRAY_SIZE(offer_codecs); i++) {
+		unsigned pt = offer_codecs[i].pt;
+
+		if ((offer_codecs[i].wide && rate <= 8000) ||
+		    (n_list && list[0].c == offer_codecs[i].c))
+			continue;
+		/* A dynamic type the leg uses for something else moves. */
+		while (pt >= 96 && ((n_list && list[0].pt == pt) ||
+				    (m->have_te && m->te_pt == pt)))
+			pt = pt == 96 ? 127 : pt - 1;
+		list[n_list].c = offer_codecs[i].c;
+		list[n_list++].pt = pt;
 	}
 	n = snprintf(media, sizeof(media), "m=audio %u RTP/AVP",
 		     l->ep.local_port);

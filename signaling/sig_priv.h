@@ -62,6 +62,9 @@ struct sig_media {
 	bool opus_dtx;
 	unsigned opus_maxrate;
 	unsigned opus_bitrate;
+	/* ms a packet we send: the peer's a=ptime (and a=maxptime), made
+	 * one the codec can send (mix_ptime_valid); 20 if it says none. */
+	unsigned ptime;
 	/* RFC 6464 audio level: the peer's extmap ID for it (0: none). */
 	uint8_t level_id;
 	/* The offer's other m-lines, rejected (port 0), before and after

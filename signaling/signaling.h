@@ -92,6 +92,7 @@ struct sig_part_info {
 	const char *call_id;
 	const char *leg_uri;   /* the leg's own URI (;gr=), see sig_priv.h */
 	const char *codec;     /* "PCMU", "PCMA" */
+	unsigned ptime_ms;     /* of the packets the focus sends it */
 	const char *state;     /* RFC 4575 endpoint status words */
 	const char *direction; /* the peer's SDP direction */
 	const char *joining;   /* "dialed-in" */

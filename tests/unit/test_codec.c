@@ -368,6 +368,89 @@ test_long_ptime(void **state)
 	}
 }
 
+/*
+ * Sending at the peer's ptime through the codec's queue: 20 ms ticks go
+ * out as two 10 ms packets, or one every 1.5, 2 or 3 ticks; each packet
+ * carries ptime of audio, stamped with its first sample's time, and the
+ * tone comes through. A ptime the codec cannot send is refused.
+ */
+static void
+test_send_ptime(void **state)
+{
+	static const struct {
+		enum mix_codec c;
+		unsigned ptime;
+	} cases[] = {
+		{MIX_OPUS, 10}, {MIX_OPUS, 40}, {MIX_OPUS, 60},
+		{MIX_PCMU, 10}, {MIX_PCMU, 30}, {MIX_G722, 40},
+	};
+	struct mix_leg_params p;
+	struct mix_cs *cs;
+
+	(void)state;
+	for (size_t k = 0; k < FC_ARRAY_SIZE(cases); k++) {
+		unsigned rate = 16000, tick = rate / 50, sent = 0;
+		unsigned per = rate * cases[k].ptime / 1000;
+		uint32_t ts = 1000, want_ts = 1000;
+		struct mix_cs *enc, *dec;
+		int16_t pcm[DEC_CAP], got[DEC_CAP];
+		uint8_t pay[PAYLOAD_CAP];
+		unsigned tpm;
+
+		memset(&p, 0, sizeof(p));
+		p.codec = cases[k].c;
+		p.rate = rate;
+		p.ptime_ms = cases[k].ptime;
+		enc = cs_new_p(&p, rate);
+		p.ptime_ms = 0;
+		dec = cs_new_p(&p, rate);
+		assert_int_equal(mix_cs_ptime(enc), cases[k].ptime);
+		tpm = mix_cs_ts_per_ms(enc);
+		for (unsigned f = 0; f < 30; f++) {
+			const int16_t *in = pcm;
+			uint32_t pts;
+			int len;
+
+			tone(pcm, tick, rate, TONE, AMP, f * tick);
+			while ((len = mix_cs_txq(enc, in, tick, ts, pay,
+						 sizeof(pay), &pts)) != -2) {
+				in = NULL;
+				assert_true(len > 2);
+				assert_int_equal(pts, want_ts);
+				want_ts += cases[k].ptime * tpm;
+				assert_int_equal(mix_cs_decode(dec, pay,
+							       (unsigned)len,
+							       got, DEC_CAP),
+						 (int)per);
+				sent += per;
+			}
+			ts += MIX_PTIME_MS * tpm;
+		}
+		/* Every sample queued went out but what is short of a
+		 * packet. */
+		assert_true(30 * tick - sent < per);
+		assert_true(fabs(level_db(tone_amplitude(got + per / 2, per / 2,
+							 rate, TONE))) < 2.0);
+		mix_cs_free(enc);
+		mix_cs_free(dec);
+	}
+	memset(&p, 0, sizeof(p));
+	p.codec = MIX_OPUS;
+	p.rate = 16000;
+	p.ptime_ms = 30;
+	assert_int_equal(mix_cs_alloc(&cs, &p, 16000), EINVAL);
+	p.codec = MIX_PCMU;
+	p.ptime_ms = 70;
+	assert_int_equal(mix_cs_alloc(&cs, &p, 16000), EINVAL);
+	p.ptime_ms = 25;
+	assert_int_equal(mix_cs_alloc(&cs, &p, 16000), EINVAL);
+	/* The tick's own ptime has no queue. */
+	p.ptime_ms = 20;
+	cs = cs_new_p(&p, 16000);
+	assert_int_equal(mix_cs_txq(cs, NULL, 0, 0, NULL, 0, NULL), -1);
+	mix_cs_free(cs);
+}
+
 static void
 test_ts_per_ms(void **state)
 {
@@ -798,6 +881,7 @@ main(void)
 		cmocka_unit_test(test_ts_per_ms),
 		cmocka_unit_test(test_opus_dtx),
 		cmocka_unit_test(test_opus_silent),
+		cmocka_unit_test(test_send_ptime),
 		cmocka_unit_test(test_alloc_errors),
 		cmocka_unit_test(test_opus_garbage),
 		cmocka_unit_test(test_empty_payload),
