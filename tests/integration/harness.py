@@ -111,9 +111,14 @@ def _can_bind(port, kinds):
             s.close()
 
 
+_ports_given = set()  # free_port never hands this process a port twice
+
+
 def free_port(kinds=("udp",)):
     """A kernel-chosen loopback port that is free for every kind in
-    kinds ('udp', 'tcp') at the moment of the call."""
+    kinds ('udp', 'tcp') at the moment of the call, and not one this
+    process was given before (the kernel may choose a port again once it
+    is closed, before whoever was told of it binds it)."""
     for _ in range(100):
         st = socket.SOCK_DGRAM if kinds[0] == "udp" else socket.SOCK_STREAM
         s = socket.socket(socket.AF_INET, st)
@@ -122,7 +127,8 @@ def free_port(kinds=("udp",)):
             port = s.getsockname()[1]
         finally:
             s.close()
-        if _can_bind(port, kinds):
+        if port not in _ports_given and _can_bind(port, kinds):
+            _ports_given.add(port)
             return port
     fail("no free loopback port for %s after 100 tries" % (kinds,))
 

@@ -14,7 +14,8 @@ RTP endpoint playing 500 Hz). Then, through the management socket:
   <sip:room1@DOMAIN> with a tag, Contact exactly
   <sip:room1@DOMAIN;gr=TOKEN>;isfocus (TOKEN l and 16 hex digits, naming
   the leg; not alice's, whose 200 carries her own), application/sdp
-  offering PT 0 (PCMU/8000) and 8 (PCMA/8000), sendrecv, on 127.0.0.1
+  offering, in this order, PT 111 (opus/48000/2), 9 (G722/8000), 0
+  (PCMU/8000) and 8 (PCMA/8000), sendrecv, on 127.0.0.1
   and a port in --rtp-ports; then an ACK to the
   200 from the focus (to our Contact, the INVITE's CSeq number, a new
   branch). conference.show, polled, shows the participant with bob's URI
@@ -128,13 +129,15 @@ def check_invite(fd, inv, uri):
     check(len(sdp["media"]) == 1 and audio, "%s: expected one m=audio "
           "line, SDP is:\n%s" % (what, inv.body))
     m = audio[0]
-    check(m["proto"] == "RTP/AVP" and m["fmts"][:1] in (["0"], ["8"]) and
-          sorted(m["fmts"]) == ["0", "8"], "%s: m-line %r, expected "
-          "RTP/AVP offering payload types 0 and 8" % (what, m["line"]))
+    check(m["proto"] == "RTP/AVP" and m["fmts"] == ["111", "9", "0", "8"],
+          "%s: m-line %r, expected RTP/AVP offering payload types 111 9 "
+          "0 8 (wideband first: the conference mixes at 16 kHz)"
+          % (what, m["line"]))
     maps = set(a.split()[0] + " " + a.split()[1].upper()
                for a in sc.sdp_attrs(sdp, m, "rtpmap") if len(a.split()) > 1)
-    check({"0 PCMU/8000", "8 PCMA/8000"} <= maps, "%s: rtpmap %r, expected "
-          "0 PCMU/8000 and 8 PCMA/8000" % (what, sorted(maps)))
+    want = {"111 OPUS/48000/2", "9 G722/8000", "0 PCMU/8000", "8 PCMA/8000"}
+    check(want <= maps, "%s: rtpmap %r, expected %s"
+          % (what, sorted(maps), " and ".join(sorted(want))))
     check(sc.sdp_direction(sdp, m) == "sendrecv", "%s: direction %r, "
           "expected sendrecv" % (what, sc.sdp_direction(sdp, m)))
     conn = sc.sdp_connection(sdp, m)
