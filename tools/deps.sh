@@ -6,7 +6,7 @@ set -eu
 PKGS="gcc pkg-config meson ninja-build python3
 libsofia-sip-ua-dev libdpdk-dev libopus-dev libspandsp-dev libjemalloc-dev
 libjansson-dev libspeexdsp-dev libxml2-dev libxml2-utils libcmocka-dev
-sip-tester clang-format"
+sip-tester clang-format gnuplot-nox"
 
 missing=""
 for p in $PKGS; do
