@@ -27,7 +27,7 @@
  *             "rx_other_pt","rx_late","rx_overflow","rx_lost",
  *             "rx_concealed","rx_silent","jitter_ms","jb_target",
  *             "rx_unmixed",
- *             "underruns","tx_packets","tx_bytes","tx_dropped",
+ *             "underruns","tx_packets","tx_bytes","tx_dropped","rx_dtmf",
  *             "latched"} or null}]}
  *     "rtp" is null when the worker gave no counters (it did not answer
  *     within a second, or the leg is not on a worker yet); an address not
@@ -480,6 +480,7 @@ mgmt_rtp_json(const struct sig_part_info *p)
 		{"tx_packets", r->tx_packets},
 		{"tx_bytes", r->tx_bytes},
 		{"tx_dropped", r->tx_dropped},
+		{"rx_dtmf", r->rx_dtmf},
 	};
 	json_t *o;
 

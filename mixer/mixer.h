@@ -195,7 +195,9 @@ int mix_leg_detach(struct mix_worker *w, struct mix_leg *l, mix_done_h *done,
 		   void *arg);
 
 /*
- * Digits from the worker: it holds `slots` messages to report them in
+ * Digits from the worker - every leg's RFC 4733 events (never mixed), and
+ * in-band DTMF where a leg has a detector: it holds `slots` messages to
+ * report them in
  * (each is posted again after use); h(arg, owner, digit) runs on the
  * control thread, owner being the leg's mix_leg_params.owner.
  */

@@ -938,8 +938,7 @@ leg_rx_te(struct mix_leg *l, const uint8_t *b, const struct dp_rtp_hdr *h)
 		return;
 	l->have_te_ts = true;
 	l->last_te_ts = h->ts;
-	if (l->conf && l->conf->prompt)
-		leg_event(l, digit[pl[0]]);
+	leg_event(l, digit[pl[0]]); /* never mixed: reported */
 }
 
 /*

@@ -91,9 +91,15 @@ sig_app_digit(void *sp, void *owner, char digit)
 
 	(void)sp;
 	/* Reported before the leg left its lobby: it may be gone since. */
-	if (l == NULL || l->releasing || l->conf == NULL || !l->conf->app ||
-	    l->moving)
+	if (l == NULL || l->releasing || l->conf == NULL || l->moving)
 		return;
+	if (!l->conf->app) {
+		/* A conference does nothing with digits; the NOC sees them
+		 * here and counted in conference.show (rtp.rx_dtmf). */
+		FC_INFO("sig", "conference %s: %s keyed '%c'", l->conf->id,
+			l->peer_uri ? l->peer_uri : "?", digit);
+		return;
+	}
 	FC_DEBUG("sig", "application: %s keyed '%c'",
 		 l->peer_uri ? l->peer_uri : "?", digit);
 	if (digit == '*') {
