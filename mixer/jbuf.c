@@ -107,7 +107,8 @@ retarget(struct mix_jb *jb)
 }
 
 static void
-measure(struct mix_jb *jb, uint16_t seq, uint32_t ts, uint64_t arrival_ns)
+measure(struct mix_jb *jb, uint16_t seq, uint32_t ts, bool marker,
+	uint64_t arrival_ns)
 {
 	uint32_t arrival = (uint32_t)(arrival_ns / 1000 * jb->clock / 1000000);
 	uint32_t transit = arrival - ts; /* both wrap: so does this */
@@ -122,7 +123,7 @@ measure(struct mix_jb *jb, uint16_t seq, uint32_t ts, uint64_t arrival_ns)
 	}
 	jb->have_transit = true;
 	jb->transit = transit;
-	if (jb->have_last && (uint16_t)(jb->last_seq + 1) == seq) {
+	if (!marker && jb->have_last && (uint16_t)(jb->last_seq + 1) == seq) {
 		uint32_t dt = ts - jb->last_ts;
 
 		if (dt > 0 && dt <= jb->clock / 5) /* up to 200 ms */
@@ -136,7 +137,8 @@ measure(struct mix_jb *jb, uint16_t seq, uint32_t ts, uint64_t arrival_ns)
 
 int
 mix_jb_put(struct mix_jb *jb, uint32_t ssrc, uint16_t seq, uint32_t ts,
-	   const uint8_t *payload, unsigned len, uint64_t arrival_ns)
+	   bool marker, const uint8_t *payload, unsigned len,
+	   uint64_t arrival_ns)
 {
 	struct jb_slot *s;
 	int16_t d;
@@ -185,7 +187,7 @@ mix_jb_put(struct mix_jb *jb, uint32_t ssrc, uint16_t seq, uint32_t ts,
 	memcpy(s->data, payload, len);
 	if ((int16_t)(seq - jb->high) > 0)
 		jb->high = seq;
-	measure(jb, seq, ts, arrival_ns);
+	measure(jb, seq, ts, marker, arrival_ns);
 	return 0;
 }
 

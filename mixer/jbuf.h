@@ -59,11 +59,14 @@ void mix_jb_init(struct mix_jb *jb, unsigned clock, unsigned min_ms,
 		 unsigned max_ms);
 void mix_jb_reset(struct mix_jb *jb);
 /*
- * A packet of the stream: arrival in ns of a monotonic clock. Returns 0,
- * or 1 when it was late or a duplicate and was dropped.
+ * A packet of the stream: arrival in ns of a monotonic clock; marker, its
+ * RTP marker bit (the first packet of a talkspurt: the timestamps before
+ * it skipped a silence, which says nothing of the packet duration).
+ * Returns 0, or 1 when it was late or a duplicate and was dropped.
  */
 int mix_jb_put(struct mix_jb *jb, uint32_t ssrc, uint16_t seq, uint32_t ts,
-	       const uint8_t *payload, unsigned len, uint64_t arrival_ns);
+	       bool marker, const uint8_t *payload, unsigned len,
+	       uint64_t arrival_ns);
 /* The next packet's worth; payload points into the buffer until the
  * next put or get. */
 enum mix_jb_get mix_jb_get(struct mix_jb *jb, const uint8_t **payload,

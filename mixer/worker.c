@@ -1010,7 +1010,7 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 		l->st.rx_silent++;
 		len = 0;
 	}
-	if (mix_jb_put(l->jb, h.ssrc, h.seq, h.ts, b + h.hdr_len, len,
+	if (mix_jb_put(l->jb, h.ssrc, h.seq, h.ts, h.marker, b + h.hdr_len, len,
 		       pm->rx_ns) != 0)
 		l->st.rx_late++; /* late or a duplicate */
 }

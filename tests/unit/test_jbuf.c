@@ -126,7 +126,7 @@ put(struct mix_jb *jb, uint32_t ssrc, uint16_t seq, uint32_t ts, uint64_t at)
 	uint8_t p[8];
 	unsigned len = pay_make(p, seq);
 
-	return mix_jb_put(jb, ssrc, seq, ts, p, len, at);
+	return mix_jb_put(jb, ssrc, seq, ts, false, p, len, at);
 }
 
 /* Packet k of a calm 8 kHz stream from seq0: its timestamp and arrival. */
@@ -347,7 +347,8 @@ sim_put_until(struct sim *s, uint64_t t)
 		const struct arr *x = &s->a[s->i];
 		unsigned len = pay_make(p, x->seq);
 
-		if (mix_jb_put(s->jb, x->ssrc, x->seq, x->ts, p, len, x->at))
+		if (mix_jb_put(s->jb, x->ssrc, x->seq, x->ts, false, p, len,
+			       x->at))
 			s->put_dropped++;
 	}
 }
@@ -499,8 +500,8 @@ test_dups_and_late(void **state)
 	/* Duplicates of held packets. */
 	assert_int_equal(put_calm(jb, 0, 1), 1);
 	assert_int_equal(put_calm(jb, 0, 2), 1);
-	assert_int_equal(mix_jb_put(jb, SSRC, 2, 7 + 2 * G711_STEP, other,
-				    sizeof(other), T0 + 41 * MS),
+	assert_int_equal(mix_jb_put(jb, SSRC, 2, 7 + 2 * G711_STEP, false,
+				    other, sizeof(other), T0 + 41 * MS),
 			 1);
 	st = stats(jb);
 	assert_int_equal(st.dups, 3);
@@ -924,7 +925,8 @@ test_long_payload(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(big); i++)
 		big[i] = (uint8_t)i;
-	assert_int_equal(mix_jb_put(jb, SSRC, 1, 0, big, sizeof(big), T0), 0);
+	assert_int_equal(
+		mix_jb_put(jb, SSRC, 1, 0, false, big, sizeof(big), T0), 0);
 	assert_int_equal(mix_jb_get(jb, &p, &len), JB_PACKET);
 	assert_int_equal(len, JB_MAX_PAYLOAD);
 	assert_memory_equal(p, big, JB_MAX_PAYLOAD);
@@ -957,6 +959,27 @@ test_ptime_and_defaults(void **state)
 	assert_int_equal(put(jb, SSRC, 4, 240 * 2 + 3200, T0 + 490 * MS), 0);
 	assert_int_equal(mix_jb_ptime_ts(jb), 240);
 	free(jb);
+
+	/* A 100 ms pause (DTX, silence suppression) ending in a packet with
+	 * the marker bit: not a 100 ms packet. Without the marker, the same
+	 * timestamps would read as one. */
+	for (int marked = 1; marked >= 0; marked--) {
+		uint8_t p[8];
+		unsigned len;
+
+		jb = jb_new(0, 60, 10);
+		for (unsigned k = 0; k < 3; k++)
+			assert_int_equal(put(jb, SSRC, (uint16_t)k,
+					     G711_STEP * k, T0 + k * 20 * MS),
+					 0);
+		len = pay_make(p, 3);
+		assert_int_equal(mix_jb_put(jb, SSRC, 3, G711_STEP * 7, marked,
+					    p, len, T0 + 140 * MS),
+				 0);
+		assert_int_equal(mix_jb_ptime_ts(jb),
+				 marked ? G711_STEP : 5 * G711_STEP);
+		free(jb);
+	}
 }
 
 /*
@@ -1496,7 +1519,7 @@ play(const struct talk *tk, const struct net *nw, struct heard *ha,
 
 				assert_int_equal(
 					mix_jb_put(l->jb, x->ssrc, x->seq,
-						   x->ts, tk->pay[x->k],
+						   x->ts, false, tk->pay[x->k],
 						   tk->len[x->k], x->at),
 					0);
 			}
