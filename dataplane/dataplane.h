@@ -99,6 +99,10 @@ struct dp_conf {
 	unsigned n_workers;
 	unsigned n_mbufs; /* pool size; 0 picks a default */
 	int efd;	  /* eventfd for replies to the control thread */
+	/* DP_NULL only: what workers transmit goes onto this ring (the
+	 * caller dequeues and frees it) instead of being freed; what does
+	 * not fit is freed. NULL: all freed. For tests. */
+	struct rte_ring *null_tx;
 };
 
 /* The io lcore's counters, read by the control thread (dp_stats_get). */
