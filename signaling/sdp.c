@@ -136,13 +136,13 @@ codec_pick(const sdp_media_t *m, struct sig_media *out)
  * The RFC 6464 client-to-mixer audio level, if the stream offers it:
  * "a=extmap:ID[/direction] urn:ietf:params:rtp-hdrext:ssrc-audio-level"
  * (RFC 8285; ID 1-14 in the one-byte form, up to 255 in the two-byte
- * one). 0: not offered, or offered only for what we send (recvonly,
- * inactive).
+ * one), in the stream or at session level (RFC 8285 6). 0: not offered,
+ * or offered only for what we send (recvonly, inactive).
  */
 static uint8_t
-level_extmap(const sdp_media_t *m)
+level_extmap_in(const sdp_attribute_t *list)
 {
-	for (const sdp_attribute_t *a = m->m_attributes; a; a = a->a_next) {
+	for (const sdp_attribute_t *a = list; a; a = a->a_next) {
 		const char *v = a->a_value, *sp;
 		char *end;
 		unsigned long id;
@@ -167,6 +167,14 @@ level_extmap(const sdp_media_t *m)
 			return (uint8_t)id;
 	}
 	return 0;
+}
+
+static uint8_t
+level_extmap(const sdp_session_t *sess, const sdp_media_t *m)
+{
+	uint8_t id = level_extmap_in(m->m_attributes);
+
+	return id ? id : level_extmap_in(sess->sdp_attributes);
 }
 
 /* An attribute's unsigned value, the stream's or else the session's: 0
@@ -294,7 +302,7 @@ media_take(struct sig_media *out, const sdp_session_t *sess,
 			break;
 		}
 	}
-	out->level_id = level_extmap(m);
+	out->level_id = level_extmap(sess, m);
 	out->ptime = send_ptime(sess, m, out->codec);
 	out->port = (uint16_t)m->m_port;
 	out->peer_mode = (sdp_mode_t)m->m_mode;
