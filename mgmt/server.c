@@ -385,7 +385,7 @@ static void
 mgmt_reply_why(struct mgmt_client *c, json_t *id, int code, const char *what,
 	       const char *why)
 {
-	char message[160];
+	char message[320];
 
 	snprintf(message, sizeof(message), "%s: %s", what, why);
 	mgmt_reply_error(c, id, code, message, NULL);
