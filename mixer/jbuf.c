@@ -176,6 +176,8 @@ mix_jb_put(struct mix_jb *jb, uint32_t ssrc, uint16_t seq, uint32_t ts,
 		jb->st.dups++;
 		return 1;
 	}
+	if (payload == NULL)
+		len = 0;
 	if (len > JB_MAX_PAYLOAD)
 		len = JB_MAX_PAYLOAD;
 	if (!s->used)
@@ -184,10 +186,12 @@ mix_jb_put(struct mix_jb *jb, uint32_t ssrc, uint16_t seq, uint32_t ts,
 	s->seq = seq;
 	s->ts = ts;
 	s->len = (uint16_t)len;
-	memcpy(s->data, payload, len);
+	if (len)
+		memcpy(s->data, payload, len);
 	if ((int16_t)(seq - jb->high) > 0)
 		jb->high = seq;
-	measure(jb, seq, ts, marker, arrival_ns);
+	if (payload)
+		measure(jb, seq, ts, marker, arrival_ns);
 	return 0;
 }
 

@@ -62,6 +62,9 @@ void mix_jb_reset(struct mix_jb *jb);
  * A packet of the stream: arrival in ns of a monotonic clock; marker, its
  * RTP marker bit (the first packet of a talkspurt: the timestamps before
  * it skipped a silence, which says nothing of the packet duration).
+ * payload NULL: the sequence number carried something else in the
+ * stream (an RFC 4733 event): a place held without audio (get returns
+ * it as a packet of length 0), and no timing measured from it.
  * Returns 0, or 1 when it was late or a duplicate and was dropped.
  */
 int mix_jb_put(struct mix_jb *jb, uint32_t ssrc, uint16_t seq, uint32_t ts,

@@ -994,6 +994,12 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 	l->st.rx_bytes += h.payload_len;
 	if (l->p.have_te && h.pt == l->p.te_pt) {
 		leg_rx_te(l, b, &h);
+		/* Events take the audio's sequence numbers (RFC 4733 2.1):
+		 * their places are held, so audio does not count them lost
+		 * nor conceal them. */
+		if (l->p.mix_in)
+			mix_jb_put(l->jb, h.ssrc, h.seq, h.ts, false, NULL, 0,
+				   pm->rx_ns);
 		return;
 	}
 	if (h.pt != l->p.pt) {

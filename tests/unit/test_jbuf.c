@@ -914,6 +914,44 @@ test_jumps_and_ssrc(void **state)
 }
 
 /* Payloads longer than JB_MAX_PAYLOAD are cut there. */
+/*
+ * RFC 4733 events between audio packets, sharing their sequence numbers:
+ * their places are held (packets of length 0), not lost, and their
+ * timestamps (the event's start, repeated) leave the jitter at zero.
+ */
+static void
+test_event_places(void **state)
+{
+	struct mix_jb *jb = jb_new(8000, MIN_MS, MAX_MS);
+	const uint8_t *p;
+	unsigned len, empty = 0, audio = 0;
+
+	(void)state;
+	for (unsigned k = 0; k < 40; k++) {
+		uint64_t at = T0 + k * 20 * MS;
+
+		if (k >= 10 && k < 20) /* one event: its start time, repeated */
+			assert_int_equal(mix_jb_put(jb, SSRC, (uint16_t)k,
+						    G711_STEP * 10, false, NULL,
+						    0, at),
+					 0);
+		else
+			assert_int_equal(
+				put(jb, SSRC, (uint16_t)k, G711_STEP * k, at),
+				0);
+		if (mix_jb_get(jb, &p, &len) == JB_PACKET) {
+			empty += len == 0;
+			audio += len > 0;
+		}
+	}
+	assert_int_equal(stats(jb).lost, 0);
+	assert_int_equal(stats(jb).jitter_ms, 0);
+	assert_int_equal(mix_jb_ptime_ts(jb), G711_STEP);
+	assert_int_equal(empty, 10);
+	assert_true(audio >= 28);
+	free(jb);
+}
+
 static void
 test_long_payload(void **state)
 {
@@ -1812,6 +1850,7 @@ main(void)
 		cmocka_unit_test(test_skew_slow),
 		cmocka_unit_test(test_seq_wrap),
 		cmocka_unit_test(test_jumps_and_ssrc),
+		cmocka_unit_test(test_event_places),
 		cmocka_unit_test(test_long_payload),
 		cmocka_unit_test(test_ptime_and_defaults),
 		cmocka_unit_test(test_shrink_over_gap),
