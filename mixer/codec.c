@@ -244,6 +244,12 @@ mix_cs_txq(struct mix_cs *cs, const int16_t *pcm, unsigned n, uint32_t ts,
 	if (cs->txq == NULL)
 		return -1;
 	if (pcm) {
+		/* What waits from before a gap in the ticks sent (the leg was
+		 * deaf, held) would carry a stale time: it goes. */
+		if (cs->txq_len &&
+		    ts != cs->txq_ts + cs->txq_len * mix_cs_ts_per_ms(cs) *
+					       1000 / cs->rate)
+			cs->txq_len = 0;
 		if (cs->txq_len == 0)
 			cs->txq_ts = ts;
 		if (n > want + cs->rate * MIX_PTIME_MS / 1000 - cs->txq_len)

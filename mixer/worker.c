@@ -1500,6 +1500,8 @@ conf_tick(struct mix_worker *w, struct mix_conf *c)
 		rte_prefetch0(TAILQ_NEXT(l, link));
 		if (l->p.mix_out)
 			listener_send(w, c, l, out);
+		else
+			l->dtx_gap = true; /* the next packet opens a spurt */
 		/* The RTP clock runs whether or not we send. */
 		l->ts += l->ts_step;
 	}

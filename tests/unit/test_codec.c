@@ -444,6 +444,28 @@ test_send_ptime(void **state)
 	assert_int_equal(mix_cs_alloc(&cs, &p, 16000), EINVAL);
 	p.ptime_ms = 25;
 	assert_int_equal(mix_cs_alloc(&cs, &p, 16000), EINVAL);
+	/* A gap in the ticks (the leg was deaf): what waited goes, and the
+	 * next packet is stamped from after the gap. */
+	{
+		int16_t x[320] = {0};
+		uint8_t pay[PAYLOAD_CAP];
+		uint32_t pts = 0;
+
+		p.codec = MIX_PCMU;
+		p.ptime_ms = 40;
+		cs = cs_new_p(&p, 16000);
+		assert_int_equal(
+			mix_cs_txq(cs, x, 320, 1000, pay, sizeof(pay), &pts),
+			-2);
+		assert_int_equal(mix_cs_txq(cs, x, 320, 1000 + 2400, pay,
+					    sizeof(pay), &pts),
+				 -2);
+		assert_int_equal(mix_cs_txq(cs, x, 320, 1000 + 2560, pay,
+					    sizeof(pay), &pts),
+				 320);
+		assert_int_equal(pts, 1000 + 2400);
+		mix_cs_free(cs);
+	}
 	/* The tick's own ptime has no queue. */
 	p.ptime_ms = 20;
 	cs = cs_new_p(&p, 16000);
