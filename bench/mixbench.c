@@ -1041,7 +1041,7 @@ run_s3(unsigned max_listeners, double budget_s, const struct codec_cost *op,
 		goto out;
 	for (unsigned i = 0; i < S3_MODES; i++)
 		alive[i] = true;
-	res->stop = "every kind of listener input crossed 20 ms a tick";
+	res->stop = "the schedule's largest room";
 	for (size_t s = 0; s < FC_ARRAY_SIZE(sched); s++) {
 		unsigned target = RTE_MIN(sched[s], max_listeners);
 		double est = 0, spent = (mono_us() - t_start) / 1e6, t0,
@@ -1124,8 +1124,11 @@ run_s3(unsigned max_listeners, double budget_s, const struct codec_cost *op,
 		rig_check(&r, "s3");
 		for (unsigned j = talkers; j < r.n_legs; j++)
 			r.src[j].mode = SRC_OFF;
-		if (!any)
+		if (!any) {
+			res->stop = "every kind of listener input crossed 20 "
+				    "ms a tick";
 			break;
+		}
 		if (listeners >= max_listeners) {
 			res->stop = "the listener cap (--s3-max or the "
 				    "dataplane's slots)";
