@@ -17,6 +17,7 @@ struct jb_slot {
 	bool used;
 	uint16_t seq;
 	uint16_t len;
+	bool silent; /* put with JB_SILENT */
 	uint32_t ts;
 	uint8_t data[JB_MAX_PAYLOAD];
 };
@@ -137,7 +138,7 @@ measure(struct mix_jb *jb, uint16_t seq, uint32_t ts, bool marker,
 
 int
 mix_jb_put(struct mix_jb *jb, uint32_t ssrc, uint16_t seq, uint32_t ts,
-	   bool marker, const uint8_t *payload, unsigned len,
+	   unsigned flags, const uint8_t *payload, unsigned len,
 	   uint64_t arrival_ns)
 {
 	struct jb_slot *s;
@@ -186,12 +187,13 @@ mix_jb_put(struct mix_jb *jb, uint32_t ssrc, uint16_t seq, uint32_t ts,
 	s->seq = seq;
 	s->ts = ts;
 	s->len = (uint16_t)len;
+	s->silent = (flags & JB_SILENT) != 0;
 	if (len)
 		memcpy(s->data, payload, len);
 	if ((int16_t)(seq - jb->high) > 0)
 		jb->high = seq;
 	if (payload)
-		measure(jb, seq, ts, marker, arrival_ns);
+		measure(jb, seq, ts, (flags & JB_MARKER) != 0, arrival_ns);
 	return 0;
 }
 
@@ -220,7 +222,7 @@ take(struct mix_jb *jb, struct jb_slot *s, const uint8_t **payload,
 	jb->next = (uint16_t)(s->seq + 1);
 	*payload = s->data;
 	*len = s->len;
-	return JB_PACKET;
+	return s->silent ? JB_SILENT_PACKET : JB_PACKET;
 }
 
 enum mix_jb_get

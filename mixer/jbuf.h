@@ -44,13 +44,19 @@ struct mix_jb_stats {
 	unsigned depth;	    /* packets held now */
 };
 
+/* mix_jb_put's flags. */
+#define JB_MARKER 1 /* the RTP marker bit: a talkspurt's first packet */
+#define JB_SILENT 2 /* the packet says its sender is silent */
+
 enum mix_jb_get {
-	JB_PACKET, /* payload and len: the next packet, in order */
-	JB_LOST,   /* the next packet is missing: conceal one packet's
+	JB_PACKET,	  /* payload and len: the next packet, in order */
+	JB_SILENT_PACKET, /* the same, for one put with JB_SILENT: the
+			     caller decides at playout whether to decode */
+	JB_LOST,	  /* the next packet is missing: conceal one packet's
 		      worth; payload and len: the one after it, if held,
 		      for FEC (else NULL) */
-	JB_DRY,	   /* playing, but nothing held: conceal or wait */
-	JB_WAIT,   /* not playing: filling up to the target */
+	JB_DRY,		  /* playing, but nothing held: conceal or wait */
+	JB_WAIT,	  /* not playing: filling up to the target */
 };
 
 size_t mix_jb_size(void);
@@ -59,16 +65,17 @@ void mix_jb_init(struct mix_jb *jb, unsigned clock, unsigned min_ms,
 		 unsigned max_ms);
 void mix_jb_reset(struct mix_jb *jb);
 /*
- * A packet of the stream: arrival in ns of a monotonic clock; marker, its
- * RTP marker bit (the first packet of a talkspurt: the timestamps before
- * it skipped a silence, which says nothing of the packet duration).
+ * A packet of the stream: arrival in ns of a monotonic clock; flags:
+ * JB_MARKER, its RTP marker bit (the first packet of a talkspurt: the
+ * timestamps before it skipped a silence, which says nothing of the
+ * packet duration), JB_SILENT (handed back as JB_SILENT_PACKET).
  * payload NULL: the sequence number carried something else in the
  * stream (an RFC 4733 event): a place held without audio (get returns
  * it as a packet of length 0), and no timing measured from it.
  * Returns 0, or 1 when it was late or a duplicate and was dropped.
  */
 int mix_jb_put(struct mix_jb *jb, uint32_t ssrc, uint16_t seq, uint32_t ts,
-	       bool marker, const uint8_t *payload, unsigned len,
+	       unsigned flags, const uint8_t *payload, unsigned len,
 	       uint64_t arrival_ns);
 /* The next packet's worth; payload points into the buffer until the
  * next put or get. */

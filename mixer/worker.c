@@ -60,6 +60,8 @@
 #define TX_BURST	64
 #define CHAN_SIZE	1024
 #define EVENT_SLOTS	32
+#define LOBBY_SLOTS	2  /* event slots conferences leave to lobbies */
+#define DIGITS_PER_S	10 /* a conference reports from a leg at most */
 #define PLC_MAX_FRAMES	3  /* ticks concealed after the buffer ran dry */
 #define MIX_GROUPS	8  /* shared encoders per conference */
 #define MAX_CANDIDATES	64 /* speakers ranked for the seats at once */
@@ -114,6 +116,8 @@ struct mix_leg {
 	dtmf_rx_state_t *dtmf; /* in-band detector, or NULL */
 	uint32_t last_te_ts;   /* RFC 4733: the event last reported */
 	bool have_te_ts;
+	uint64_t te_tick; /* a conference's digits: the second's first tick */
+	unsigned te_n;	  /* and digits in it */
 
 	int16_t in[MIX_MAX_FRAME]; /* this tick's frame */
 	int16_t fifo[FIFO_CAP];	   /* decoded, not yet mixed */
@@ -938,16 +942,32 @@ leg_rx_te(struct mix_leg *l, const uint8_t *b, const struct dp_rtp_hdr *h)
 		return;
 	l->have_te_ts = true;
 	l->last_te_ts = h->ts;
-	leg_event(l, digit[pl[0]]); /* never mixed: reported */
+	if (l->conf && !l->conf->prompt) {
+		/* A conference only reports digits (never mixed): at most
+		 * DIGITS_PER_S a second from a leg, and never in the last
+		 * slots, which lobbies need; the rest are only counted. */
+		if (l->w->st.ticks - l->te_tick >= 1000 / MIX_PTIME_MS) {
+			l->te_tick = l->w->st.ticks;
+			l->te_n = 0;
+		}
+		if (++l->te_n > DIGITS_PER_S ||
+		    l->w->n_slots_held <= LOBBY_SLOTS) {
+			l->st.rx_dtmf++;
+			return;
+		}
+	}
+	leg_event(l, digit[pl[0]]);
 }
 
 /*
  * Does the packet say its sender is silent? The RFC 6464 audio level when
  * the peer negotiated it (LEVEL_SILENT or quieter), else what the payload
  * says of itself (Opus DTX and SILK's voice activity flag: mix_cs_silent).
- * Asked only of a leg that is not a talker now (its hangover is over):
- * a talker's every packet is decoded, so SILK's detector, which takes a
- * steady tone for the background after a while, never mutes one.
+ * Asked on arrival, believed at playout (leg_frame) only of a leg that
+ * is not a talker then (its hangover is over): a talker's every packet is
+ * decoded, so SILK's detector, which takes a steady tone for the
+ * background after a while, never mutes one, and a talkspurt's packets
+ * that arrived before it began are decoded too.
  */
 static bool
 leg_says_silent(const struct mix_leg *l, const uint8_t *b,
@@ -969,7 +989,7 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 	const struct dp_pkt_meta *pm = dp_pkt_meta(m);
 	const uint8_t *b = rte_pktmbuf_mtod(m, const uint8_t *);
 	struct dp_rtp_hdr h;
-	unsigned len;
+	unsigned flags;
 
 	if (l->st.latched && (pm->remote_ip != l->st.remote_ip ||
 			      pm->remote_port != l->st.remote_port)) {
@@ -998,7 +1018,7 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 		 * their places are held, so audio does not count them lost
 		 * nor conceal them. */
 		if (l->p.mix_in)
-			mix_jb_put(l->jb, h.ssrc, h.seq, h.ts, false, NULL, 0,
+			mix_jb_put(l->jb, h.ssrc, h.seq, h.ts, 0, NULL, 0,
 				   pm->rx_ns);
 		return;
 	}
@@ -1010,14 +1030,10 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 		l->st.rx_unmixed++;
 		return;
 	}
-	len = h.payload_len;
-	if (l->hang == 0 && !l->seated && leg_says_silent(l, b, &h)) {
-		/* Kept in sequence, without its audio: never decoded. */
-		l->st.rx_silent++;
-		len = 0;
-	}
-	if (mix_jb_put(l->jb, h.ssrc, h.seq, h.ts, h.marker, b + h.hdr_len, len,
-		       pm->rx_ns) != 0)
+	flags = (h.marker ? JB_MARKER : 0) |
+		(leg_says_silent(l, b, &h) ? JB_SILENT : 0);
+	if (mix_jb_put(l->jb, h.ssrc, h.seq, h.ts, flags, b + h.hdr_len,
+		       h.payload_len, pm->rx_ns) != 0)
 		l->st.rx_late++; /* late or a duplicate */
 }
 
@@ -1102,11 +1118,22 @@ leg_frame(struct mix_worker *w, struct mix_leg *l, unsigned frame)
 	while (l->fifo_wr - l->fifo_rd < frame) {
 		enum mix_jb_get r = mix_jb_get(l->jb, &pl, &len);
 
-		if (r == JB_PACKET &&
-		    (len == 0 || (len <= 2 && l->p.codec == MIX_OPUS))) {
-			/* The sender says it is silent (leg_says_silent, or
-			 * Opus DTX). Not decoded, not concealed after: the
-			 * leg is quiet. */
+		if (r == JB_SILENT_PACKET) {
+			/* Said silent (leg_says_silent): believed only of a
+			 * leg that is not a talker now; a talker's every
+			 * packet is decoded, and so is a lobby's (its digit
+			 * detector hears everything). */
+			if (l->hang == 0 && !l->seated && !l->conf->prompt)
+				l->st.rx_silent++;
+			else
+				r = JB_PACKET;
+		}
+		if (r == JB_SILENT_PACKET ||
+		    (r == JB_PACKET &&
+		     (len == 0 || (len <= 2 && l->p.codec == MIX_OPUS)))) {
+			/* The sender says it is silent, or an event held
+			 * this place, or Opus DTX. Not decoded, not
+			 * concealed after: the leg is quiet. */
 			l->plc_run = PLC_MAX_FRAMES;
 			l->fifo_rd = l->fifo_wr;
 			return false;
@@ -1263,6 +1290,8 @@ conf_tick_app(struct mix_worker *w, struct mix_conf *c)
 			dtmf_rx(l->dtmf, l->in, (int)c->frame);
 		if (l->p.mix_out)
 			leg_send(w, l, out, c->frame);
+		else
+			l->dtx_gap = true; /* the next packet opens a spurt */
 		l->ts += l->ts_step;
 	}
 	c->prompt_pos = (c->prompt_pos + c->frame) % c->prompt_len;

@@ -284,6 +284,7 @@ tally_get(struct mix_jb *jb, struct tally *t)
 
 	switch (r) {
 	case JB_PACKET:
+	case JB_SILENT_PACKET:
 		t->packet++;
 		if (t->have_expect) {
 			d = (int16_t)((uint16_t)seq - t->expect);
@@ -949,6 +950,28 @@ test_event_places(void **state)
 	assert_int_equal(mix_jb_ptime_ts(jb), G711_STEP);
 	assert_int_equal(empty, 10);
 	assert_true(audio >= 28);
+	free(jb);
+}
+
+/* A packet put with JB_SILENT comes back as JB_SILENT_PACKET, payload
+ * and all: whether to decode it is decided at playout. */
+static void
+test_silent_flag(void **state)
+{
+	struct mix_jb *jb = jb_new(8000, MIN_MS, MAX_MS);
+	const uint8_t *p;
+	uint8_t pay[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+	unsigned len;
+
+	(void)state;
+	assert_int_equal(mix_jb_put(jb, SSRC, 1, 0, JB_MARKER, pay, 8, T0), 0);
+	assert_int_equal(mix_jb_put(jb, SSRC, 2, G711_STEP, JB_SILENT, pay, 8,
+				    T0 + 20 * MS),
+			 0);
+	assert_int_equal(mix_jb_get(jb, &p, &len), JB_PACKET);
+	assert_int_equal(mix_jb_get(jb, &p, &len), JB_SILENT_PACKET);
+	assert_int_equal(len, 8);
+	assert_memory_equal(p, pay, 8);
 	free(jb);
 }
 
@@ -1851,6 +1874,7 @@ main(void)
 		cmocka_unit_test(test_seq_wrap),
 		cmocka_unit_test(test_jumps_and_ssrc),
 		cmocka_unit_test(test_event_places),
+		cmocka_unit_test(test_silent_flag),
 		cmocka_unit_test(test_long_payload),
 		cmocka_unit_test(test_ptime_and_defaults),
 		cmocka_unit_test(test_shrink_over_gap),

@@ -143,6 +143,7 @@ rig_init(struct rig *r, enum mix_codec codec, unsigned rate, unsigned n,
 			.mix_in = true,
 			.mix_out = true,
 			.rate = rate,
+			.level_id = 1,
 		};
 
 		assert_int_equal(dp_ep_open(dp, &g->ep), 0);
@@ -166,44 +167,52 @@ rig_free(struct rig *r)
 		dp_ep_close(dp, &r->legs[i].ep);
 }
 
-/* One tick: every leg's packet, then the tick; what each leg got. */
+/* Leg i's packet, arriving before tick r->k + 1: pay, with an RFC 6464
+ * level (ID 1) unless level < 0. */
 static void
-rig_tick(struct rig *r)
+rig_send(struct rig *r, unsigned i, const uint8_t *pay, unsigned len, int level)
+{
+	struct leg *g = &r->legs[i];
+	unsigned hl = level < 0 ? 12 : 20;
+	uint64_t t = r->base + (uint64_t)(r->k + 1) * TICK;
+	struct dp_pkt_meta *pm;
+	struct rte_mbuf *m;
+	uint8_t *b;
+
+	m = rte_pktmbuf_alloc(dp_pool(dp));
+	assert_non_null(m);
+	b = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(hl + len));
+	assert_non_null(b);
+	dp_rtp_build(b, 12, r->codec == MIX_OPUS ? OPUS_PT : 0, g->seq == 0,
+		     g->seq, g->ts, 0x5000 + i);
+	if (level >= 0) {
+		const uint8_t ext[8] = {0xbe, 0xde,	      0, 1,
+					0x10, (uint8_t)level, 0, 0};
+
+		b[0] |= 0x10;
+		memcpy(b + 12, ext, sizeof(ext));
+	}
+	memcpy(b + hl, pay, len);
+	g->seq++;
+	g->ts += r->codec == MIX_OPUS ? 960 : 160;
+	pm = dp_pkt_meta(m);
+	pm->slot = g->ep.slot;
+	pm->local_port = g->ep.local_port;
+	pm->remote_ip = htonl(0x7f000001);
+	pm->remote_port = htons((uint16_t)(40000 + i));
+	pm->rx_ns = t - TICK / 2;
+	assert_int_equal(rte_ring_enqueue(dp_worker_ring(dp, 0), m), 0);
+}
+
+/* The tick, after what was sent for it; what each leg got. */
+static void
+rig_run_tick(struct rig *r)
 {
 	uint64_t t = r->base + (uint64_t)(r->k + 1) * TICK;
 	struct rte_mbuf *m;
 
-	for (unsigned i = 0; i < r->n; i++) {
-		struct leg *g = &r->legs[i];
-		const uint8_t *pay = g->pay;
-		unsigned len = g->len;
-		struct dp_pkt_meta *pm;
-		uint8_t *b;
-
-		g->got_n = 0;
-		if (g->table) {
-			pay = g->table[r->k % OPUS_FRAMES];
-			len = g->table_len[r->k % OPUS_FRAMES];
-		}
-		if (len == 0)
-			continue;
-		m = rte_pktmbuf_alloc(dp_pool(dp));
-		assert_non_null(m);
-		b = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(12 + len));
-		assert_non_null(b);
-		dp_rtp_build(b, 12, r->codec == MIX_OPUS ? OPUS_PT : 0,
-			     g->seq == 0, g->seq, g->ts, 0x5000 + i);
-		memcpy(b + 12, pay, len);
-		g->seq++;
-		g->ts += r->codec == MIX_OPUS ? 960 : 160;
-		pm = dp_pkt_meta(m);
-		pm->slot = g->ep.slot;
-		pm->local_port = g->ep.local_port;
-		pm->remote_ip = htonl(0x7f000001);
-		pm->remote_port = htons((uint16_t)(40000 + i));
-		pm->rx_ns = t - TICK / 2;
-		assert_int_equal(rte_ring_enqueue(dp_worker_ring(dp, 0), m), 0);
-	}
+	for (unsigned i = 0; i < r->n; i++)
+		r->legs[i].got_n = 0;
 	mix_worker_poll(r->w, t - TICK / 2); /* receive only */
 	mix_worker_poll(r->w, t);	     /* the tick */
 	r->k++;
@@ -229,6 +238,22 @@ rig_tick(struct rig *r)
 		}
 		rte_pktmbuf_free(m);
 	}
+}
+
+/* One tick: every leg's packet, then the tick; what each leg got. */
+static void
+rig_tick(struct rig *r)
+{
+	for (unsigned i = 0; i < r->n; i++) {
+		struct leg *g = &r->legs[i];
+
+		if (g->table)
+			rig_send(r, i, g->table[r->k % OPUS_FRAMES],
+				 g->table_len[r->k % OPUS_FRAMES], -1);
+		else if (g->len)
+			rig_send(r, i, g->pay, g->len, -1);
+	}
+	rig_run_tick(r);
 }
 
 /* 160 mu-law bytes of a tone whose period divides the frame. */
@@ -361,12 +386,65 @@ test_shared_encode_identical(void **state)
 	rig_free(&r);
 }
 
+/*
+ * Whether a packet that says it is silent (RFC 6464 level) is decoded is
+ * decided when it is played, not when it arrives: a talkspurt that
+ * arrives in a burst after silence, one of its packets marked silent,
+ * is heard whole. Its listener gets the tone every tick from the first
+ * to the last.
+ */
+static void
+test_silence_judged_at_playout(void **state)
+{
+	uint8_t quiet[160], loud[160];
+	unsigned heard = 0, holes = 0;
+	struct rig r;
+
+	(void)state;
+	rig_init(&r, MIX_PCMU, 8000, 2, 4);
+	memset(quiet, 0xff, sizeof(quiet));
+	pcmu_tone(&r.legs[0], 400, 10000);
+	memcpy(loud, r.legs[0].pay, sizeof(loud));
+	for (unsigned t = 0; t < 20; t++) { /* silent, and says so */
+		rig_send(&r, 0, quiet, 160, 127);
+		rig_send(&r, 1, quiet, 160, -1);
+		rig_run_tick(&r);
+	}
+	/* Three ticks of nothing from leg 0, then its spurt in a burst:
+	 * the second packet marked silent though it is not. */
+	for (unsigned t = 0; t < 3; t++) {
+		rig_send(&r, 1, quiet, 160, -1);
+		rig_run_tick(&r);
+	}
+	rig_send(&r, 0, loud, 160, 10);
+	rig_send(&r, 0, loud, 160, 127);
+	rig_send(&r, 0, loud, 160, 10);
+	rig_send(&r, 0, loud, 160, 10);
+	for (unsigned t = 0; t < 12; t++) {
+		if (t > 0)
+			rig_send(&r, 0, loud, 160, 10);
+		rig_send(&r, 1, quiet, 160, -1);
+		rig_run_tick(&r);
+		if (r.legs[1].got_n == 1 &&
+		    memcmp(r.legs[1].got, loud, 160) == 0)
+			heard++;
+		else if (heard)
+			holes++;
+	}
+	if (heard < 8 || holes)
+		fail_msg("the listener heard the spurt in %u ticks with %u "
+			 "silent ticks after its start: expected it whole",
+			 heard, holes);
+	rig_free(&r);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_talkers_capped_golden),
 		cmocka_unit_test(test_shared_encode_identical),
+		cmocka_unit_test(test_silence_judged_at_playout),
 	};
 
 	return cmocka_run_group_tests_name("worker", tests, setup, teardown);
