@@ -388,7 +388,9 @@ leg_params(struct sig_leg *l)
 	p->opus_maxrate = m->opus_maxrate;
 	p->opus_bitrate = m->opus_bitrate;
 	p->level_id = m->level_id;
-	p->ptime_ms = m->ptime;
+	/* Before any SDP, 20 ms: the same as an SDP that says nothing,
+	 * so its arrival is no codec change. */
+	p->ptime_ms = m->ptime ? m->ptime : MIX_PTIME_MS;
 	p->te_pt = m->te_pt;
 	p->have_te = m->have_te;
 	p->owner = l;
@@ -1073,7 +1075,7 @@ sig_conf_show(struct sig *s, const char *id, sig_show_h *h, void *arg)
 		p->call_id = r->strs[3 * i + 1];
 		p->leg_uri = r->strs[3 * i + 2];
 		p->codec = mix_codec_name(l->media.codec);
-		p->ptime_ms = l->media.ptime;
+		p->ptime_ms = l->media.ptime ? l->media.ptime : MIX_PTIME_MS;
 		p->state = sig_leg_state_name(l->state);
 		p->direction = sig_sdp_mode_name(l->media.peer_mode);
 		p->joining = l->joining ? l->joining : "dialed-in";

@@ -406,8 +406,9 @@ static const struct {
  * Our SDP for leg l. An answer has the chosen codec and mirrors the
  * peer's direction. An offer lists the leg's current codec first (a
  * re-INVITE: the peer need not change), then every other codec the
- * conference can use (offer_codecs), sendrecv unless held; a first offer
- * (to an INVITE without SDP, a dial-out) lists them all. Either keeps the
+ * conference can use (offer_codecs), and telephone-event at each of
+ * their clocks, sendrecv unless held; a first offer (to an INVITE
+ * without SDP, a dial-out) lists them all. Either keeps the
  * streams we rejected in their places, so a re-offer has as many m-lines
  * as before (RFC 3264 8).
  */
@@ -424,7 +425,10 @@ sdp_print_ours(su_home_t *home, const struct sig_leg *l, bool offer)
 		enum mix_codec c;
 		unsigned pt;
 	} list[FC_ARRAY_SIZE(offer_codecs)];
-	unsigned n_list = 0;
+	struct {
+		unsigned clock, pt;
+	} te[2];
+	unsigned n_list = 0, n_te = 0;
 	int n;
 
 	inet_ntop(AF_INET, &(struct in_addr){dp_rtp_addr(l->s->dp).s_addr}, ip,
@@ -451,21 +455,55 @@ sdp_print_ours(su_home_t *home, const struct sig_leg *l, bool offer)
 		list[n_list].c = offer_codecs[i].c;
 		list[n_list++].pt = pt;
 	}
+	/* RFC 4733 events: an answer's as agreed; an offer's at the clock
+	 * of every codec it lists (events go at the chosen codec's clock),
+	 * the agreed type kept, others on a dynamic type nothing uses. */
+	if (!offer && m->have_te) {
+		te[n_te].clock = sig_codec_clock(m->codec);
+		te[n_te++].pt = m->te_pt;
+	}
+	for (unsigned clock = 8000; offer && clock;
+	     clock = clock == 8000 ? 48000 : 0) {
+		unsigned pt = clock == 8000 ? 101 : 100;
+		bool used = false;
+
+		for (unsigned i = 0; i < n_list; i++)
+			used |= sig_codec_clock(list[i].c) == clock;
+		if (!used)
+			continue;
+		if (m->have_te && sig_codec_clock(m->codec) == clock) {
+			pt = m->te_pt;
+		} else {
+			for (bool taken = true; taken;) {
+				taken = false;
+				for (unsigned i = 0; i < n_list; i++)
+					taken |= list[i].pt == pt;
+				for (unsigned i = 0; i < n_te; i++)
+					taken |= te[i].pt == pt;
+				if (m->have_te && m->te_pt == pt)
+					taken = true;
+				if (taken)
+					pt = pt == 96 ? 127 : pt - 1;
+			}
+		}
+		te[n_te].clock = clock;
+		te[n_te++].pt = pt;
+	}
 	n = snprintf(media, sizeof(media), "m=audio %u RTP/AVP",
 		     l->ep.local_port);
 	for (unsigned i = 0; i < n_list; i++)
 		n += snprintf(media + n, sizeof(media) - n, " %u", list[i].pt);
-	if (m->have_te)
-		n += snprintf(media + n, sizeof(media) - n, " %u", m->te_pt);
+	for (unsigned i = 0; i < n_te; i++)
+		n += snprintf(media + n, sizeof(media) - n, " %u", te[i].pt);
 	n += snprintf(media + n, sizeof(media) - n, "\r\n");
 	for (unsigned i = 0; i < n_list; i++)
 		n += codec_lines(media + n, sizeof(media) - n, l, list[i].c,
 				 list[i].pt);
-	if (m->have_te) /* RFC 4733: events as offered, or kept if agreed */
+	for (unsigned i = 0; i < n_te; i++)
 		n += snprintf(media + n, sizeof(media) - n,
 			      "a=rtpmap:%u telephone-event/%u\r\n"
 			      "a=fmtp:%u 0-15\r\n",
-			      m->te_pt, sig_codec_clock(m->codec), m->te_pt);
+			      te[i].pt, te[i].clock, te[i].pt);
 	if (m->level_id) /* RFC 6464: we take it, and send none */
 		snprintf(media + n, sizeof(media) - n,
 			 "a=extmap:%u/recvonly " LEVEL_URN "\r\n", m->level_id);

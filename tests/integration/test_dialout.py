@@ -15,7 +15,8 @@ RTP endpoint playing 500 Hz). Then, through the management socket:
   <sip:room1@DOMAIN;gr=TOKEN>;isfocus (TOKEN l and 16 hex digits, naming
   the leg; not alice's, whose 200 carries her own), application/sdp
   offering, in this order, PT 111 (opus/48000/2), 9 (G722/8000), 0
-  (PCMU/8000) and 8 (PCMA/8000), sendrecv, on 127.0.0.1
+  (PCMU/8000), 8 (PCMA/8000), then 101 (telephone-event/8000) and 100
+  (telephone-event/48000), sendrecv, on 127.0.0.1
   and a port in --rtp-ports; then an ACK to the
   200 from the focus (to our Contact, the INVITE's CSeq number, a new
   branch). conference.show, polled, shows the participant with bob's URI
@@ -129,13 +130,15 @@ def check_invite(fd, inv, uri):
     check(len(sdp["media"]) == 1 and audio, "%s: expected one m=audio "
           "line, SDP is:\n%s" % (what, inv.body))
     m = audio[0]
-    check(m["proto"] == "RTP/AVP" and m["fmts"] == ["111", "9", "0", "8"],
+    check(m["proto"] == "RTP/AVP" and
+          m["fmts"] == ["111", "9", "0", "8", "101", "100"],
           "%s: m-line %r, expected RTP/AVP offering payload types 111 9 "
-          "0 8 (wideband first: the conference mixes at 16 kHz)"
-          % (what, m["line"]))
+          "0 8 101 100 (wideband first: the conference mixes at 16 kHz; "
+          "telephone-event at both clocks)" % (what, m["line"]))
     maps = set(a.split()[0] + " " + a.split()[1].upper()
                for a in sc.sdp_attrs(sdp, m, "rtpmap") if len(a.split()) > 1)
-    want = {"111 OPUS/48000/2", "9 G722/8000", "0 PCMU/8000", "8 PCMA/8000"}
+    want = {"111 OPUS/48000/2", "9 G722/8000", "0 PCMU/8000", "8 PCMA/8000",
+            "101 TELEPHONE-EVENT/8000", "100 TELEPHONE-EVENT/48000"}
     check(want <= maps, "%s: rtpmap %r, expected %s"
           % (what, sorted(maps), " and ".join(sorted(want))))
     check(sc.sdp_direction(sdp, m) == "sendrecv", "%s: direction %r, "

@@ -180,9 +180,11 @@ def check_reinvite(run, fd, who, room, focus_port, leg_token):
              sipcheck.tag_of(sipcheck.header1(r, "To")), focus_tag, our_tag))
 
     sdp, m = sipcheck.audio_offer(r, where)
-    check(m["proto"] == "RTP/AVP" and m["fmts"] == ["0", "111", "9", "8"],
-          "%s: m-line %r, expected RTP/AVP with PT 0 111 9 8 (the call's "
-          "PCMU first, then Opus, G.722, PCMA)" % (where, m["line"]))
+    check(m["proto"] == "RTP/AVP" and
+          m["fmts"] == ["0", "111", "9", "8", "101", "100"],
+          "%s: m-line %r, expected RTP/AVP with PT 0 111 9 8 101 100 (the "
+          "call's PCMU first, then Opus, G.722, PCMA, telephone-event at "
+          "8000 and 48000)" % (where, m["line"]))
     check(m["port"] == focus_port, "%s: m=audio port %d, expected %d (the "
           "port of the first answer: the media endpoint stays)"
           % (where, m["port"], focus_port))

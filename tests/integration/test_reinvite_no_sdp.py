@@ -14,14 +14,15 @@ with uac_reinvite_no_sdp.xml.
          and conference.show must say on-hold/sendonly), then sends a
          re-INVITE without SDP. The 200 must carry an offer: one m=audio
          on the call's RTP port, RTP/AVP with payload types exactly
-         8 111 9 0 (the current codec, PCMA, first, then what else the
-         16 kHz conference takes: Opus, G.722, PCMU), a=sendrecv, c=IN IP4
+         8 111 9 0 101 100 (the current codec, PCMA, first, then what
+         else the 16 kHz conference takes: Opus, G.722, PCMU; then
+         telephone-event at 8000 and 48000), a=sendrecv, c=IN IP4
          127.0.0.1, and an o= line with the call's session id and a
          version above the one of the hold's answer. The ACK answers PT 8
          sendrecv; conference.show must then say connected, sendrecv,
          PCMA. No BYE from focusd; our BYE gets 200.
   silent -key mode none -key pts "0 8": joins (PCMU), sends a re-INVITE
-         without SDP (the 200 must offer 0 111 9 8, PCMU first, sendrecv, a
+         without SDP (the 200 must offer 0 111 9 8 101 100, PCMU first, sendrecv, a
          higher o= version) and ACKs without SDP: focusd must send BYE
          within 2 s of the ACK (the scenario answers 200), and the leg
          must leave conference.show.
@@ -216,7 +217,7 @@ def held_call(fd, run):
 
     ok3 = wait_final(run, 3, "INVITE", 5.0)
     check_offer(ok3, "held: 200 to the re-INVITE without SDP (on hold, "
-                "PCMA)", ["8", "111", "9", "0"], port, sess_id, v2)
+                "PCMA)", ["8", "111", "9", "0", "101", "100"], port, sess_id, v2)
     ack = wait_trace(run, lambda msgs: sent(msgs, "ACK", 3), 3.0,
                      "held: the ACK with our answer")[0]
     check(sc.parse_sdp(ack.body)["media"], "held: our ACK carries no SDP "
@@ -252,7 +253,7 @@ def silent_call(fd, run):
 
     ok2 = wait_final(run, 2, "INVITE", 5.0)
     check_offer(ok2, "silent: 200 to the re-INVITE without SDP (PCMU)",
-                ["0", "111", "9", "8"], m1["port"], sess_id, v1)
+                ["0", "111", "9", "8", "101", "100"], m1["port"], sess_id, v1)
 
     rc, text, _ = run.wait()
     msgs = sc.parse_trace(text)
