@@ -1,0 +1,368 @@
+/*
+ * edge.c - the appliance's IPv4 edge (see edge.h).
+ *
+ * Header layouts and checksum arithmetic are DPDK's (rte_ether.h,
+ * rte_ip.h, rte_arp.h, rte_icmp.h, rte_udp.h). A header checksum is valid
+ * when the one's complement sum over the covered bytes, checksum field
+ * included, folds to 0xffff. Outgoing media is marked DSCP EF (RFC 4594:
+ * telephony) and Don't Fragment.
+ */
+#include <errno.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include <rte_arp.h>
+#include <rte_byteorder.h>
+#include <rte_icmp.h>
+#include <rte_ip.h>
+#include <rte_udp.h>
+
+#include "dataplane/edge.h"
+
+#define ETH_HDR	     sizeof(struct rte_ether_hdr)
+#define TOS_EF	     0xb8 /* DSCP 46 */
+#define TTL	     64
+#define ASK_EVERY_NS 1000000000ull /* ARP requests per address */
+
+void
+dp_edge_init(struct dp_edge *e, uint32_t addr, uint32_t mask, uint32_t gw,
+	     const struct rte_ether_addr *mac)
+{
+	memset(e, 0, sizeof(*e));
+	e->addr = addr;
+	e->mask = mask;
+	e->gw = gw;
+	e->mac = *mac;
+}
+
+/* ---- neighbours ---------------------------------------------------------- */
+
+static struct dp_arp_entry *
+arp_find(struct dp_edge *e, uint32_t ip)
+{
+	for (unsigned i = 0; i < DP_ARP_SLOTS; i++) {
+		if (e->arp[i].ip == ip)
+			return &e->arp[i];
+	}
+	return NULL;
+}
+
+/* A slot for ip: free, else the learnt one that expires first. */
+static struct dp_arp_entry *
+arp_slot(struct dp_edge *e, uint32_t ip)
+{
+	struct dp_arp_entry *x = arp_find(e, ip), *victim = NULL;
+
+	if (x)
+		return x;
+	for (unsigned i = 0; i < DP_ARP_SLOTS; i++) {
+		struct dp_arp_entry *s = &e->arp[i];
+
+		if (s->ip == 0) {
+			victim = s;
+			break;
+		}
+		if (!s->fixed &&
+		    (victim == NULL || s->expires_ns < victim->expires_ns))
+			victim = s;
+	}
+	if (victim == NULL) {
+		e->st.arp_full++;
+		return NULL;
+	}
+	memset(victim, 0, sizeof(*victim));
+	victim->ip = ip;
+	return victim;
+}
+
+static void
+arp_learn(struct dp_edge *e, uint32_t ip, const struct rte_ether_addr *mac,
+	  uint64_t now, bool create)
+{
+	struct dp_arp_entry *x = create ? arp_slot(e, ip) : arp_find(e, ip);
+
+	if (x == NULL || x->fixed)
+		return;
+	x->mac = *mac;
+	x->known = true;
+	x->expires_ns = now + DP_ARP_TTL_S * 1000000000ull;
+	e->st.arp_learnt++;
+}
+
+int
+dp_edge_arp_static(struct dp_edge *e, uint32_t ip,
+		   const struct rte_ether_addr *mac)
+{
+	struct dp_arp_entry *x = arp_slot(e, ip);
+
+	if (x == NULL)
+		return ENOSPC;
+	x->mac = *mac;
+	x->known = true;
+	x->fixed = true;
+	return 0;
+}
+
+static bool
+on_link(const struct dp_edge *e, uint32_t ip)
+{
+	return (ip & e->mask) == (e->addr & e->mask);
+}
+
+int
+dp_edge_resolve(struct dp_edge *e, uint32_t ip, uint64_t now_ns,
+		struct rte_ether_addr *mac, uint8_t *request,
+		size_t *request_len)
+{
+	uint32_t hop = on_link(e, ip) ? ip : e->gw;
+	struct dp_arp_entry *x;
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)request;
+	struct rte_arp_hdr *arp = (struct rte_arp_hdr *)(request + ETH_HDR);
+
+	*request_len = 0;
+	if (hop == 0)
+		return -ENETUNREACH;
+	x = arp_find(e, hop);
+	if (x && x->known && (x->fixed || x->expires_ns > now_ns)) {
+		*mac = x->mac;
+		return 0;
+	}
+	if (x == NULL)
+		x = arp_slot(e, hop);
+	if (x == NULL || (x->asked_ns && now_ns - x->asked_ns < ASK_EVERY_NS))
+		return -EAGAIN;
+	x->asked_ns = now_ns;
+	memset(request, 0, DP_ARP_FRAME);
+	memset(&eth->dst_addr, 0xff, RTE_ETHER_ADDR_LEN);
+	eth->src_addr = e->mac;
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
+	arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
+	arp->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	arp->arp_hlen = RTE_ETHER_ADDR_LEN;
+	arp->arp_plen = 4;
+	arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REQUEST);
+	arp->arp_data.arp_sha = e->mac;
+	arp->arp_data.arp_sip = e->addr;
+	arp->arp_data.arp_tip = hop;
+	*request_len = DP_ARP_FRAME;
+	return -EAGAIN;
+}
+
+/* ---- input --------------------------------------------------------------- */
+
+static enum dp_edge_verdict
+arp_input(struct dp_edge *e, uint8_t *frame, size_t len, uint64_t now,
+	  size_t *reply_len)
+{
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
+	struct rte_arp_hdr *arp = (struct rte_arp_hdr *)(frame + ETH_HDR);
+	struct rte_arp_ipv4 *d = &arp->arp_data;
+	uint16_t op;
+	uint32_t sip;
+
+	if (len < ETH_HDR + sizeof(*arp)) {
+		e->st.rx_short++;
+		return DP_EDGE_DROP;
+	}
+	op = rte_be_to_cpu_16(arp->arp_opcode);
+	if (arp->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
+	    arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
+	    arp->arp_hlen != RTE_ETHER_ADDR_LEN || arp->arp_plen != 4 ||
+	    (op != RTE_ARP_OP_REQUEST && op != RTE_ARP_OP_REPLY) ||
+	    !rte_is_unicast_ether_addr(&d->arp_sha) || d->arp_sip == 0) {
+		e->st.arp_ignored++;
+		return DP_EDGE_DROP;
+	}
+	sip = d->arp_sip;
+	/* RFC 826: refresh a neighbour we know of; learn it if the frame
+	 * is for us. */
+	arp_learn(e, sip, &d->arp_sha, now, d->arp_tip == e->addr);
+	if (d->arp_tip != e->addr || op != RTE_ARP_OP_REQUEST) {
+		if (d->arp_tip != e->addr)
+			e->st.arp_ignored++;
+		return DP_EDGE_DROP;
+	}
+	arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
+	d->arp_tha = d->arp_sha;
+	d->arp_tip = sip;
+	d->arp_sha = e->mac;
+	d->arp_sip = e->addr;
+	eth->dst_addr = d->arp_tha;
+	eth->src_addr = e->mac;
+	e->st.arp_replies++;
+	*reply_len = len;
+	return DP_EDGE_REPLY;
+}
+
+/* The one's complement sum of n bytes, folded: 0xffff when a header's
+ * checksum in it is right. */
+static uint16_t
+sum16(const void *p, size_t n)
+{
+	return rte_raw_cksum(p, n);
+}
+
+static enum dp_edge_verdict
+icmp_input(struct dp_edge *e, uint8_t *frame, struct rte_ipv4_hdr *ip,
+	   size_t ihl, size_t tot, size_t *reply_len)
+{
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
+	struct rte_icmp_hdr *icmp =
+		(struct rte_icmp_hdr *)((uint8_t *)ip + ihl);
+	struct rte_ether_addr mac;
+
+	if (tot - ihl < sizeof(*icmp) ||
+	    icmp->icmp_type != RTE_IP_ICMP_ECHO_REQUEST ||
+	    icmp->icmp_code != 0) {
+		e->st.rx_other_proto++;
+		return DP_EDGE_DROP;
+	}
+	if (sum16(icmp, tot - ihl) != 0xffff) {
+		e->st.rx_bad_ip_csum++;
+		return DP_EDGE_DROP;
+	}
+	/* The reply: type 0, the rest echoed; addresses swapped. */
+	icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
+	icmp->icmp_cksum = 0;
+	icmp->icmp_cksum = (uint16_t)~sum16(icmp, tot - ihl);
+	ip->dst_addr = ip->src_addr;
+	ip->src_addr = e->addr;
+	ip->time_to_live = TTL;
+	ip->hdr_checksum = 0;
+	ip->hdr_checksum = (uint16_t)~sum16(ip, ihl);
+	mac = eth->src_addr;
+	eth->dst_addr = mac;
+	eth->src_addr = e->mac;
+	e->st.icmp_echo++;
+	*reply_len = ETH_HDR + tot;
+	return DP_EDGE_REPLY;
+}
+
+/* UDP's checksum over the pseudo-header and ulen bytes: valid or absent. */
+static bool
+udp_csum_ok(const struct rte_ipv4_hdr *ip, const struct rte_udp_hdr *udp,
+	    size_t ulen)
+{
+	uint32_t sum;
+	struct {
+		uint32_t src, dst;
+		uint8_t zero, proto;
+		uint16_t len;
+	} __rte_packed ph = {ip->src_addr, ip->dst_addr, 0, IPPROTO_UDP,
+			     rte_cpu_to_be_16((uint16_t)ulen)};
+
+	if (udp->dgram_cksum == 0)
+		return true; /* IPv4: the sender computed none */
+	sum = __rte_raw_cksum(&ph, sizeof(ph), 0);
+	sum = __rte_raw_cksum(udp, ulen, sum);
+	return __rte_raw_cksum_reduce(sum) == 0xffff;
+}
+
+enum dp_edge_verdict
+dp_edge_input(struct dp_edge *e, uint8_t *frame, size_t len, uint64_t now_ns,
+	      struct dp_udp_view *view, size_t *reply_len)
+{
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
+	struct rte_ipv4_hdr *ip;
+	struct rte_udp_hdr *udp;
+	size_t ihl, tot, ulen;
+	uint16_t frag;
+
+	if (len < ETH_HDR) {
+		e->st.rx_short++;
+		return DP_EDGE_DROP;
+	}
+	if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP))
+		return arp_input(e, frame, len, now_ns, reply_len);
+	if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
+		e->st.rx_other_type++;
+		return DP_EDGE_DROP;
+	}
+	if (len < ETH_HDR + sizeof(*ip)) {
+		e->st.rx_short++;
+		return DP_EDGE_DROP;
+	}
+	ip = (struct rte_ipv4_hdr *)(frame + ETH_HDR);
+	ihl = (size_t)(ip->version_ihl & 0x0f) * 4;
+	tot = rte_be_to_cpu_16(ip->total_length);
+	if ((ip->version_ihl >> 4) != 4 || ihl < sizeof(*ip) || tot < ihl) {
+		e->st.rx_bad_ip++;
+		return DP_EDGE_DROP;
+	}
+	/* Ethernet pads short frames: the IPv4 length says where it ends. */
+	if (len < ETH_HDR + ihl || len - ETH_HDR < tot) {
+		e->st.rx_short++;
+		return DP_EDGE_DROP;
+	}
+	if (sum16(ip, ihl) != 0xffff) {
+		e->st.rx_bad_ip_csum++;
+		return DP_EDGE_DROP;
+	}
+	frag = rte_be_to_cpu_16(ip->fragment_offset);
+	if (frag & (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
+		e->st.rx_fragments++;
+		return DP_EDGE_DROP;
+	}
+	if (ip->dst_addr != e->addr) {
+		e->st.rx_not_ours++;
+		return DP_EDGE_DROP;
+	}
+	if (ip->next_proto_id == IPPROTO_ICMP)
+		return icmp_input(e, frame, ip, ihl, tot, reply_len);
+	if (ip->next_proto_id != IPPROTO_UDP) {
+		e->st.rx_other_proto++;
+		return DP_EDGE_DROP;
+	}
+	udp = (struct rte_udp_hdr *)((uint8_t *)ip + ihl);
+	ulen = tot - ihl >= sizeof(*udp) ? rte_be_to_cpu_16(udp->dgram_len) : 0;
+	if (ulen < sizeof(*udp) || ulen > tot - ihl) {
+		e->st.rx_bad_udp++;
+		return DP_EDGE_DROP;
+	}
+	if (!udp_csum_ok(ip, udp, ulen)) {
+		e->st.rx_bad_udp_csum++;
+		return DP_EDGE_DROP;
+	}
+	view->src_ip = ip->src_addr;
+	view->src_port = rte_be_to_cpu_16(udp->src_port);
+	view->dst_port = rte_be_to_cpu_16(udp->dst_port);
+	view->src_mac = eth->src_addr;
+	view->off = ETH_HDR + ihl + sizeof(*udp);
+	view->len = ulen - sizeof(*udp);
+	e->st.rx_udp++;
+	return DP_EDGE_UDP;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+void
+dp_edge_udp_headers(const struct dp_edge *e, uint8_t *frame,
+		    const struct rte_ether_addr *dst_mac, uint32_t dst_ip,
+		    uint16_t sport, uint16_t dport, size_t plen, bool udp_csum)
+{
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(frame + ETH_HDR);
+	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
+
+	eth->dst_addr = *dst_mac;
+	eth->src_addr = e->mac;
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	ip->version_ihl = RTE_IPV4_VHL_DEF;
+	ip->type_of_service = TOS_EF;
+	ip->total_length =
+		rte_cpu_to_be_16((uint16_t)(sizeof(*ip) + sizeof(*udp) + plen));
+	ip->packet_id = 0;
+	ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
+	ip->time_to_live = TTL;
+	ip->next_proto_id = IPPROTO_UDP;
+	ip->src_addr = e->addr;
+	ip->dst_addr = dst_ip;
+	ip->hdr_checksum = 0;
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	udp->src_port = rte_cpu_to_be_16(sport);
+	udp->dst_port = rte_cpu_to_be_16(dport);
+	udp->dgram_len = rte_cpu_to_be_16((uint16_t)(sizeof(*udp) + plen));
+	udp->dgram_cksum = 0;
+	if (udp_csum)
+		udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+}

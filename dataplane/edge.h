@@ -1,0 +1,119 @@
+/*
+ * edge.h - the appliance's own IPv4 edge on an Ethernet port (the DPDK
+ * port's io lcore, dataplane-private).
+ *
+ * focusd owns one IPv4 address on the port. Every received frame goes
+ * through dp_edge_input, which validates Ethernet, IPv4 and UDP (lengths,
+ * header and UDP checksums; fragments are not reassembled: dropped and
+ * counted), answers ARP requests for our address and ICMP echo requests
+ * to it by rewriting the frame in place, learns neighbours from ARP, and
+ * hands back the UDP datagrams addressed to us. Everything else is
+ * dropped with a counter saying why.
+ *
+ * Neighbours: a small ARP cache, filled from ARP traffic addressed to us
+ * (RFC 826's merge) and from static entries; learnt ones expire after
+ * DP_ARP_TTL_S and are asked again (dp_edge_resolve says when a request
+ * is due: at most one a second per address). Next hops: on-link
+ * addresses directly, others through the gateway.
+ *
+ * Frames are plain byte buffers: no mbuf, no EAL, so the unit tests run
+ * anywhere. One owner (the io lcore); nothing here allocates.
+ */
+#ifndef FOCUSD_DP_EDGE_H
+#define FOCUSD_DP_EDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rte_ether.h>
+
+#define DP_ARP_SLOTS 64
+#define DP_ARP_TTL_S 300
+#define DP_EDGE_HDR  (14 + 20 + 8) /* Ethernet + IPv4 (no options) + UDP */
+/* An ARP frame, padded to Ethernet's minimum (without FCS). */
+#define DP_ARP_FRAME 60
+
+struct dp_edge_stats {
+	uint64_t rx_short;	  /* shorter than its headers say */
+	uint64_t rx_other_type;	  /* neither IPv4 nor ARP (VLAN, IPv6) */
+	uint64_t rx_bad_ip;	  /* version, header or total length */
+	uint64_t rx_bad_ip_csum;  /* IPv4 header checksum */
+	uint64_t rx_fragments;	  /* not reassembled */
+	uint64_t rx_not_ours;	  /* to another address */
+	uint64_t rx_other_proto;  /* not UDP, not ICMP echo */
+	uint64_t rx_bad_udp;	  /* UDP length */
+	uint64_t rx_bad_udp_csum; /* UDP checksum (0: none, accepted) */
+	uint64_t rx_udp;	  /* UDP for us: handed on */
+	uint64_t arp_ignored;	  /* not for us, or malformed */
+	uint64_t arp_replies;	  /* requests for our address answered */
+	uint64_t arp_learnt;	  /* neighbours learnt or refreshed */
+	uint64_t arp_full;	  /* nothing to learn into */
+	uint64_t icmp_echo;	  /* echo requests answered */
+};
+
+struct dp_arp_entry {
+	uint32_t ip; /* network order; 0: free */
+	struct rte_ether_addr mac;
+	bool known;	     /* mac is valid */
+	bool fixed;	     /* static: never expires, never relearnt */
+	uint64_t expires_ns; /* learnt ones */
+	uint64_t asked_ns;   /* last request sent */
+};
+
+struct dp_edge {
+	uint32_t addr;		   /* ours, network order */
+	uint32_t mask;		   /* on-link prefix, network order */
+	uint32_t gw;		   /* next hop beyond it; 0: none */
+	struct rte_ether_addr mac; /* the port's */
+	struct dp_arp_entry arp[DP_ARP_SLOTS];
+	struct dp_edge_stats st;
+};
+
+/* What dp_edge_input made of a UDP datagram for us. */
+struct dp_udp_view {
+	uint32_t src_ip; /* network order */
+	uint16_t src_port, dst_port;
+	struct rte_ether_addr src_mac;
+	size_t off; /* payload offset in the frame */
+	size_t len; /* payload length */
+};
+
+enum dp_edge_verdict {
+	DP_EDGE_UDP,   /* *udp describes it */
+	DP_EDGE_REPLY, /* rewritten in place into a reply: send it back,
+			  *reply_len bytes */
+	DP_EDGE_DROP,  /* counted in st */
+};
+
+/* addr, mask, gw in network order; gw 0 for none. */
+void dp_edge_init(struct dp_edge *e, uint32_t addr, uint32_t mask, uint32_t gw,
+		  const struct rte_ether_addr *mac);
+enum dp_edge_verdict dp_edge_input(struct dp_edge *e, uint8_t *frame,
+				   size_t len, uint64_t now_ns,
+				   struct dp_udp_view *udp, size_t *reply_len);
+/* A neighbour that never expires (--static-neighbour); ENOSPC. */
+int dp_edge_arp_static(struct dp_edge *e, uint32_t ip,
+		       const struct rte_ether_addr *mac);
+/*
+ * The Ethernet address to send to ip by (through the gateway if it is
+ * not on-link): 0 and *mac; -EAGAIN when unknown, and then, if a request
+ * is due, *request_len bytes of an ARP request written to request
+ * (DP_ARP_FRAME bytes at least) for the caller to send (else 0);
+ * -ENETUNREACH off-link without a gateway.
+ */
+int dp_edge_resolve(struct dp_edge *e, uint32_t ip, uint64_t now_ns,
+		    struct rte_ether_addr *mac, uint8_t *request,
+		    size_t *request_len);
+/*
+ * Ethernet, IPv4 and UDP headers (DP_EDGE_HDR bytes) at frame, before the
+ * plen bytes of payload that follow them: from our address and sport to
+ * dst_ip:dport via dst_mac. udp_csum: compute the UDP checksum (else 0,
+ * for a port that offloads it, or none). Ports in host order.
+ */
+void dp_edge_udp_headers(const struct dp_edge *e, uint8_t *frame,
+			 const struct rte_ether_addr *dst_mac, uint32_t dst_ip,
+			 uint16_t sport, uint16_t dport, size_t plen,
+			 bool udp_csum);
+
+#endif
