@@ -47,7 +47,8 @@ struct dp_rtp_hdr {
 	uint16_t payload_len; /* after removing padding */
 };
 
-#define DP_RTP_HDR_MIN 12
+#define DP_RTP_HDR_MIN	12
+#define DP_RTCP_HDR_MIN 8 /* one RTCP packet header and SSRC */
 
 /*
  * Parse an RTP packet. Returns 0, or -EBADMSG for anything malformed: short,
@@ -66,6 +67,47 @@ int dp_rtp_ext_find(const uint8_t *buf, const struct dp_rtp_hdr *h, uint8_t id,
 int dp_rtp_build(uint8_t *buf, size_t cap, uint8_t pt, bool marker,
 		 uint16_t seq, uint32_t ts, uint32_t ssrc);
 
+/* An RTCP reception report block (RFC 3550 6.4.1), host order. */
+struct dp_rtcp_block {
+	uint32_t ssrc;	  /* the source reported on */
+	uint8_t fraction; /* lost since the last report, of 256 */
+	int32_t lost;	  /* cumulative, 24-bit signed */
+	uint32_t ext_seq; /* extended highest sequence number */
+	uint32_t jitter;  /* in RTP timestamp units */
+	uint32_t lsr;	  /* middle 32 bits of the last SR's NTP time */
+	uint32_t dlsr;	  /* since that SR, in 1/65536 s */
+};
+
+/* What a compound RTCP packet says (dp_rtcp_parse). */
+struct dp_rtcp_info {
+	uint32_t ssrc; /* its sender's */
+	bool sr;       /* a sender report: the four below */
+	uint64_t ntp;  /* NTP time, 32.32 */
+	uint32_t rtp_ts, packets, octets;
+	bool rr;	 /* a receiver report */
+	bool have_block; /* a block about the SSRC asked for: */
+	struct dp_rtcp_block block;
+	bool bye;
+};
+
+/*
+ * A compound RTCP packet (RFC 3550 6.1): every packet's version, length
+ * and report count checked against what holds them; the first must be
+ * an SR or RR. Reads the SR's sender info and the report block about
+ * SSRC `about`. 0, or -EBADMSG.
+ */
+int dp_rtcp_parse(const uint8_t *buf, size_t len, uint32_t about,
+		  struct dp_rtcp_info *out);
+/*
+ * A compound packet of an SR (sr given: its ntp, rtp_ts, packets and
+ * octets) or else an RR, from ssrc, with the report block blk (or none),
+ * and an SDES with the CNAME cname (at most 255 bytes). Its length, or
+ * -ENOSPC.
+ */
+int dp_rtcp_build(uint8_t *buf, size_t cap, uint32_t ssrc,
+		  const struct dp_rtcp_info *sr,
+		  const struct dp_rtcp_block *blk, const char *cname);
+
 /*
  * What travels with every RTP mbuf, in its private area. Addresses and
  * ports are IPv4, network byte order.
@@ -77,6 +119,7 @@ struct dp_pkt_meta {
 	uint16_t local_port;  /* rx: destination; tx: source */
 	uint32_t slot;	      /* rx: the leg's endpoint slot */
 	int32_t sock;	      /* socket port only: the endpoint's socket */
+	bool rtcp;	      /* RTCP: to or from the endpoint's odd port */
 };
 
 static inline struct dp_pkt_meta *
@@ -121,8 +164,9 @@ struct dp;
 /* An RTP endpoint: one local port of the range (one socket in socket mode). */
 struct dp_ep {
 	uint32_t slot;	     /* index of the port in the range */
-	uint16_t local_port; /* host order */
+	uint16_t local_port; /* host order, even; RTCP on the next one */
 	int sock;	     /* socket port: the bound UDP socket; else -1 */
+	int rtcp_sock;	     /* socket port: RTCP's, on local_port + 1 */
 };
 
 int dp_alloc(struct dp **dpp, const struct dp_conf *conf);

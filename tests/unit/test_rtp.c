@@ -364,6 +364,120 @@ test_ext_malformed(void **state)
 	assert_int_equal(ext_find(pcmu_pkt, sizeof(pcmu_pkt), 1, out), -ENOENT);
 }
 
+/* Parse a heap copy of exactly len bytes (a sanitizer build catches any
+ * read past the end). */
+static int
+rtcp_parse_exact(const uint8_t *buf, size_t len, uint32_t about,
+		 struct dp_rtcp_info *out)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+	int err;
+
+	assert_non_null(copy);
+	memcpy(copy, buf, len);
+	err = dp_rtcp_parse(copy, len, about, out);
+	free(copy);
+	return err;
+}
+
+static void
+test_rtcp_round_trip(void **state)
+{
+	struct dp_rtcp_info sr = {0}, got;
+	struct dp_rtcp_block blk = {
+		.ssrc = 0xcafebabe,
+		.fraction = 64,
+		.lost = -5,
+		.ext_seq = 0x00012345,
+		.jitter = 80,
+		.lsr = 0x12345678,
+		.dlsr = 0x00018000,
+	};
+	uint8_t buf[128];
+	int n;
+
+	(void)state;
+	sr.ntp = 0xe1234567890abcdeull;
+	sr.rtp_ts = 160000;
+	sr.packets = 1000;
+	sr.octets = 160000;
+	n = dp_rtcp_build(buf, sizeof(buf), 0x11223344, &sr, &blk,
+			  "focusd-11223344");
+	/* SR with one block: 52 bytes; SDES: 8 + 2 + 15 + END, padded: 28. */
+	assert_int_equal(n, 52 + 28);
+	assert_int_equal(buf[0], 0x81);
+	assert_int_equal(buf[1], 200);
+	assert_int_equal(buf[3], 52 / 4 - 1);
+	assert_int_equal(buf[52 + 1], 202);
+	assert_int_equal(buf[52 + 8], 1);
+	assert_int_equal(buf[52 + 9], 15);
+	assert_memory_equal(buf + 52 + 10, "focusd-11223344", 15);
+	assert_int_equal(rtcp_parse_exact(buf, (size_t)n, 0xcafebabe, &got), 0);
+	assert_true(got.sr && !got.rr && got.have_block && !got.bye);
+	assert_int_equal(got.ssrc, 0x11223344);
+	assert_true(got.ntp == sr.ntp);
+	assert_int_equal(got.rtp_ts, 160000);
+	assert_int_equal(got.packets, 1000);
+	assert_int_equal(got.octets, 160000);
+	assert_int_equal(got.block.fraction, 64);
+	assert_int_equal(got.block.lost, -5);
+	assert_int_equal(got.block.ext_seq, 0x00012345);
+	assert_int_equal(got.block.jitter, 80);
+	assert_int_equal(got.block.lsr, 0x12345678);
+	assert_int_equal(got.block.dlsr, 0x00018000);
+	/* A block about another source is not taken. */
+	assert_int_equal(rtcp_parse_exact(buf, (size_t)n, 1, &got), 0);
+	assert_false(got.have_block);
+	/* An RR without blocks, and no room. */
+	n = dp_rtcp_build(buf, sizeof(buf), 7, NULL, NULL, "x");
+	assert_int_equal(n, 8 + 12);
+	assert_int_equal(buf[0], 0x80);
+	assert_int_equal(buf[1], 201);
+	assert_int_equal(rtcp_parse_exact(buf, (size_t)n, 7, &got), 0);
+	assert_true(got.rr && !got.sr);
+	assert_int_equal(dp_rtcp_build(buf, 20, 7, &sr, NULL, "x"), -ENOSPC);
+}
+
+static void
+test_rtcp_malformed(void **state)
+{
+	struct dp_rtcp_info sr = {0}, got;
+	struct dp_rtcp_block blk = {.ssrc = 9};
+	uint8_t buf[128], bad[128];
+	int n;
+
+	(void)state;
+	n = dp_rtcp_build(buf, sizeof(buf), 1, &sr, &blk, "cname");
+	assert_true(n > 0);
+	/* Cut anywhere but between its packets: malformed, never read
+	 * past (the SR alone is a compound we take). */
+	for (int cut = 0; cut < n; cut++)
+		assert_int_equal(rtcp_parse_exact(buf, (size_t)cut, 9, &got),
+				 cut == 52 ? 0 : -EBADMSG);
+	/* Version 1. */
+	memcpy(bad, buf, (size_t)n);
+	bad[0] = 0x41;
+	assert_int_equal(rtcp_parse_exact(bad, (size_t)n, 9, &got), -EBADMSG);
+	/* Two blocks claimed, room for one. */
+	memcpy(bad, buf, (size_t)n);
+	bad[0] = 0x82;
+	assert_int_equal(rtcp_parse_exact(bad, (size_t)n, 9, &got), -EBADMSG);
+	/* A length past the datagram. */
+	memcpy(bad, buf, (size_t)n);
+	bad[3] = 40;
+	assert_int_equal(rtcp_parse_exact(bad, (size_t)n, 9, &got), -EBADMSG);
+	/* Not starting with SR or RR (an RTP packet, a lone SDES). */
+	assert_int_equal(rtcp_parse_exact(pcmu_pkt, sizeof(pcmu_pkt), 9, &got),
+			 -EBADMSG);
+	assert_int_equal(rtcp_parse_exact(buf + 52, (size_t)n - 52, 9, &got),
+			 -EBADMSG);
+	/* Trailing bytes that make no packet. */
+	memcpy(bad, buf, (size_t)n);
+	bad[n] = 0x80;
+	assert_int_equal(rtcp_parse_exact(bad, (size_t)n + 1, 9, &got),
+			 -EBADMSG);
+}
+
 static void
 test_csrc_and_extension(void **state)
 {
@@ -680,6 +794,8 @@ main(void)
 		cmocka_unit_test(test_ext_one_byte),
 		cmocka_unit_test(test_ext_two_byte),
 		cmocka_unit_test(test_ext_malformed),
+		cmocka_unit_test(test_rtcp_round_trip),
+		cmocka_unit_test(test_rtcp_malformed),
 		cmocka_unit_test(test_csrc_and_extension),
 		cmocka_unit_test(test_padding),
 		cmocka_unit_test(test_padding_after_extension),
