@@ -549,6 +549,7 @@ rig_tick(struct rig *r)
 			memcpy(b + hl, st->data + (size_t)f * MAX_PL, len);
 			pm = dp_pkt_meta(m[nm]);
 			pm->slot = r->eps[i].slot;
+			pm->rtcp = false;
 			pm->rx_ns = t_rx;
 			pm->remote_ip = htonl(0x0a000001 + i / 30000);
 			pm->remote_port = htons((uint16_t)(2000 + i % 30000));

@@ -162,7 +162,7 @@ dp_ep_open(struct dp *dp, struct dp_ep *ep)
 		dp->free_count--;
 		ep->slot = slot;
 		ep->local_port = (uint16_t)(dp->conf.port_lo + 2 * slot);
-		ep->sock = -1;
+		ep->sock = ep->rtcp_sock = -1;
 		err = dp->port->ep_open(dp, ep);
 		if (err == 0)
 			return 0;
@@ -184,7 +184,7 @@ dp_ep_close(struct dp *dp, struct dp_ep *ep)
 	dp->free_slots[(dp->free_head + dp->free_count) % dp->n_slots] =
 		ep->slot;
 	dp->free_count++;
-	ep->sock = -1;
+	ep->sock = ep->rtcp_sock = -1;
 }
 
 uint32_t
@@ -271,6 +271,7 @@ dp_flow_add(struct dp *dp, const struct dp_ep *ep, unsigned worker,
 	f.worker = (uint16_t)worker;
 	f.local_port = ep->local_port;
 	f.sock = ep->sock;
+	f.rtcp_sock = ep->rtcp_sock;
 	return dp_cmd_send(dp, DP_CMD_FLOW_ADD, ep->slot, &f, (void *)done,
 			   arg);
 }
@@ -391,14 +392,17 @@ dp_classify(struct dp *dp, struct rte_mbuf **pkts, uint16_t n)
 		struct dp_flow *f;
 
 		dp->st.rx_packets++;
-		if (pm->local_port < dp->conf.port_lo || (off & 1) ||
+		if (pm->local_port < dp->conf.port_lo ||
 		    off / 2 >= dp->n_slots || !dp->flows[off / 2].active) {
 			dp->st.rx_no_flow++;
 			rte_pktmbuf_free(m);
 			continue;
 		}
+		/* A leg's even port is its RTP, the odd one its RTCP. */
+		pm->rtcp = off & 1;
 		f = &dp->flows[off / 2];
-		if (rte_pktmbuf_data_len(m) < DP_RTP_HDR_MIN ||
+		if (rte_pktmbuf_data_len(m) <
+			    (pm->rtcp ? DP_RTCP_HDR_MIN : DP_RTP_HDR_MIN) ||
 		    (b[0] >> 6) != 2) {
 			dp->st.rx_malformed++;
 			rte_pktmbuf_free(m);

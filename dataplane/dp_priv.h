@@ -18,6 +18,7 @@ struct dp_flow {
 	uint16_t worker;
 	uint16_t local_port;
 	int sock;
+	int rtcp_sock;
 };
 
 /* A port: how packets enter and leave the machine. */

@@ -2,11 +2,12 @@
  * port_socket.c - the socket port: RTP over kernel UDP sockets.
  *
  * The default port, for laptops, CI and anything without a dedicated NIC.
- * Each RTP endpoint is one UDP socket bound to rtp_addr:port, opened by the
- * control thread (so a bind failure is known before the SDP answer goes
- * out). The io lcore watches the sockets of installed flows with one epoll
- * set and reads each ready socket with recvmmsg() straight into mbufs; the
- * epoll data is the endpoint slot.
+ * Each RTP endpoint is two UDP sockets bound to rtp_addr:port (RTP, even)
+ * and port + 1 (RTCP), opened by the control thread (so a bind failure is
+ * known before the SDP answer goes out). The io lcore watches the sockets
+ * of installed flows with one epoll set and reads each ready socket with
+ * recvmmsg() straight into mbufs; the epoll data is the endpoint slot,
+ * with SOCK_RTCP for the RTCP socket.
  *
  * Transmit: a worker sends with a non-blocking sendmmsg() on the endpoint's
  * socket, so that the source port is the one in the SDP and symmetric RTP
@@ -32,6 +33,7 @@
 #include "dataplane/dp_priv.h"
 
 #define SOCK_EVENTS 16
+#define SOCK_RTCP   0x80000000u /* epoll data: the slot's RTCP socket */
 
 struct port_socket {
 	int epfd;
@@ -76,26 +78,44 @@ sock_fini(struct dp *dp)
 	dp->port_state = NULL;
 }
 
+/* A non-blocking UDP socket bound to rtp_addr:port, or -errno. */
 static int
-sock_ep_open(struct dp *dp, struct dp_ep *ep)
+sock_bind(struct dp *dp, uint16_t port, int rcvbuf)
 {
 	struct sockaddr_in sin = {0};
-	int fd, err, rcvbuf = 256 * 1024;
+	int fd, err;
 
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return errno;
+		return -errno;
 	sin.sin_family = AF_INET;
 	sin.sin_addr = dp->conf.rtp_addr;
-	sin.sin_port = htons(ep->local_port);
+	sin.sin_port = htons(port);
 	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
 		err = errno;
 		close(fd);
-		return err;
+		return -err;
 	}
-	/* A larger buffer rides out scheduling hiccups of the io lcore. */
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	return fd;
+}
+
+static int
+sock_ep_open(struct dp *dp, struct dp_ep *ep)
+{
+	/* A larger buffer rides out scheduling hiccups of the io lcore;
+	 * RTCP is a packet every few seconds. */
+	int fd = sock_bind(dp, ep->local_port, 256 * 1024), rfd;
+
+	if (fd < 0)
+		return -fd;
+	rfd = sock_bind(dp, (uint16_t)(ep->local_port + 1), 16 * 1024);
+	if (rfd < 0) {
+		close(fd);
+		return -rfd;
+	}
 	ep->sock = fd;
+	ep->rtcp_sock = rfd;
 	return 0;
 }
 
@@ -105,6 +125,8 @@ sock_ep_close(struct dp *dp, struct dp_ep *ep)
 	(void)dp;
 	if (ep->sock >= 0)
 		close(ep->sock);
+	if (ep->rtcp_sock >= 0)
+		close(ep->rtcp_sock);
 }
 
 static int
@@ -112,9 +134,18 @@ sock_flow_on(struct dp *dp, uint32_t slot, const struct dp_flow *f)
 {
 	struct port_socket *ps = dp->port_state;
 	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = slot};
+	int err;
 
 	if (epoll_ctl(ps->epfd, EPOLL_CTL_ADD, f->sock, &ev) < 0)
 		return errno;
+	if (f->rtcp_sock < 0)
+		return 0;
+	ev.data.u32 = slot | SOCK_RTCP;
+	if (epoll_ctl(ps->epfd, EPOLL_CTL_ADD, f->rtcp_sock, &ev) < 0) {
+		err = errno;
+		epoll_ctl(ps->epfd, EPOLL_CTL_DEL, f->sock, NULL);
+		return err;
+	}
 	return 0;
 }
 
@@ -124,16 +155,18 @@ sock_flow_off(struct dp *dp, uint32_t slot, const struct dp_flow *f)
 	struct port_socket *ps = dp->port_state;
 
 	epoll_ctl(ps->epfd, EPOLL_CTL_DEL, f->sock, NULL);
+	if (f->rtcp_sock >= 0)
+		epoll_ctl(ps->epfd, EPOLL_CTL_DEL, f->rtcp_sock, NULL);
 	/* Forget readiness already reported for this slot. */
 	for (unsigned i = ps->next_ev; i < ps->n_ev; i++) {
-		if (ps->ev[i].data.u32 == slot)
+		if ((ps->ev[i].data.u32 & ~SOCK_RTCP) == slot)
 			ps->ev[i].data.u32 = UINT32_MAX;
 	}
 }
 
 /* Read one ready socket into the spare mbufs; returns packets read. */
 static unsigned
-sock_read(struct dp *dp, struct port_socket *ps, uint32_t slot,
+sock_read(struct dp *dp, struct port_socket *ps, uint32_t slot, bool rtcp,
 	  struct rte_mbuf **pkts, unsigned room)
 {
 	struct mmsghdr msgs[DP_RX_BURST];
@@ -141,6 +174,7 @@ sock_read(struct dp *dp, struct port_socket *ps, uint32_t slot,
 	struct sockaddr_in from[DP_RX_BURST];
 	struct rte_mbuf *m[DP_RX_BURST];
 	const struct dp_flow *f = &dp->flows[slot];
+	int sock = rtcp ? f->rtcp_sock : f->sock;
 	uint64_t now = fc_now_ns();
 	unsigned got = 0;
 	int n;
@@ -158,7 +192,7 @@ sock_read(struct dp *dp, struct port_socket *ps, uint32_t slot,
 		msgs[i].msg_hdr.msg_name = &from[i];
 		msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
 	}
-	n = recvmmsg(f->sock, msgs, room, MSG_DONTWAIT, NULL);
+	n = recvmmsg(sock, msgs, room, MSG_DONTWAIT, NULL);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			dp->st.rx_errors++;
@@ -180,9 +214,9 @@ sock_read(struct dp *dp, struct port_socket *ps, uint32_t slot,
 		pm->rx_ns = now;
 		pm->remote_ip = from[i].sin_addr.s_addr;
 		pm->remote_port = from[i].sin_port;
-		pm->local_port = f->local_port;
+		pm->local_port = (uint16_t)(f->local_port + rtcp);
 		pm->slot = slot;
-		pm->sock = f->sock;
+		pm->sock = sock;
 		pkts[got++] = m[i];
 	}
 	return got;
@@ -217,12 +251,14 @@ sock_rx_burst(struct dp *dp, struct rte_mbuf **pkts, uint16_t n, int wait_ms)
 	}
 
 	while (ps->next_ev < ps->n_ev && got < n && ps->n_spare > 0) {
-		uint32_t slot = ps->ev[ps->next_ev++].data.u32;
+		uint32_t data = ps->ev[ps->next_ev++].data.u32;
+		uint32_t slot = data & ~SOCK_RTCP;
 
-		if (slot == UINT32_MAX || !dp->flows[slot].active)
+		if (data == UINT32_MAX || !dp->flows[slot].active)
 			continue;
 		/* Level-triggered: what is left is reported again. */
-		got += sock_read(dp, ps, slot, &pkts[got], n - got);
+		got += sock_read(dp, ps, slot, (data & SOCK_RTCP) != 0,
+				 &pkts[got], n - got);
 	}
 	return (uint16_t)got;
 }

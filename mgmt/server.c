@@ -28,6 +28,8 @@
  *             "rx_concealed","rx_silent","jitter_ms","jb_target",
  *             "rx_unmixed",
  *             "underruns","tx_packets","tx_bytes","tx_dropped","rx_dtmf",
+ *             "rtcp":{"rx_sr","rx_rr","rx_malformed","tx","rtt_ms",
+ *                     "peer":{"lost","fraction_lost","jitter_ms"} or null},
  *             "latched"} or null}]}
  *     "rtp" is null when the worker gave no counters (it did not answer
  *     within a second, or the leg is not on a worker yet); an address not
@@ -458,6 +460,33 @@ mgmt_counters_json(const struct mgmt_counter *c, size_t n)
 	return o;
 }
 
+/* RTCP: counters, the round trip, and what the peer reports of our
+ * stream (null until it does). */
+static json_t *
+mgmt_rtcp_json(const struct mix_leg_stats *r)
+{
+	const struct mgmt_counter counters[] = {
+		{"rx_sr", r->rtcp_rx_sr},
+		{"rx_rr", r->rtcp_rx_rr},
+		{"rx_malformed", r->rtcp_rx_malformed},
+		{"tx", r->rtcp_tx},
+	};
+	json_t *o = mgmt_counters_json(counters, FC_ARRAY_SIZE(counters));
+	json_t *peer = json_null();
+
+	mgmt_set(&o, "rtt_ms",
+		 r->rtt_ms >= 0 ? json_integer(r->rtt_ms) : json_null());
+	if (r->peer_report) {
+		peer = json_object();
+		mgmt_set(&peer, "lost", json_integer(r->peer_lost));
+		mgmt_set(&peer, "fraction_lost",
+			 json_real(r->peer_fraction / 256.0));
+		mgmt_set(&peer, "jitter_ms", mgmt_json_uint(r->peer_jitter_ms));
+	}
+	mgmt_set(&o, "peer", peer);
+	return o;
+}
+
 static json_t *
 mgmt_rtp_json(const struct sig_part_info *p)
 {
@@ -488,6 +517,7 @@ mgmt_rtp_json(const struct sig_part_info *p)
 		return json_null();
 	o = mgmt_counters_json(counters, FC_ARRAY_SIZE(counters));
 	mgmt_set(&o, "latched", json_boolean(r->latched));
+	mgmt_set(&o, "rtcp", mgmt_rtcp_json(r));
 	return o;
 }
 

@@ -117,6 +117,15 @@ struct mix_leg_stats {
 	uint32_t remote_ip;  /* where we send now, network order */
 	uint16_t remote_port;
 	bool latched; /* remote learnt from the peer's packets */
+	/* RTCP (RFC 3550 6) */
+	uint64_t rtcp_rx_sr, rtcp_rx_rr;
+	uint64_t rtcp_rx_malformed;
+	uint64_t rtcp_tx;	 /* our SRs and RRs */
+	int32_t rtt_ms;		 /* -1: not measured yet */
+	bool peer_report;	 /* the peer reported on our stream: */
+	uint8_t peer_fraction;	 /* lost since its last report, of 256 */
+	int32_t peer_lost;	 /* cumulative */
+	unsigned peer_jitter_ms; /* interarrival jitter it sees */
 };
 
 /* A worker's counters. */

@@ -77,7 +77,12 @@
  * under the talker gate, for senders that measure a little differently. */
 #define LEVEL_SILENT 50
 #define JB_MIN_MS    20 /* bounds of the jitter buffer's depth */
-#define JB_MAX_MS    200
+/* RTCP: the first report, then every 2.5 to 7.5 s (5 s on average,
+ * RFC 3550 6.2's minimum, randomized by half either way). */
+#define RTCP_FIRST_TICKS 50
+#define RTCP_TICKS	 250
+#define NTP_UNIX	 2208988800ull /* 1900 to 1970, in seconds */
+#define JB_MAX_MS	 200
 
 struct mix_leg {
 	/* Fields every tick's passes over the legs read come first, on
@@ -118,6 +123,21 @@ struct mix_leg {
 	bool have_te_ts;
 	uint64_t te_tick; /* a conference's digits: the second's first tick */
 	unsigned te_n;	  /* and digits in it */
+
+	/* RTCP (RFC 3550 6): the peer's source as received (A.1), its last
+	 * SR, where its RTCP comes from, when ours goes next. */
+	bool have_peer;
+	uint32_t peer_ssrc;
+	uint16_t base_seq, max_seq;
+	uint32_t cycles, received;
+	uint32_t expected_prior, received_prior;
+	uint32_t lsr;	    /* middle 32 bits of its last SR's NTP time */
+	uint64_t lsr_at_ns; /* when that SR came */
+	bool rtcp_latched;
+	uint32_t rtcp_ip;
+	uint16_t rtcp_port; /* network order */
+	uint64_t rtcp_next; /* tick */
+	uint32_t rtcp_rng;
 
 	int16_t in[MIX_MAX_FRAME]; /* this tick's frame */
 	int16_t fifo[FIFO_CAP];	   /* decoded, not yet mixed */
@@ -405,6 +425,7 @@ mix_leg_alloc(struct mix_leg **lp, const struct mix_leg_params *p)
 	l->ts = p->ts;
 	l->st.remote_ip = p->remote_ip;
 	l->st.remote_port = p->remote_port;
+	l->st.rtt_ms = -1;
 	*lp = l;
 	return 0;
 }
@@ -736,6 +757,10 @@ cmd_leg_attach(struct mix_worker *w, struct mix_cmd *c)
 	l->conf = c->conf;
 	group_join(c->conf, l, c);
 	l->w = w;
+	/* The first report a second in (RFC 3550 6.2: half an interval);
+	 * its own random sequence spreads the legs' reports apart. */
+	l->rtcp_rng = l->p.ssrc | 1;
+	l->rtcp_next = w->st.ticks + RTCP_FIRST_TICKS;
 	TAILQ_INSERT_TAIL(&c->conf->legs, l, link);
 	c->conf->n_legs++;
 	w->by_slot[slot] = l;
@@ -768,6 +793,7 @@ cmd_leg_update(struct mix_worker *w, struct mix_leg *l, struct mix_cmd *c)
 	    p->remote_port != l->p.remote_port) {
 		/* New SDP address: learn the peer's source again. */
 		l->st.latched = false;
+		l->rtcp_latched = false;
 		l->st.remote_ip = p->remote_ip;
 		l->st.remote_port = p->remote_port;
 	}
@@ -982,6 +1008,174 @@ leg_says_silent(const struct mix_leg *l, const uint8_t *b,
 	return mix_cs_silent(l->cs, b + h->hdr_len, h->payload_len);
 }
 
+/* RFC 3550 A.1, simplified: the peer's source, its highest sequence
+ * number with wraps counted, and what came. A new SSRC starts over. */
+static void
+leg_rtp_seen(struct mix_leg *l, const struct dp_rtp_hdr *h)
+{
+	uint16_t d;
+
+	if (!l->have_peer || h->ssrc != l->peer_ssrc) {
+		l->have_peer = true;
+		l->peer_ssrc = h->ssrc;
+		l->base_seq = l->max_seq = h->seq;
+		l->cycles = l->received = 0;
+		l->expected_prior = l->received_prior = 0;
+	}
+	d = (uint16_t)(h->seq - l->max_seq);
+	if (d > 0 && d < 0x8000) {
+		if (h->seq < l->max_seq)
+			l->cycles += 65536;
+		l->max_seq = h->seq;
+	}
+	l->received++;
+}
+
+/* Our wall clock as NTP 32.32 (the SR's time; RTT arithmetic). */
+static uint64_t
+ntp_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts); /* vDSO: no system call */
+	return ((uint64_t)ts.tv_sec + NTP_UNIX) << 32 |
+	       (uint64_t)ts.tv_nsec * (1ull << 32) / 1000000000ull;
+}
+
+/*
+ * The peer's RTCP: its SR's time for our next report's LSR/DLSR, and what
+ * it says of our stream (loss, jitter, and the round trip from the LSR
+ * and DLSR of its block: RFC 3550 6.4.1). From the peer's address only;
+ * its port is learnt (symmetric RTCP).
+ */
+static void
+leg_rx_rtcp(struct mix_leg *l, const struct dp_pkt_meta *pm, const uint8_t *b,
+	    unsigned len)
+{
+	struct dp_rtcp_info in;
+
+	if (l->st.remote_ip && pm->remote_ip != l->st.remote_ip) {
+		l->st.rx_foreign++;
+		return;
+	}
+	if (dp_rtcp_parse(b, len, l->p.ssrc, &in) != 0) {
+		l->st.rtcp_rx_malformed++;
+		return;
+	}
+	l->rtcp_latched = true;
+	l->rtcp_ip = pm->remote_ip;
+	l->rtcp_port = pm->remote_port;
+	if (in.sr) {
+		l->st.rtcp_rx_sr++;
+		l->lsr = (uint32_t)(in.ntp >> 16);
+		l->lsr_at_ns = pm->rx_ns;
+	}
+	if (in.rr)
+		l->st.rtcp_rx_rr++;
+	if (!in.have_block)
+		return;
+	l->st.peer_report = true;
+	l->st.peer_fraction = in.block.fraction;
+	l->st.peer_lost = in.block.lost;
+	l->st.peer_jitter_ms = in.block.jitter / mix_cs_ts_per_ms(l->cs);
+	if (in.block.lsr) {
+		/* In 1/65536 s; a negative or absurd one (clocks, a stale
+		 * LSR) is not a round trip. */
+		int32_t rtt = (int32_t)((uint32_t)(ntp_now() >> 16) -
+					in.block.lsr - in.block.dlsr);
+
+		if (rtt >= 0 && rtt < 65536 * 60)
+			l->st.rtt_ms = (int32_t)((int64_t)rtt * 1000 / 65536);
+	}
+}
+
+static void mix_tx_flush(struct mix_worker *w);
+
+/* Our report to the peer: SR if we sent media since the leg began, else
+ * RR; one block about its source once it sent; our CNAME. */
+static void
+leg_send_rtcp(struct mix_worker *w, struct mix_leg *l, uint64_t now_ns)
+{
+	static const char hex[] = "0123456789abcdef";
+	struct dp_rtcp_info sr = {0};
+	struct dp_rtcp_block blk = {0};
+	struct mix_jb_stats js;
+	struct dp_pkt_meta *pm;
+	struct rte_mbuf *m;
+	char cname[16] = "focusd-";
+	uint8_t *p;
+	int len;
+
+	l->rtcp_rng ^= l->rtcp_rng << 13;
+	l->rtcp_rng ^= l->rtcp_rng >> 17;
+	l->rtcp_rng ^= l->rtcp_rng << 5;
+	l->rtcp_next = w->st.ticks + RTCP_TICKS / 2 + l->rtcp_rng % RTCP_TICKS;
+	if (l->st.remote_ip == 0 || l->st.remote_port == 0 ||
+	    (l->p.ep.sock >= 0 && l->p.ep.rtcp_sock < 0))
+		return; /* nowhere to send, or no RTCP socket */
+	for (int i = 0; i < 8; i++)
+		cname[7 + i] = hex[(l->p.ssrc >> (28 - 4 * i)) & 15];
+	cname[15] = '\0';
+	sr.ntp = ntp_now();
+	sr.rtp_ts = l->ts;
+	sr.packets = (uint32_t)l->st.tx_packets;
+	sr.octets = (uint32_t)l->st.tx_bytes;
+	if (l->have_peer) {
+		uint32_t ext = l->cycles + l->max_seq;
+		uint32_t expected = ext - l->base_seq + 1;
+		int64_t lost = (int64_t)expected - l->received;
+		uint32_t exp_i = expected - l->expected_prior;
+		uint32_t rcv_i = l->received - l->received_prior;
+
+		mix_jb_stats(l->jb, &js);
+		blk.ssrc = l->peer_ssrc;
+		blk.lost = (int32_t)(lost > 0x7fffff	? 0x7fffff
+				     : lost < -0x800000 ? -0x800000
+							: lost);
+		blk.fraction =
+			(uint8_t)(exp_i == 0 || rcv_i >= exp_i
+					  ? 0
+					  : ((exp_i - rcv_i) << 8) / exp_i);
+		l->expected_prior = expected;
+		l->received_prior = l->received;
+		blk.ext_seq = ext;
+		blk.jitter = js.jitter_ms * mix_cs_ts_per_ms(l->cs);
+		blk.lsr = l->lsr;
+		if (l->lsr)
+			blk.dlsr = (uint32_t)((now_ns - l->lsr_at_ns) * 65536 /
+					      1000000000ull);
+	}
+	m = rte_pktmbuf_alloc(w->pool);
+	if (m == NULL)
+		return;
+	p = (uint8_t *)rte_pktmbuf_append(m, 128);
+	len = p ? dp_rtcp_build(p, 128, l->p.ssrc,
+				l->st.tx_packets ? &sr : NULL,
+				l->have_peer ? &blk : NULL, cname)
+		: -1;
+	if (len <= 0) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	rte_pktmbuf_trim(m, (uint16_t)(128 - len));
+	pm = dp_pkt_meta(m);
+	pm->rtcp = true;
+	pm->remote_ip = l->rtcp_latched ? l->rtcp_ip : l->st.remote_ip;
+	pm->remote_port =
+		l->rtcp_latched ? l->rtcp_port
+				: rte_cpu_to_be_16((
+					  uint16_t)(rte_be_to_cpu_16(
+							    l->st.remote_port) +
+						    1));
+	pm->local_port = (uint16_t)(l->p.ep.local_port + 1);
+	pm->slot = l->p.ep.slot;
+	pm->sock = l->p.ep.rtcp_sock;
+	l->st.rtcp_tx++;
+	w->tx[w->n_tx++] = m;
+	if (w->n_tx == TX_BURST)
+		mix_tx_flush(w);
+}
+
 /* Borrows m; the caller frees it. */
 static void
 leg_rx(struct mix_leg *l, struct rte_mbuf *m)
@@ -991,6 +1185,10 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 	struct dp_rtp_hdr h;
 	unsigned flags;
 
+	if (pm->rtcp) {
+		leg_rx_rtcp(l, pm, b, rte_pktmbuf_data_len(m));
+		return;
+	}
 	if (l->st.latched && (pm->remote_ip != l->st.remote_ip ||
 			      pm->remote_port != l->st.remote_port)) {
 		l->st.rx_foreign++;
@@ -1012,6 +1210,7 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 	}
 	l->st.rx_packets++;
 	l->st.rx_bytes += h.payload_len;
+	leg_rtp_seen(l, &h);
 	if (l->p.have_te && h.pt == l->p.te_pt) {
 		leg_rx_te(l, b, &h);
 		/* Events take the audio's sequence numbers (RFC 4733 2.1):
@@ -1236,6 +1435,7 @@ leg_send_payload(struct mix_worker *w, struct mix_leg *l, struct mix_cs *enc,
 	pm->local_port = l->p.ep.local_port;
 	pm->slot = l->p.ep.slot;
 	pm->sock = l->p.ep.sock;
+	pm->rtcp = false;
 	l->sent_first = true;
 	l->dtx_gap = false;
 	l->seq++;
@@ -1280,7 +1480,7 @@ leg_send(struct mix_worker *w, struct mix_leg *l, const int16_t *pcm,
  * leg says only feeds its DTMF detector.
  */
 static void
-conf_tick_app(struct mix_worker *w, struct mix_conf *c)
+conf_tick_app(struct mix_worker *w, struct mix_conf *c, uint64_t now_ns)
 {
 	const int16_t *out = c->prompt + c->prompt_pos;
 	struct mix_leg *l;
@@ -1292,6 +1492,8 @@ conf_tick_app(struct mix_worker *w, struct mix_conf *c)
 			leg_send(w, l, out, c->frame);
 		else
 			l->dtx_gap = true; /* the next packet opens a spurt */
+		if (w->st.ticks >= l->rtcp_next)
+			leg_send_rtcp(w, l, now_ns);
 		l->ts += l->ts_step;
 	}
 	c->prompt_pos = (c->prompt_pos + c->frame) % c->prompt_len;
@@ -1495,14 +1697,14 @@ listener_send(struct mix_worker *w, struct mix_conf *c, struct mix_leg *l,
  * returning legs looked at.
  */
 static void
-conf_tick(struct mix_worker *w, struct mix_conf *c)
+conf_tick(struct mix_worker *w, struct mix_conf *c, uint64_t now_ns)
 {
 	int16_t out[MIX_MAX_FRAME];
 	struct talkers t;
 	struct mix_leg *l;
 
 	if (c->prompt) {
-		conf_tick_app(w, c);
+		conf_tick_app(w, c, now_ns);
 		return;
 	}
 	t.n = 0;
@@ -1531,18 +1733,20 @@ conf_tick(struct mix_worker *w, struct mix_conf *c)
 			listener_send(w, c, l, out);
 		else
 			l->dtx_gap = true; /* the next packet opens a spurt */
+		if (w->st.ticks >= l->rtcp_next)
+			leg_send_rtcp(w, l, now_ns);
 		/* The RTP clock runs whether or not we send. */
 		l->ts += l->ts_step;
 	}
 }
 
 static void
-mix_tick(struct mix_worker *w)
+mix_tick(struct mix_worker *w, uint64_t now_ns)
 {
 	struct mix_conf *c;
 
 	TAILQ_FOREACH(c, &w->confs, link)
-		conf_tick(w, c);
+		conf_tick(w, c, now_ns);
 	mix_tx_flush(w);
 	w->st.ticks++;
 }
@@ -1564,7 +1768,7 @@ mix_worker_poll(struct mix_worker *w, uint64_t now)
 		w->next_tick = now + MIX_TICK_NS; /* re-base after a stall */
 	else
 		w->next_tick += MIX_TICK_NS;
-	mix_tick(w);
+	mix_tick(w, now);
 	fc_chan_kick(w->chan); /* digits reported during the tick */
 	w->st.tick_ns_last = fc_now_ns() - now;
 	if (w->st.tick_ns_last > w->st.tick_ns_max)

@@ -420,7 +420,7 @@ sig_leg_create(struct sig_leg **lp, struct sig_conf *c, nua_handle_t *nh,
 	if (l == NULL)
 		return ENOMEM;
 	l->s = s;
-	l->ep.sock = -1;
+	l->ep.sock = l->ep.rtcp_sock = -1;
 	l->media = *m;
 	l->offer_mode = sdp_sendrecv;
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {

@@ -19,9 +19,11 @@ her socket), it attacks alice's focusd RTP port:
     another socket: alice's rtp.rx_foreign grows by at least the number
     sent, her remote_rtp stays her own socket, and bob does not hear 2700
     Hz (>= FOREIGN_REJECT_DB under alice's tone, which he still hears).
-(c) RTP to an even port in focusd's range that no participant has (and to
-    the odd port above alice's): README says such packets are dropped and
-    the io lcore counts them (io.rx_no_flow). With the socket dataplane no
+(c) RTP to an even port in focusd's range that no participant has:
+    README says such packets are dropped and the io lcore counts them
+    (io.rx_no_flow). RTP to the odd port above alice's, her RTCP port, is
+    not RTCP: alice's rtp.rtcp.rx_malformed grows by the count and
+    nothing else breaks. With the socket dataplane no
     socket is bound there, so the kernel refuses them (ICMP port
     unreachable, seen here as ECONNREFUSED) and focusd never receives
     them. The test accepts either: io.rx_no_flow grew by the count, or
@@ -279,8 +281,20 @@ def main():
             empty = next(p for p in range(fd.rtp.lo + 100, fd.rtp.hi, 2)
                          if p not in used)
             odd = ports["alice"] + 1
-            for port, what in ((empty, "even port with no participant"),
-                               (odd, "odd port above alice's")):
+            bad0 = alice_leg()["rtp"]["rtcp"]["rx_malformed"]
+            refused = send_refused(odd, NO_FLOW_N)
+            bad = wait_counter(
+                lambda: alice_leg()["rtp"]["rtcp"]["rx_malformed"] - bad0,
+                NO_FLOW_N, "alice's rtcp.rx_malformed growth")
+            log("(c) %d RTP packets to alice's RTCP port %d: kernel "
+                "refused %d, rtcp.rx_malformed +%d" % (NO_FLOW_N, odd,
+                                                       refused, bad))
+            check(refused == 0 and bad == NO_FLOW_N, "(c) %d RTP packets "
+                  "to alice's RTCP port %d: the kernel refused %d and "
+                  "rtcp.rx_malformed grew by %d; expected 0 refused (the "
+                  "port is bound) and +%d (RTP is not RTCP)"
+                  % (NO_FLOW_N, odd, refused, bad, NO_FLOW_N))
+            for port, what in ((empty, "even port with no participant"),):
                 io_a = mc.io_stats(fd)
                 refused = send_refused(port, NO_FLOW_N)
                 time.sleep(0.3)

@@ -18,6 +18,9 @@
  *   same bytes;
  * - a third leg gets louder than the second (beyond the seated one's
  *   6 dB bonus): it takes the second's seat, and the outputs follow.
+ * RTCP: a second in, every leg gets a sender report from the SSRC it
+ * hears, with a block about the source it sends (nothing lost, its
+ * highest sequence number).
  * Opus: two talkers and three listeners that send nothing; every tick the
  * three listeners get byte-identical payloads (one shared encode), the
  * two talkers payloads of their own, different from those and from each
@@ -67,6 +70,10 @@ struct leg {
 	uint8_t got[MAX_PAY];
 	unsigned got_len;
 	unsigned got_n;
+	/* RTCP the worker sent it, the last one parsed */
+	unsigned rtcp_n;
+	struct dp_rtcp_info rtcp;
+	int rtcp_err;
 };
 
 struct rig {
@@ -198,6 +205,7 @@ rig_send(struct rig *r, unsigned i, const uint8_t *pay, unsigned len, int level)
 	pm = dp_pkt_meta(m);
 	pm->slot = g->ep.slot;
 	pm->local_port = g->ep.local_port;
+	pm->rtcp = false;
 	pm->remote_ip = htonl(0x7f000001);
 	pm->remote_port = htons((uint16_t)(40000 + i));
 	pm->rx_ns = t - TICK / 2;
@@ -225,6 +233,14 @@ rig_run_tick(struct rig *r)
 
 			if (g->ep.slot != pm->slot)
 				continue;
+			if (pm->rtcp) {
+				g->rtcp_n++;
+				g->rtcp_err = dp_rtcp_parse(
+					rte_pktmbuf_mtod(m, uint8_t *),
+					rte_pktmbuf_data_len(m), 0x5000 + i,
+					&g->rtcp);
+				continue;
+			}
 			assert_int_equal(
 				dp_rtp_parse(rte_pktmbuf_mtod(m, uint8_t *),
 					     rte_pktmbuf_data_len(m), &h),
@@ -328,6 +344,22 @@ test_talkers_capped_golden(void **state)
 	for (unsigned t = 0; t < 40; t++)
 		rig_tick(&r);
 	check_mix(&r, 0, 2, "after leg 2 got louder than leg 1");
+	/* 70 ticks in: every leg had a sender report (one at 1 s, the next
+	 * 2.5 s later at the earliest) about the source it sends. */
+	for (unsigned i = 0; i < LEGS; i++) {
+		const struct leg *g = &r.legs[i];
+
+		assert_int_equal(g->rtcp_n, 1);
+		assert_int_equal(g->rtcp_err, 0);
+		assert_true(g->rtcp.sr && g->rtcp.have_block);
+		assert_int_equal(g->rtcp.ssrc, 0x1000 + i);
+		assert_int_equal(g->rtcp.block.ssrc, 0x5000 + i);
+		assert_int_equal(g->rtcp.block.lost, 0);
+		assert_true(g->rtcp.packets >= 45 && g->rtcp.packets <= 52);
+		assert_int_equal(g->rtcp.octets, 160 * g->rtcp.packets);
+		assert_true(g->rtcp.block.ext_seq >= 45 &&
+			    g->rtcp.block.ext_seq <= 52);
+	}
 	rig_free(&r);
 }
 
