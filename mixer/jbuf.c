@@ -300,6 +300,7 @@ mix_jb_stats(const struct mix_jb *jb, struct mix_jb_stats *st)
 {
 	*st = jb->st;
 	st->jitter_ms = (unsigned)(jb->jitter16 / 16 * 1000 / jb->clock);
+	st->jitter_ts = (uint32_t)(jb->jitter16 / 16);
 	st->target = jb->target;
 	st->depth = jb->count;
 }

@@ -40,6 +40,7 @@ struct mix_jb_stats {
 	uint64_t underruns; /* ran dry while playing */
 	uint64_t resets;    /* jumps and new SSRCs */
 	unsigned jitter_ms; /* current estimate */
+	uint32_t jitter_ts; /* the same in RTP units (RFC 3550 A.8's J) */
 	unsigned target;    /* packets playout waits for */
 	unsigned depth;	    /* packets held now */
 };

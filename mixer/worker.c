@@ -1139,9 +1139,11 @@ leg_send_rtcp(struct mix_worker *w, struct mix_leg *l, uint64_t now_ns)
 		l->expected_prior = expected;
 		l->received_prior = l->received;
 		blk.ext_seq = ext;
-		blk.jitter = js.jitter_ms * mix_cs_ts_per_ms(l->cs);
+		blk.jitter = js.jitter_ts;
 		blk.lsr = l->lsr;
-		if (l->lsr)
+		/* The SR may have been read after this tick's clock was
+		 * taken: no negative delay. */
+		if (l->lsr && now_ns > l->lsr_at_ns)
 			blk.dlsr = (uint32_t)((now_ns - l->lsr_at_ns) * 65536 /
 					      1000000000ull);
 	}
