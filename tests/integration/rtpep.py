@@ -5,7 +5,9 @@ What it does: one UDP socket on 127.0.0.1. A sender thread sends PCMU
 (payload type 0) frames of 20 ms (160 samples) carrying a sine tone, on an
 absolute schedule (frame k leaves at start + k * 20 ms, so scheduling
 jitter does not accumulate into drift), with one SSRC, seq +1 and
-timestamp +160 per frame, marker bit on the first frame. A receiver
+timestamp +160 per frame, marker bit on the first frame (a subclass
+with another codec or packet time sets pt, ts_step and ptime_s, the
+period of that schedule, and overrides _frame()). A receiver
 thread records every datagram that arrives (arrival time, source address,
 RTP header fields, payload). Analysis decodes the received payloads in
 arrival order and measures tone levels with a Hann-windowed Goertzel
@@ -200,6 +202,7 @@ class RtpEndpoint:
         self.ts0 = random.getrandbits(32)
         self.pt = PT_PCMU             # what _header sends
         self.ts_step = FRAME_SAMPLES
+        self.ptime_s = PTIME_S        # frame k leaves at start + k * this
         self.max_duration = max_duration
         self.epoch = time.monotonic() if epoch is None else epoch
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -293,12 +296,12 @@ class RtpEndpoint:
         start = time.monotonic()
         k = 0
         while not self._expired():
-            due = start + k * PTIME_S
+            due = start + k * self.ptime_s
             delay = due - time.monotonic()
             if delay > 0:
                 if self._stop.wait(delay):
                     break
-            elif -delay > PTIME_S:
+            elif -delay > self.ptime_s:
                 self.late_frames += 1
             dest = self.dest
             if dest is not None:

@@ -32,8 +32,9 @@ its time from PARTIES, then BYE):
 The tones are at TONE_DBFS (-18 dBFS) unless said.
 
 Asserted:
-- Each 200's SDP answer has one m=audio on a port in --rtp-ports with the
-  offered payload type only, and its a=extmap lines are exactly: alice
+- Each 200 (sdpcall.answer()) carries application/sdp with one m=audio
+  on a port in --rtp-ports with the offered payload type only, and its
+  a=extmap lines are exactly: alice
   ["1/recvonly urn:ietf:params:rtp-hdrext:ssrc-audio-level"], bob
   ["20/recvonly ..."], erin ["200/recvonly ..."], carol and dave none
   (no "extmap" anywhere in the body).
@@ -89,6 +90,7 @@ import harness  # noqa: E402
 import mediacheck as mc  # noqa: E402
 import rtpcodecs as rc  # noqa: E402
 import rtpep  # noqa: E402
+import sdpcall  # noqa: E402
 import sipcheck as sc  # noqa: E402
 from harness import check, log  # noqa: E402
 
@@ -138,7 +140,6 @@ SWITCH_S = 2.7               # after the last join
 WINDOW_2_S = (0.3, 1.3)      # after the switch
 SHOW_2_S = 1.4               # after the switch
 MIN_OVERLAP_S = SWITCH_S + SHOW_2_S + 0.3
-JOIN_TIMEOUT_S = 5.0
 MIN_PACKETS = 100
 SILENT_SHARE = 0.9           # rx_silent / rx_packets marked level 127
 LOUD_SHARE = 0.8             # of alice's level-30 packets counted
@@ -225,37 +226,11 @@ def check_ext_encoding():
 
 # ---------------------------------------------------------------- SIP
 
-def offer(name, port, codec, extmap):
-    lines = ["v=0", "o=%s 4711 1 IN IP4 127.0.0.1" % name, "s=level",
-             "c=IN IP4 127.0.0.1", "t=0 0",
-             "m=audio %d RTP/AVP %d" % (port, codec.pt),
-             "a=rtpmap:%d %s" % (codec.pt, codec.rtpmap)]
-    if codec.name == "opus":
-        lines.append("a=fmtp:%d minptime=10;useinbandfec=1" % codec.pt)
-    if extmap is not None:
-        lines.append("a=extmap:" + extmap)
-    lines += ["a=ptime:20", "a=sendrecv"]
-    return "".join(l + "\r\n" for l in lines)
-
-
 def check_answer(fd, name, resp, codec, want_extmap):
-    """The 200's SDP: one m=audio with codec's PT only, on a port in
-    --rtp-ports, and exactly the a=extmap lines want_extmap. Returns
-    focusd's RTP port."""
-    check(sc.status(resp) == 200, "%s: %r to the INVITE, expected 200\n%s"
-          % (name, resp.start, resp.raw))
-    sdp = sc.parse_sdp(resp.body)
-    ms = sdp["media"]
-    check(len(ms) == 1 and ms[0]["type"] == "audio", "%s: the answer has "
-          "m-lines %r, expected the one m=audio offered\n%s"
-          % (name, [m["line"] for m in ms], resp.body))
-    m = ms[0]
-    check(m["proto"] == "RTP/AVP" and m["fmts"] == [str(codec.pt)],
-          "%s: answered %r, expected RTP/AVP with payload type %d only\n%s"
-          % (name, m["line"], codec.pt, resp.body))
-    check(fd.rtp.lo <= m["port"] <= fd.rtp.hi, "%s: answered RTP port %d "
-          "outside --rtp-ports %d-%d" % (name, m["port"], fd.rtp.lo,
-                                         fd.rtp.hi))
+    """The 200's SDP (sdpcall.answer()): one m=audio with codec's PT
+    only, on a port in --rtp-ports, and exactly the a=extmap lines
+    want_extmap. Returns focusd's RTP port."""
+    sdp, m = sdpcall.answer(fd, name, resp, [codec.pt])
     ext = sc.sdp_attrs(sdp, m, "extmap")
     check(ext == want_extmap, "%s: the answer's a=extmap %r, expected %r"
           "\n%s" % (name, ext, want_extmap, resp.body))
@@ -266,31 +241,21 @@ def check_answer(fd, name, resp, codec, want_extmap):
     return m["port"]
 
 
-def join(fd, clock, party):
+def join(calls, party):
     """Endpoint receiving, INVITE with its offer, wait for the 200, start
-    sending. Returns (endpoint, SippRun, focusd's port, join time)."""
+    sending. Returns the endpoint."""
     name, codec, tones, extmap, ext, level, want, linger = party
-    ep = LevelEndpoint(clock, codec, tones, ext=ext, level=level,
+    ep = LevelEndpoint(calls.clock, codec, tones, ext=ext, level=level,
                        name=name, max_duration=40).start()
-    workdir = os.path.join(fd.tmpdir, "sipp-" + name)
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "offer.sdp"), "w", newline="") as f:
-        f.write(offer(name, ep.port, codec, extmap))
-    run = sc.run_sipp(fd, "uac_invite_sdp_file.xml", name, service=ROOM,
-                      workdir=workdir, keys={"linger_ms": linger},
-                      background=True, timeout=20)
-    try:
-        resp = sc.wait_response(run, "INVITE", JOIN_TIMEOUT_S, name)
-        port = check_answer(fd, name, resp, codec, want)
-    except BaseException:
-        ep.stop()
-        run.kill()
-        raise
-    ep.start_sending(("127.0.0.1", port))
-    t = clock.now()
+    fmtp = "minptime=10;useinbandfec=1" if codec.name == "opus" else None
+    sdp = sdpcall.offer(name, ep.port, [(codec.pt, codec.rtpmap, fmtp)],
+                        "level", media_attrs=["extmap:" + extmap]
+                        if extmap is not None else [])
+    port, t = calls.join(ep, sdp, linger, lambda resp: check_answer(
+        calls.fd, name, resp, codec, want))
     log("%s joined at %.2f s: %s, %s, extension %s level %s, from :%d to "
         "focusd :%d" % (name, t, codec, tones, ext, level, ep.port, port))
-    return ep, run, port, t
+    return ep
 
 
 # ---------------------------------------------------------------- checks
@@ -339,15 +304,12 @@ def check_audio(eps, hears, w0, w1, label):
     return errors
 
 
-def counters(fd, ports):
-    """{name: the rtp object of its leg} from one conference.show."""
-    show = mc.show(fd, ROOM)
-    check(len(show["participants"]) == len(ports), "conference.show %s: %d "
-          "participants, expected %d: %r"
-          % (ROOM, len(show["participants"]), len(ports),
-             show["participants"]))
+def counters(calls):
+    """{name: the rtp object of its leg} from one conference.show (one
+    participant per call)."""
+    show = calls.show()
     out = {}
-    for name, port in ports.items():
+    for name, port in calls.ports.items():
         r = mc.rtp(mc.leg(show, port))
         for k in ("rx_packets", "rx_silent"):
             check(isinstance(r.get(k), int), "conference.show: %s's rtp.%s "
@@ -412,85 +374,69 @@ def check_dave_sent(ep):
 def main():
     check_ext_encoding()
     clock = mc.Clock()
-    eps, runs, ports, t_join = {}, [], {}, {}
-    with harness.Focusd(auto_create=True) as fd:
-        try:
-            for party in PARTIES:
-                name = party[0]
-                ep, run, port, t = join(fd, clock, party)
-                eps[name], ports[name], t_join[name] = ep, port, t
-                runs.append(run)
-            check(len(set(ports.values())) == len(PARTIES), "the legs got "
-                  "RTP ports %r, expected different ones" % ports)
-            t_all = max(t_join.values())
-            t_end = min(t_join[p[0]] + p[7] / 1000.0 for p in PARTIES)
-            check(t_end - t_all >= MIN_OVERLAP_S, "the calls overlap only "
-                  "%.2f s, expected >= %.2f (joins %r): call setup too slow"
-                  % (t_end - t_all, MIN_OVERLAP_S, t_join))
+    with harness.Focusd(auto_create=True) as fd, \
+            sdpcall.Calls(fd, clock, ROOM) as calls:
+        for party in PARTIES:
+            join(calls, party)
+        calls.check_ports_differ()
+        t_all = calls.overlap(MIN_OVERLAP_S)[0]
+        eps = calls.eps
 
-            # Phase 1: alice marked silent.
-            w1 = (t_all + WINDOW_1_S[0], t_all + WINDOW_1_S[1])
-            clock.sleep_until(t_all + SHOW_1_S)
-            sent1 = dict(eps["alice"].sent_levels)
-            c1 = counters(fd, ports)
+        # Phase 1: alice marked silent.
+        w1 = (t_all + WINDOW_1_S[0], t_all + WINDOW_1_S[1])
+        clock.sleep_until(t_all + SHOW_1_S)
+        sent1 = dict(eps["alice"].sent_levels)
+        c1 = counters(calls)
 
-            # Phase 2: alice marked loud.
-            clock.sleep_until(t_all + SWITCH_S)
-            eps["alice"].level = LEVEL_ALICE_LOUD
-            t_sw = clock.now()
-            log("alice marks her packets level %d from %.2f s"
-                % (LEVEL_ALICE_LOUD, t_sw))
-            w2 = (t_sw + WINDOW_2_S[0], t_sw + WINDOW_2_S[1])
-            clock.sleep_until(t_sw + SHOW_2_S)
-            sent2 = dict(eps["alice"].sent_levels)
-            c2 = counters(fd, ports)
-            check(clock.now() < t_end - 0.1, "phase 2 ended at %.2f s, too "
-                  "close to the first BYE at %.2f s" % (clock.now(), t_end))
+        # Phase 2: alice marked loud.
+        clock.sleep_until(t_all + SWITCH_S)
+        eps["alice"].level = LEVEL_ALICE_LOUD
+        t_sw = clock.now()
+        log("alice marks her packets level %d from %.2f s"
+            % (LEVEL_ALICE_LOUD, t_sw))
+        w2 = (t_sw + WINDOW_2_S[0], t_sw + WINDOW_2_S[1])
+        clock.sleep_until(t_sw + SHOW_2_S)
+        sent2 = dict(eps["alice"].sent_levels)
+        c2 = counters(calls)
+        calls.check_before_bye(clock.now(), "phase 2 ended", 0.1)
 
-            mc.finish_calls(runs, [eps[p[0]] for p in PARTIES], clock)
-            for ep in eps.values():
-                ep.stop()
+        calls.finish()
 
-            check_dave_sent(eps["dave"])
-            errors = check_counters(c1, "phase 1 (alice level %d)"
-                                    % LEVEL_SILENT, SILENT_SHARE)
-            errors += check_counters(c2, "phase 2 (alice level %d)"
-                                     % LEVEL_ALICE_LOUD, None)
-            a1, a2 = c1["alice"], c2["alice"]
-            n127 = sent2.get(LEVEL_SILENT, 0)
-            n30 = (sent2.get(LEVEL_ALICE_LOUD, 0) -
-                   sent1.get(LEVEL_ALICE_LOUD, 0))
-            log("alice sent %d packets at level %d (by the phase 2 show), "
-                "%d at level %d between the shows"
-                % (n127, LEVEL_SILENT, n30, LEVEL_ALICE_LOUD))
-            if a2["rx_silent"] > n127:
-                errors.append("phase 2: alice's rx_silent %d, more than the "
-                              "%d packets she marked level %d: packets "
-                              "marked %d were taken for silence"
-                              % (a2["rx_silent"], n127, LEVEL_SILENT,
-                                 LEVEL_ALICE_LOUD))
-            grew = ((a2["rx_packets"] - a2["rx_silent"]) -
-                    (a1["rx_packets"] - a1["rx_silent"]))
-            if grew < LOUD_SHARE * n30:
-                errors.append("phase 2: alice's rx_packets less rx_silent "
-                              "grew by %d between the shows, expected >= "
-                              "%.0f%% of the %d she sent at level %d in "
-                              "between" % (grew, 100 * LOUD_SHARE, n30,
-                                           LEVEL_ALICE_LOUD))
+        check_dave_sent(eps["dave"])
+        errors = check_counters(c1, "phase 1 (alice level %d)"
+                                % LEVEL_SILENT, SILENT_SHARE)
+        errors += check_counters(c2, "phase 2 (alice level %d)"
+                                 % LEVEL_ALICE_LOUD, None)
+        a1, a2 = c1["alice"], c2["alice"]
+        n127 = sent2.get(LEVEL_SILENT, 0)
+        n30 = (sent2.get(LEVEL_ALICE_LOUD, 0) -
+               sent1.get(LEVEL_ALICE_LOUD, 0))
+        log("alice sent %d packets at level %d (by the phase 2 show), "
+            "%d at level %d between the shows"
+            % (n127, LEVEL_SILENT, n30, LEVEL_ALICE_LOUD))
+        if a2["rx_silent"] > n127:
+            errors.append("phase 2: alice's rx_silent %d, more than the "
+                          "%d packets she marked level %d: packets "
+                          "marked %d were taken for silence"
+                          % (a2["rx_silent"], n127, LEVEL_SILENT,
+                             LEVEL_ALICE_LOUD))
+        grew = ((a2["rx_packets"] - a2["rx_silent"]) -
+                (a1["rx_packets"] - a1["rx_silent"]))
+        if grew < LOUD_SHARE * n30:
+            errors.append("phase 2: alice's rx_packets less rx_silent "
+                          "grew by %d between the shows, expected >= "
+                          "%.0f%% of the %d she sent at level %d in "
+                          "between" % (grew, 100 * LOUD_SHARE, n30,
+                                       LEVEL_ALICE_LOUD))
 
-            t_an = time.monotonic()
-            errors += check_audio(eps, HEARS_1, w1[0], w1[1],
-                                  "phase 1 (alice level %d)" % LEVEL_SILENT)
-            errors += check_audio(eps, HEARS_2, w2[0], w2[1],
-                                  "phase 2 (alice level %d)"
-                                  % LEVEL_ALICE_LOUD)
-            log("audio analysis took %.2f s" % (time.monotonic() - t_an))
-            check(not errors, "\n  ".join(["audio level:"] + errors))
-        finally:
-            for ep in eps.values():
-                ep.stop()
-            for run in runs:
-                run.kill()
+        t_an = time.monotonic()
+        errors += check_audio(eps, HEARS_1, w1[0], w1[1],
+                              "phase 1 (alice level %d)" % LEVEL_SILENT)
+        errors += check_audio(eps, HEARS_2, w2[0], w2[1],
+                              "phase 2 (alice level %d)"
+                              % LEVEL_ALICE_LOUD)
+        log("audio analysis took %.2f s" % (time.monotonic() - t_an))
+        check(not errors, "\n  ".join(["audio level:"] + errors))
 
 
 if __name__ == "__main__":

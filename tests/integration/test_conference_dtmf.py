@@ -17,7 +17,8 @@ dir; the call lingers its time from PARTIES, then BYE):
 Asserted:
 - alice's 200 answers "m=audio P RTP/AVP 0 101" with a=rtpmap:101
   telephone-event/8000; bob's "m=audio P RTP/AVP 0" with no
-  telephone-event.
+  telephone-event (each sdpcall.answer(): application/sdp, that one
+  m-line, P in --rtp-ports).
 - alice keys 5 # 9 as telephone-events (keypad: 5 updates, the end packet
   three times, 100 ms of silence, per digit). Within DTMF_TIMEOUT_S
   conference.show room1 gives alice's leg rtp.rx_dtmf == 3 (each digit
@@ -57,7 +58,6 @@ python3 tests/integration/test_conference_dtmf.py (exit status 0 on pass).
 import os
 import re
 import sys
-import time
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -66,6 +66,7 @@ import harness  # noqa: E402
 import keypad  # noqa: E402
 import mediacheck as mc  # noqa: E402
 import rtpep  # noqa: E402
+import sdpcall  # noqa: E402
 import sipcheck as sc  # noqa: E402
 from harness import check, fail, log  # noqa: E402
 
@@ -81,7 +82,6 @@ PARTIES = [
                (TE_PT, "telephone-event/8000", "0-15")], 5500),
     ("bob", [(0, "PCMU/8000", None)], 5000),
 ]
-JOIN_TIMEOUT_S = 5.0
 TALK_BEFORE_S = 1.2      # after both joined, before the first key
 BEFORE_S = 0.8           # the "before" window, ending at the first key
 AFTER_AT_S = 0.3         # the "after" window, from the last key's end
@@ -98,32 +98,10 @@ MIN_TONE_PACKETS = 3     # of the 5 frames of in-band tone
 KEYED_RE = re.compile(r" info sig: conference (\S+): (\S+) keyed '(.)'$")
 
 
-def offer(name, port, payloads):
-    pts = " ".join(str(pt) for pt, _, _ in payloads)
-    lines = ["v=0", "o=%s 4711 1 IN IP4 127.0.0.1" % name, "s=dtmf",
-             "c=IN IP4 127.0.0.1", "t=0 0",
-             "m=audio %d RTP/AVP %s" % (port, pts)]
-    for pt, rtpmap, fmtp in payloads:
-        lines.append("a=rtpmap:%d %s" % (pt, rtpmap))
-        if fmtp:
-            lines.append("a=fmtp:%d %s" % (pt, fmtp))
-    lines += ["a=ptime:20", "a=sendrecv"]
-    return "".join(l + "\r\n" for l in lines)
-
-
 def check_answer(fd, name, resp, te):
-    """The 200's SDP: PCMU, plus telephone-event at TE_PT if offered.
-    Returns focusd's RTP port."""
-    check(sc.status(resp) == 200, "%s: %r to the INVITE, expected 200\n%s"
-          % (name, resp.start, resp.raw))
-    sdp = sc.parse_sdp(resp.body)
-    audio = [m for m in sdp["media"] if m["type"] == "audio"]
-    check(len(audio) == 1, "%s: %d m=audio lines in the answer, expected "
-          "1\n%s" % (name, len(audio), resp.body))
-    m = audio[0]
-    check(fd.rtp.lo <= m["port"] <= fd.rtp.hi, "%s: answered RTP port %d "
-          "outside --rtp-ports %d-%d" % (name, m["port"], fd.rtp.lo,
-                                         fd.rtp.hi))
+    """The 200's SDP (sdpcall.answer()): PCMU, plus telephone-event at
+    TE_PT if offered. Returns focusd's RTP port."""
+    sdp, m = sdpcall.answer(fd, name, resp, [0, TE_PT] if te else [0])
     te_maps = [a for a in sc.sdp_attrs(sdp, m, "rtpmap")
                if "telephone-event" in a.lower()]
     if te:
@@ -141,28 +119,16 @@ def check_answer(fd, name, resp, te):
     return m["port"]
 
 
-def join(fd, clock, name, ep, payloads, linger_ms):
-    """INVITE with name's offer for ep (receiving), wait for the 200,
-    start sending. Returns (SippRun, focusd's port, join time)."""
-    workdir = os.path.join(fd.tmpdir, "sipp-" + name)
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "offer.sdp"), "w", newline="") as f:
-        f.write(offer(name, ep.port, payloads))
-    run = sc.run_sipp(fd, "uac_invite_sdp_file.xml", name, service=ROOM,
-                      workdir=workdir, keys={"linger_ms": linger_ms},
-                      background=True, timeout=20)
-    try:
-        resp = sc.wait_response(run, "INVITE", JOIN_TIMEOUT_S, name)
-        te = any("telephone-event" in r for _, r, _ in payloads)
-        port = check_answer(fd, name, resp, te)
-    except BaseException:
-        run.kill()
-        raise
-    ep.start_sending(("127.0.0.1", port))
-    t = clock.now()
-    log("%s joined at %.2f s: from :%d to focusd :%d" % (name, t, ep.port,
-                                                         port))
-    return run, port, t
+def join(calls, ep, payloads, linger_ms):
+    """INVITE with ep's offer (ep receiving), wait for the 200, start
+    sending."""
+    te = any("telephone-event" in r for _, r, _ in payloads)
+    port, t = calls.join(ep, sdpcall.offer(ep.name, ep.port, payloads,
+                                           "dtmf"), linger_ms,
+                         lambda resp: check_answer(calls.fd, ep.name, resp,
+                                                   te))
+    log("%s joined at %.2f s: from :%d to focusd :%d" % (ep.name, t,
+                                                         ep.port, port))
 
 
 def dtmf_counts(fd, ports):
@@ -213,172 +179,152 @@ def main():
     alice = keypad.Phone(clock, te_pt=TE_PT, name="alice", freq=TALK_HZ,
                          max_duration=40)
     bob = mc.TimedEndpoint(clock, name="bob", max_duration=40)
-    eps = {"alice": alice, "bob": bob}
-    runs, ports, t_join = [], {}, {}
-    with harness.Focusd(auto_create=True) as fd:
-        try:
-            for ep in eps.values():
-                ep.start()
-            for name, payloads, linger in PARTIES:
-                run, port, t = join(fd, clock, name, eps[name], payloads,
-                                    linger)
-                runs.append(run)
-                ports[name] = port
-                t_join[name] = t
-            t_all = max(t_join.values())
-            t_end = min(t_join[n] + l / 1000.0 for n, _, l in PARTIES)
-            show = mc.show(fd, ROOM)
-            check(len(show["participants"]) == 2, "conference.show %s: %d "
-                  "participants, expected 2: %r"
-                  % (ROOM, len(show["participants"]),
-                     show["participants"]))
-            alice_uri = mc.leg(show, ports["alice"]).get("uri")
-            c0 = dtmf_counts(fd, ports)
-            check(c0 == {"alice": 0, "bob": 0}, "conference.show %s: "
-                  "rx_dtmf %r before anyone keyed, expected 0 each"
-                  % (ROOM, c0))
+    with harness.Focusd(auto_create=True) as fd, \
+            sdpcall.Calls(fd, clock, ROOM) as calls:
+        eps = {"alice": calls.add(alice.start()),
+               "bob": calls.add(bob.start())}
+        for name, payloads, linger in PARTIES:
+            join(calls, eps[name], payloads, linger)
+        ports = calls.ports
+        t_all = calls.span()[0]
+        show = calls.show()
+        alice_uri = mc.leg(show, ports["alice"]).get("uri")
+        c0 = dtmf_counts(fd, ports)
+        check(c0 == {"alice": 0, "bob": 0}, "conference.show %s: "
+              "rx_dtmf %r before anyone keyed, expected 0 each"
+              % (ROOM, c0))
 
-            # -- telephone-events: 5 # 9
-            clock.sleep_until(t_all + TALK_BEFORE_S)
-            alice.key_events(EVENT_KEYS)
-            ev_keyed = key_span(alice, EVENT_KEYS)
-            k0, k1 = ev_keyed[0][1], ev_keyed[-1][2]
-            te = [x for x in alice.te_sent if x[0] >= k0]
-            log("alice keyed %s as events in [%.2f, %.2f]: %d telephone-"
-                "event packets, %d with E" % (EVENT_KEYS, k0, k1, len(te),
-                                             sum(1 for x in te if x[4])))
-            counts = {}
+        # -- telephone-events: 5 # 9
+        clock.sleep_until(t_all + TALK_BEFORE_S)
+        alice.key_events(EVENT_KEYS)
+        ev_keyed = key_span(alice, EVENT_KEYS)
+        k0, k1 = ev_keyed[0][1], ev_keyed[-1][2]
+        te = [x for x in alice.te_sent if x[0] >= k0]
+        log("alice keyed %s as events in [%.2f, %.2f]: %d telephone-"
+            "event packets, %d with E" % (EVENT_KEYS, k0, k1, len(te),
+                                         sum(1 for x in te if x[4])))
+        counts = {}
 
-            def three():
-                counts.update(dtmf_counts(fd, ports))
-                return counts.get("alice") == len(EVENT_KEYS)
-            sc.wait_until(three, DTMF_TIMEOUT_S,
-                          "conference.show %s: alice's rtp.rx_dtmf == %d "
-                          "(one per digit of %s)" % (ROOM, len(EVENT_KEYS),
-                                                     EVENT_KEYS),
-                          lambda: "rx_dtmf %r" % counts)
-            log("rx_dtmf %r at %.2f s" % (counts, clock.now()))
-            check(counts.get("bob") == 0, "conference.show %s: bob's "
-                  "rx_dtmf %r, expected 0 (he keyed nothing)"
-                  % (ROOM, counts.get("bob")))
+        def three():
+            counts.update(dtmf_counts(fd, ports))
+            return counts.get("alice") == len(EVENT_KEYS)
+        sc.wait_until(three, DTMF_TIMEOUT_S,
+                      "conference.show %s: alice's rtp.rx_dtmf == %d "
+                      "(one per digit of %s)" % (ROOM, len(EVENT_KEYS),
+                                                 EVENT_KEYS),
+                      lambda: "rx_dtmf %r" % counts)
+        log("rx_dtmf %r at %.2f s" % (counts, clock.now()))
+        check(counts.get("bob") == 0, "conference.show %s: bob's "
+              "rx_dtmf %r, expected 0 (he keyed nothing)"
+              % (ROOM, counts.get("bob")))
 
-            # -- in-band: 1
-            clock.sleep_until(k1 + TONES_AT_S)
-            alice.key_tones(TONE_KEY)
-            tone_keyed = key_span(alice, TONE_KEY)
-            i0, i1 = tone_keyed[0][1], tone_keyed[-1][2]
-            log("alice keyed %s in-band in [%.2f, %.2f]" % (TONE_KEY, i0,
-                                                             i1))
-            clock.sleep_until(i1 + STABLE_S)
-            c2 = dtmf_counts(fd, ports)
-            check(c2 == {"alice": len(EVENT_KEYS), "bob": 0},
-                  "conference.show %s: rx_dtmf %r %.1f s after alice keyed "
-                  "%s in-band, expected alice %d (the events only) and bob "
-                  "0: in-band DTMF is audio in a conference"
-                  % (ROOM, c2, STABLE_S, TONE_KEY, len(EVENT_KEYS)))
-            for name, port in sorted(ports.items()):
-                log("%s's rtp counters: %r" % (name, mc.leg(
-                    mc.show(fd, ROOM), port).get("rtp")))
-            # The events took the audio's sequence numbers (RFC 4733
-            # 2.1): their places are held, not counted lost.
-            a_rtp = mc.leg(mc.show(fd, ROOM), ports["alice"]).get("rtp")
-            check(isinstance(a_rtp, dict) and a_rtp.get("rx_lost") == 0,
-                  "conference.show %s: alice's rtp.rx_lost %r after %d "
-                  "telephone-event packets, expected 0 (events are not "
-                  "lost audio)" % (ROOM, (a_rtp or {}).get("rx_lost"),
-                                   len(te)))
-            t_checked = clock.now()
-            check(t_checked < t_end - 0.1, "the checks ended at %.2f s, "
-                  "the first BYE is due at %.2f s: this run was too slow "
-                  "for the lingers" % (t_checked, t_end))
+        # -- in-band: 1
+        clock.sleep_until(k1 + TONES_AT_S)
+        alice.key_tones(TONE_KEY)
+        tone_keyed = key_span(alice, TONE_KEY)
+        i0, i1 = tone_keyed[0][1], tone_keyed[-1][2]
+        log("alice keyed %s in-band in [%.2f, %.2f]" % (TONE_KEY, i0,
+                                                         i1))
+        clock.sleep_until(i1 + STABLE_S)
+        c2 = dtmf_counts(fd, ports)
+        check(c2 == {"alice": len(EVENT_KEYS), "bob": 0},
+              "conference.show %s: rx_dtmf %r %.1f s after alice keyed "
+              "%s in-band, expected alice %d (the events only) and bob "
+              "0: in-band DTMF is audio in a conference"
+              % (ROOM, c2, STABLE_S, TONE_KEY, len(EVENT_KEYS)))
+        for name, port in sorted(ports.items()):
+            log("%s's rtp counters: %r" % (name, mc.leg(
+                mc.show(fd, ROOM), port).get("rtp")))
+        # The events took the audio's sequence numbers (RFC 4733
+        # 2.1): their places are held, not counted lost.
+        a_rtp = mc.leg(mc.show(fd, ROOM), ports["alice"]).get("rtp")
+        check(isinstance(a_rtp, dict) and a_rtp.get("rx_lost") == 0,
+              "conference.show %s: alice's rtp.rx_lost %r after %d "
+              "telephone-event packets, expected 0 (events are not "
+              "lost audio)" % (ROOM, (a_rtp or {}).get("rx_lost"),
+                               len(te)))
+        calls.check_before_bye(clock.now(), "the checks ended", 0.1)
 
-            mc.finish_calls(runs, [eps[n] for n, _, _ in PARTIES], clock)
-            for ep in eps.values():
-                ep.stop()
+        calls.finish()
 
-            # -- the log
-            keyed = keyed_lines(fd)
-            want = [(ROOM, alice_uri, d) for d in EVENT_KEYS]
-            check(keyed == want, "focusd log: 'conference ... keyed' lines "
-                  "%r, expected exactly %r (alice's telephone-events, each "
-                  "once, in order; not the in-band %s)"
-                  % (keyed, want, TONE_KEY))
-            log("focusd log: %s" % "; ".join("%s %s keyed %s" % k
-                                             for k in keyed))
+        # -- the log
+        keyed = keyed_lines(fd)
+        want = [(ROOM, alice_uri, d) for d in EVENT_KEYS]
+        check(keyed == want, "focusd log: 'conference ... keyed' lines "
+              "%r, expected exactly %r (alice's telephone-events, each "
+              "once, in order; not the in-band %s)"
+              % (keyed, want, TONE_KEY))
+        log("focusd log: %s" % "; ".join("%s %s keyed %s" % k
+                                         for k in keyed))
 
-            # -- what bob heard
-            errors = []
-            absent = sorted({f for d in EVENT_KEYS
-                             for f in keypad.DTMF_FREQS[d]})
-            talk = {}
-            for what, w0, w1 in (("before the keying", k0 - BEFORE_S, k0),
-                                 ("after the keying", k1 + AFTER_AT_S,
-                                  k1 + AFTER_AT_S + AFTER_S)):
-                lv, noise, fill = mc.levels(bob, [TALK_HZ] + absent, w0, w1)
-                log("bob %s [%.2f, %.2f) %s" % (what, w0, w1,
-                                               mc.describe("bob", lv, noise,
-                                                           fill)))
-                talk[what] = lv[TALK_HZ]
-                if fill < mc.MIN_FILL:
-                    errors.append("%s: bob got only %.0f%% of the window's "
-                                  "samples" % (what, 100 * fill))
-                if not mc.heard(lv, noise, TALK_HZ):
-                    errors.append("%s: bob does not hear alice's %d Hz: "
-                                  "%.1f dBFS, noise %.1f (expected >= %.0f "
-                                  "and %.0f dB over the noise)"
-                                  % (what, TALK_HZ, lv[TALK_HZ], noise,
-                                     MIN_TONE_DBFS, mc.MIN_SNR_DB))
-            loud = min(talk.values())
-            for d, t0, t1 in ev_keyed:
-                # one window per digit, its packets in the middle (the
-                # Hann window all but ignores a window's edges)
-                w0, w1 = t0 - DIGIT_PAD_S, t1 + DIGIT_PAD_S
-                lv, noise, fill = mc.levels(bob, absent, w0, w1)
-                log("bob while alice keyed %r as an event [%.2f, %.2f) %s"
-                    % (d, w0, w1, mc.describe("bob", lv, noise, fill)))
-                if fill < mc.MIN_FILL:
-                    errors.append("while alice keyed %r as an event, bob "
-                                  "got only %.0f%% of the window's samples"
-                                  % (d, 100 * fill))
-                for f in absent:
-                    if lv[f] > ABSENT_DBFS or \
-                            lv[f] > loud - ABSENT_UNDER_DB:
-                        errors.append(
-                            "while alice keyed %r as a telephone-event, bob "
-                            "hears %d Hz at %.1f dBFS in [%.2f, %.2f); "
-                            "expected under %.0f dBFS and %.0f dB under "
-                            "alice's %d Hz (%.1f): events are not mixed"
-                            % (d, f, lv[f], w0, w1, ABSENT_DBFS,
-                               ABSENT_UNDER_DB, TALK_HZ, loud))
-            lo, hi = keypad.DTMF_FREQS[TONE_KEY]
-            pl = packet_levels(bob, i0, i1 + KEY_TAIL_S, (lo, hi))
-            both = [t for t, v in pl if v[lo] >= MIN_TONE_DBFS and
-                    v[hi] >= MIN_TONE_DBFS]
-            desc = " ".join("%.0f/%.0f" % (v[lo], v[hi]) for _, v in pl)
-            log("bob's packets while alice keyed %s in-band [%.2f, %.2f): "
-                "%d Hz/%d Hz dBFS per packet: %s"
-                % (TONE_KEY, i0, i1 + KEY_TAIL_S, lo, hi, desc))
-            if len(both) < MIN_TONE_PACKETS:
-                errors.append("while alice keyed %s in-band, %d of bob's %d "
-                              "packets in [%.2f, %.2f) have both %d and %d "
-                              "Hz >= %.0f dBFS, expected >= %d (in-band "
-                              "DTMF is mixed like voice); %d Hz/%d Hz per "
-                              "packet: %s"
-                              % (TONE_KEY, len(both), len(pl), i0,
-                                 i1 + KEY_TAIL_S, lo, hi, MIN_TONE_DBFS,
-                                 MIN_TONE_PACKETS, lo, hi, desc))
-            if errors:
-                fail("%d audio problems:\n- %s" % (len(errors),
-                                                   "\n- ".join(errors)))
-            log("alice sent %d packets (%d late frames, %d telephone-event)"
-                ", bob %d (%d late)" % (alice.sent, alice.late_frames,
-                                        len(alice.te_sent), bob.sent,
-                                        bob.late_frames))
-        finally:
-            for ep in eps.values():
-                ep.stop()
-            for run in runs:
-                run.kill()
+        # -- what bob heard
+        errors = []
+        absent = sorted({f for d in EVENT_KEYS
+                         for f in keypad.DTMF_FREQS[d]})
+        talk = {}
+        for what, w0, w1 in (("before the keying", k0 - BEFORE_S, k0),
+                             ("after the keying", k1 + AFTER_AT_S,
+                              k1 + AFTER_AT_S + AFTER_S)):
+            lv, noise, fill = mc.levels(bob, [TALK_HZ] + absent, w0, w1)
+            log("bob %s [%.2f, %.2f) %s" % (what, w0, w1,
+                                           mc.describe("bob", lv, noise,
+                                                       fill)))
+            talk[what] = lv[TALK_HZ]
+            if fill < mc.MIN_FILL:
+                errors.append("%s: bob got only %.0f%% of the window's "
+                              "samples" % (what, 100 * fill))
+            if not mc.heard(lv, noise, TALK_HZ):
+                errors.append("%s: bob does not hear alice's %d Hz: "
+                              "%.1f dBFS, noise %.1f (expected >= %.0f "
+                              "and %.0f dB over the noise)"
+                              % (what, TALK_HZ, lv[TALK_HZ], noise,
+                                 MIN_TONE_DBFS, mc.MIN_SNR_DB))
+        loud = min(talk.values())
+        for d, t0, t1 in ev_keyed:
+            # one window per digit, its packets in the middle (the
+            # Hann window all but ignores a window's edges)
+            w0, w1 = t0 - DIGIT_PAD_S, t1 + DIGIT_PAD_S
+            lv, noise, fill = mc.levels(bob, absent, w0, w1)
+            log("bob while alice keyed %r as an event [%.2f, %.2f) %s"
+                % (d, w0, w1, mc.describe("bob", lv, noise, fill)))
+            if fill < mc.MIN_FILL:
+                errors.append("while alice keyed %r as an event, bob "
+                              "got only %.0f%% of the window's samples"
+                              % (d, 100 * fill))
+            for f in absent:
+                if lv[f] > ABSENT_DBFS or \
+                        lv[f] > loud - ABSENT_UNDER_DB:
+                    errors.append(
+                        "while alice keyed %r as a telephone-event, bob "
+                        "hears %d Hz at %.1f dBFS in [%.2f, %.2f); "
+                        "expected under %.0f dBFS and %.0f dB under "
+                        "alice's %d Hz (%.1f): events are not mixed"
+                        % (d, f, lv[f], w0, w1, ABSENT_DBFS,
+                           ABSENT_UNDER_DB, TALK_HZ, loud))
+        lo, hi = keypad.DTMF_FREQS[TONE_KEY]
+        pl = packet_levels(bob, i0, i1 + KEY_TAIL_S, (lo, hi))
+        both = [t for t, v in pl if v[lo] >= MIN_TONE_DBFS and
+                v[hi] >= MIN_TONE_DBFS]
+        desc = " ".join("%.0f/%.0f" % (v[lo], v[hi]) for _, v in pl)
+        log("bob's packets while alice keyed %s in-band [%.2f, %.2f): "
+            "%d Hz/%d Hz dBFS per packet: %s"
+            % (TONE_KEY, i0, i1 + KEY_TAIL_S, lo, hi, desc))
+        if len(both) < MIN_TONE_PACKETS:
+            errors.append("while alice keyed %s in-band, %d of bob's %d "
+                          "packets in [%.2f, %.2f) have both %d and %d "
+                          "Hz >= %.0f dBFS, expected >= %d (in-band "
+                          "DTMF is mixed like voice); %d Hz/%d Hz per "
+                          "packet: %s"
+                          % (TONE_KEY, len(both), len(pl), i0,
+                             i1 + KEY_TAIL_S, lo, hi, MIN_TONE_DBFS,
+                             MIN_TONE_PACKETS, lo, hi, desc))
+        if errors:
+            fail("%d audio problems:\n- %s" % (len(errors),
+                                               "\n- ".join(errors)))
+        log("alice sent %d packets (%d late frames, %d telephone-event)"
+            ", bob %d (%d late)" % (alice.sent, alice.late_frames,
+                                    len(alice.te_sent), bob.sent,
+                                    bob.late_frames))
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ every reading, polled every 50 ms, for at least HOLD_S (0.4 s, longer
 than the control thread's 250 ms sampling period) in a row.
 
 Asserted, run 1 (--max-load 1):
-- The four talkers get 200 with the SDP answer test_wideband_mix checks
-  (one m=audio on a port in --rtp-ports, RTP/AVP 111 only, a=rtpmap:111
-  opus/48000/2, a=ptime:20, sendrecv, c=IN IP4 127.0.0.1); `stats` has
+- The four talkers get 200 with the SDP answer sdpcall.check_answer()
+  checks (application/sdp, one m=audio on a port in --rtp-ports, RTP/AVP
+  111 only, a=rtpmap:111 opus/48000/2, any a=fmtp only for 111,
+  a=ptime:20, sendrecv, c=IN IP4 127.0.0.1); `stats` has
   exactly one worker with integer load_pct, headroom_pct, tick_us_avg.
 - Once they talk, the load is stably >= 1 within LOAD_TIMEOUT_S.
 - A new caller (uac_invite_expect.xml, a PCMU offer to room1) sent right
@@ -70,8 +71,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import mediacheck as mc  # noqa: E402
 import rtpcodecs as rc  # noqa: E402
+import sdpcall  # noqa: E402
 import sipcheck as sc  # noqa: E402
-import test_wideband_mix as wm  # noqa: E402  (offer(), check_answer())
 from harness import check, fail, log  # noqa: E402
 
 ROOM = "room1"
@@ -85,7 +86,6 @@ RETRY_AFTER_S = 5
 
 TALK_MS = 4500               # run 1: the talkers' time in the call
 CONTROL_TALK_MS = 2500       # run 2
-JOIN_TIMEOUT_S = 5.0
 LOAD_TIMEOUT_S = 5.0
 RECOVER_TIMEOUT_S = 5.0
 RESPONSE_TIMEOUT_S = 5.0
@@ -154,25 +154,21 @@ def join_talkers(fd, clock, talk_ms):
     try:
         # endpoints and offers first (the tone tables take a while), then
         # the four SIPps in a row: their INVITEs arrive close together
-        workdirs = {}
+        offers = {}
         for name, freq in TALKERS:
             ep = rc.CodecEndpoint(clock, rc.OPUS(OPUS_PT, 48000),
                                   [(freq, TONE_DBFS)], name=name,
                                   max_duration=30).start()
             eps[name] = ep
-            workdirs[name] = os.path.join(fd.tmpdir, "sipp-" + name)
-            os.makedirs(workdirs[name], exist_ok=True)
-            with open(os.path.join(workdirs[name], "offer.sdp"), "w",
-                      newline="") as f:
-                f.write(wm.offer(name, ep.port, OPUS_OFFER))
+            offers[name] = sdpcall.offer(name, ep.port, OPUS_OFFER,
+                                         "overload")
         for name, _ in TALKERS:
-            runs.append(sc.run_sipp(fd, "uac_invite_sdp_file.xml", name,
-                                    service=ROOM, workdir=workdirs[name],
-                                    keys={"linger_ms": talk_ms},
-                                    background=True, timeout=20))
+            runs.append(sdpcall.start_call(fd, name, offers[name], ROOM,
+                                           talk_ms))
         resps = []
         for (name, _), run in zip(TALKERS, runs):
-            resp = sc.wait_response(run, "INVITE", JOIN_TIMEOUT_S, name)
+            resp = sc.wait_response(run, "INVITE", sdpcall.JOIN_TIMEOUT_S,
+                                    name)
             if sc.status(resp) != 200:
                 _, w = worker(fd)
                 fail("talker %s: %r to its INVITE, expected 200; load_pct "
@@ -182,7 +178,8 @@ def join_talkers(fd, clock, talk_ms):
                      "all arrive within about 150 ms, and did not on this "
                      "machine\n%s" % (name, resp.start, w["load_pct"],
                                       w["tick_us_avg"], resp.raw))
-            ports[name] = wm.check_answer(fd, name, resp, eps[name].codec)
+            ports[name] = sdpcall.check_answer(fd, name, resp,
+                                                eps[name].codec)
             resps.append(resp)
         sent = [sc.requests(sc.trace_of(run), "INVITE", "sent")[0].when
                 for run in runs]

@@ -35,9 +35,10 @@ phase jumps; every sum, difference and low harmonic of them is away from
 the noise probes (odd multiples of 50 Hz).
 
 Asserted:
-- Each 200's SDP answer has one m=audio on a port in --rtp-ports with the
-  offered payload type only (its rtpmap) and a=ptime:20 (what focusd asks
-  to receive, whatever the offer said).
+- Each 200 (sdpcall.check_answer()) carries application/sdp with one
+  m=audio on a port in --rtp-ports with the offered payload type only
+  (its rtpmap, any a=fmtp only for it), sendrecv, c=IN IP4 127.0.0.1 and
+  a=ptime:20 (what focusd asks to receive, whatever the offer said).
 - conference.show, while all eight are in: eight participants, each with
   "ptime_ms" the packet time focusd sends it (the table) and its codec.
 - The RTP focusd sends each leg, over the whole call: from the answered
@@ -93,7 +94,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import mediacheck as mc  # noqa: E402
 import rtpcodecs as rc  # noqa: E402
-import sipcheck as sc  # noqa: E402
+import sdpcall  # noqa: E402
 from harness import check, log  # noqa: E402
 
 ROOM = "room1"
@@ -130,7 +131,6 @@ LEVEL_TOL_DB = 3.0
 BLOCK_S = 0.1                # SINAD blocks: whole periods of every tone
 MIN_SINAD_DB = {"opus": 12.0, "G722": 25.0, "PCMU": 25.0}
 MAX_PEAK = 32000
-JOIN_TIMEOUT_S = 5.0
 COUNT_TOL_MS = 60            # packets in the 2 s window: 2000 / ptime
                              # +- 1 and this much of a ptime's packets
 DRIFT_TOL_S = 0.1            # timestamp span vs arrival span
@@ -145,14 +145,15 @@ OPUS_CONFIG_MS = ([10, 20, 40, 60] * 3 + [10, 20] * 2 +
 class PtimeEndpoint(rc.CodecEndpoint):
     """A CodecEndpoint that sends a packet of send_ms milliseconds (what
     one encode() of that much PCM gives) every send_ms, on an absolute
-    schedule, timestamp + send_ms of the codec's clock a packet; notes the
-    first payload it sent."""
+    schedule (rtpep's, with ptime_s send_ms), timestamp + send_ms of the
+    codec's clock a packet; notes the first payload it sent."""
 
     def __init__(self, clock, codec, tones, send_ms, **kw):
         super().__init__(clock, codec, tones, **kw)
         self.send_ms = send_ms
         self.send_samples = codec.rate * send_ms // 1000
         self.ts_step = codec.clock * send_ms // 1000
+        self.ptime_s = send_ms / 1000.0
         self.first_payload = None
 
     def _frame(self, k):
@@ -161,110 +162,39 @@ class PtimeEndpoint(rc.CodecEndpoint):
         pcm = tab[off:off + n]
         if len(pcm) < n:        # the one-second table wraps
             pcm = pcm + tab[:n - len(pcm)]
-        return self._enc.encode(pcm)
-
-    def _tx_loop(self):
-        period = self.send_ms / 1000.0
-        start = time.monotonic()
-        k = 0
-        while not self._expired():
-            delay = start + k * period - time.monotonic()
-            if delay > 0:
-                if self._stop.wait(delay):
-                    break
-            elif -delay > period:
-                self.late_frames += 1
-            dest = self.dest
-            if dest is not None:
-                payload = self._frame(k)
-                if self.first_payload is None:
-                    self.first_payload = payload
-                try:
-                    self.sock.sendto(self._header(k) + payload, dest)
-                    self.sent += 1
-                    if self.t_first_send is None:
-                        self.t_first_send = self.now()
-                except OSError:
-                    self.send_errors += 1
-            k += 1
+        payload = self._enc.encode(pcm)
+        if self.first_payload is None:
+            self.first_payload = payload
+        return payload
 
 
-def offer(p, port):
-    c = p.codec
-    lines = ["v=0", "o=%s 4711 1 IN IP4 127.0.0.1" % p.name, "s=ptime",
-             "c=IN IP4 127.0.0.1", "t=0 0"]
-    lines += ["a=" + a for a in p.session_attrs]
-    lines += ["m=audio %d RTP/AVP %d" % (port, c.pt),
-              "a=rtpmap:%d %s" % (c.pt, c.rtpmap)]
-    if c.name == "opus":
-        lines.append("a=fmtp:%d %s" % (c.pt, OPUS_FMTP))
-    lines += ["a=" + a for a in p.media_attrs]
-    lines.append("a=sendrecv")
-    return "".join(l + "\r\n" for l in lines)
-
-
-def check_answer(fd, p, resp):
-    """The 200's SDP: one m=audio with the offered PT only, its rtpmap,
-    a=ptime:20. Returns focusd's RTP port."""
-    name, codec = p.name, p.codec
-    check(sc.status(resp) == 200, "%s: %r to the INVITE, expected 200\n%s"
-          % (name, resp.start, resp.raw))
-    sdp = sc.parse_sdp(resp.body)
-    ms = sdp["media"]
-    check(len(ms) == 1 and ms[0]["type"] == "audio", "%s: the answer has "
-          "m-lines %r, expected the one m=audio offered\n%s"
-          % (name, [m["line"] for m in ms], resp.body))
-    m = ms[0]
-    check(m["proto"] == "RTP/AVP" and m["fmts"] == [str(codec.pt)],
-          "%s: answered %r, expected RTP/AVP with payload type %d only\n%s"
-          % (name, m["line"], codec.pt, resp.body))
-    check(fd.rtp.lo <= m["port"] <= fd.rtp.hi, "%s: answered RTP port %d "
-          "outside --rtp-ports %d-%d" % (name, m["port"], fd.rtp.lo,
-                                         fd.rtp.hi))
-    rtpmaps = sc.sdp_attrs(sdp, m, "rtpmap")
-    want = "%d %s" % (codec.pt, codec.rtpmap)
-    check([r.lower() for r in rtpmaps] == [want.lower()], "%s: a=rtpmap "
-          "%r, expected [%r]\n%s" % (name, rtpmaps, want, resp.body))
-    ptime = sc.sdp_attrs(sdp, m, "ptime")
-    check(ptime == ["20"], "%s: the answer says a=ptime %r, expected "
-          "['20'] (what focusd receives best, whatever the offer asked: "
-          "%s)\n%s" % (name, ptime, " ".join(p.session_attrs +
-                                             p.media_attrs), resp.body))
-    return m["port"]
-
-
-def join(fd, clock, p):
+def join(calls, p):
     """Endpoint receiving, INVITE with its offer (the call to end at
-    CALL_END_S), wait for the 200, start sending. Returns (endpoint,
-    SippRun, focusd's port, join time, planned end)."""
+    CALL_END_S), wait for the 200 (sdpcall.check_answer()), start
+    sending. Returns the endpoint."""
+    c = p.codec
     tones = [(p.tone, TONE_DBFS)] if p.tone else []
-    ep = PtimeEndpoint(clock, p.codec, tones, p.send_ms, name=p.name,
+    ep = PtimeEndpoint(calls.clock, c, tones, p.send_ms, name=p.name,
                        max_duration=40).start()
-    workdir = os.path.join(fd.tmpdir, "sipp-" + p.name)
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "offer.sdp"), "w", newline="") as f:
-        f.write(offer(p, ep.port))
-    linger_ms = int(1000 * (CALL_END_S - clock.now()))
-    run = sc.run_sipp(fd, "uac_invite_sdp_file.xml", p.name, service=ROOM,
-                      workdir=workdir, keys={"linger_ms": linger_ms},
-                      background=True, timeout=20)
-    try:
-        resp = sc.wait_response(run, "INVITE", JOIN_TIMEOUT_S, p.name)
-        port = check_answer(fd, p, resp)
-    except BaseException:
-        ep.stop()
-        run.kill()
-        raise
-    ep.start_sending(("127.0.0.1", port))
-    t = clock.now()
+    attrs = " ".join(p.session_attrs + p.media_attrs)
+    sdp = sdpcall.offer(p.name, ep.port, [
+        (c.pt, c.rtpmap, OPUS_FMTP if c.name == "opus" else None)],
+        "ptime", p.session_attrs, p.media_attrs, ptime=None)
+    linger_ms = int(1000 * (CALL_END_S - calls.clock.now()))
+
+    def answer(resp):
+        return sdpcall.check_answer(calls.fd, p.name, resp, c,
+                                    "what focusd receives best, whatever "
+                                    "the offer asked: %s" % attrs)
+    port, t = calls.join(ep, sdp, linger_ms, answer)
     log("%s joined at %.2f s: %s offering %s, %s, sending %d ms packets "
         "from :%d to focusd :%d" % (
-            p.name, t, p.codec,
+            p.name, t, c,
             " ".join(["session a=" + a for a in p.session_attrs] +
                      ["a=" + a for a in p.media_attrs]),
             "%d Hz" % p.tone if p.tone else "silence", p.send_ms, ep.port,
             port))
-    return ep, run, port, t, t + linger_ms / 1000.0
+    return ep
 
 
 def payload_ms(codec, payload):
@@ -292,34 +222,13 @@ def check_stream(p, ep, focus_port, w0, w1):
     """Every packet focusd sent ep over the whole call: p.want_ms long."""
     codec, want = p.codec, p.want_ms
     step = codec.clock * want // 1000
-    errors = []
-    pk = ep.packets()
-    bad = ep.bad_datagrams()
-    if bad:
-        errors.append("%s got %d datagrams that are not RTP, first %r"
-                      % (p.name, len(bad), bad[0][2][:32]))
     min_packets = int(MIN_CALL_S * 1000 / want)
-    if len(pk) < min_packets:
-        errors.append("%s got only %d RTP packets from focusd, expected "
-                      ">= %d (%.0f s of %d ms packets)"
-                      % (p.name, len(pk), min_packets, MIN_CALL_S, want))
+    errors, pk = sdpcall.stream_errors(
+        ep, focus_port, codec.pt, step, min_packets,
+        "(%.0f s of %d ms packets)" % (MIN_CALL_S, want),
+        "%d ms at %d Hz" % (want, codec.clock))
+    if pk is None:
         return errors
-    wrong_src = [q for q in pk if q.addr != ("127.0.0.1", focus_port)]
-    if wrong_src:
-        errors.append("%s: %d of %d packets not from 127.0.0.1:%d, e.g. "
-                      "from %s:%d" % (p.name, len(wrong_src), len(pk),
-                                      focus_port, wrong_src[0].addr[0],
-                                      wrong_src[0].addr[1]))
-    wrong = [q for q in pk if q.version != 2 or q.pt != codec.pt]
-    if wrong:
-        errors.append("%s: %d of %d packets not V=2 PT=%d, e.g. V=%d PT=%d"
-                      % (p.name, len(wrong), len(pk), codec.pt,
-                         wrong[0].version, wrong[0].pt))
-    ssrcs = sorted({q.ssrc for q in pk})
-    if len(ssrcs) != 1:
-        errors.append("%s: %d SSRCs from focusd, expected one: %s"
-                      % (p.name, len(ssrcs),
-                         ", ".join("%08x" % s for s in ssrcs[:5])))
     # payload durations
     seen = collections.Counter()
     odd = []
@@ -337,19 +246,6 @@ def check_stream(p, ep, focus_port, w0, w1):
                          "a single %d ms Opus frame, %d samples at 48 kHz"
                          % (want, 48 * want) if codec.name == "opus" else
                          "%d bytes" % (8 * want), q.seq, what, shapes))
-    # sequence and timestamp steps
-    jumps = []
-    for a, b in zip(pk, pk[1:]):
-        dseq = (b.seq - a.seq) & 0xFFFF
-        dts = (b.ts - a.ts) & 0xFFFFFFFF
-        if dseq != 1 or dts != step:
-            jumps.append("seq %d->%d ts +%d at %.3f s"
-                         % (a.seq, b.seq, dts, b.t))
-    if jumps:
-        errors.append("%s: %d of %d steps are not seq +1 / ts +%d (%d ms "
-                      "at %d Hz): %s"
-                      % (p.name, len(jumps), len(pk) - 1, step, want,
-                         codec.clock, "; ".join(jumps[:6])))
     # marker: the first packet only (no DTX was offered)
     if not pk[0].marker:
         errors.append("%s: the first packet from focusd (seq %d) has no "
@@ -383,19 +279,15 @@ def check_stream(p, ep, focus_port, w0, w1):
     sent = ""
     if codec.name == "opus" and ep.first_payload:
         sent = " (%s)" % payload_ms(codec, ep.first_payload)[1]
-    try:
-        n = len(ep.audio())
-    except harness.TestFailure as e:
-        errors.append("%s: cannot decode what focusd sent: %s"
-                      % (p.name, e))
-    else:
+    secs = sdpcall.decoded_s(ep, errors)
+    if secs is not None:
         log("%s: %d packets from focusd: %s; %d in the window; timestamps "
             "span %.3f s, arrivals %.3f s; arrival gaps (to 10 ms) %s; "
             "decoded %.2f s; it sent %d packets of %d ms%s (%d late)"
             % (p.name, len(pk), shapes, n_w, span_ts, span_t,
                ", ".join("%d ms x%d" % kv for kv in sorted(gaps.items())
                          if kv[1] * 50 >= len(pk)),
-               n / codec.rate, ep.sent, p.send_ms, sent, ep.late_frames))
+               secs, ep.sent, p.send_ms, sent, ep.late_frames))
     return errors
 
 
@@ -493,72 +385,48 @@ def check_audio(eps, w0, w1):
 
 def main():
     clock = mc.Clock()
-    eps, runs, ports, t_join, t_bye = {}, [], {}, {}, {}
     with harness.Focusd(auto_create=True,
                         extra_args=["--mix-rate", str(MIX_RATE),
                                     "--max-talkers",
-                                    str(MAX_TALKERS)]) as fd:
-        try:
-            for p in PARTIES:
-                ep, run, port, t, end = join(fd, clock, p)
-                eps[p.name] = ep
-                runs.append(run)
-                ports[p.name] = port
-                t_join[p.name] = t
-                t_bye[p.name] = end
-            check(len(set(ports.values())) == len(PARTIES), "the legs got "
-                  "RTP ports %r, expected all different" % ports)
-            t_all = max(t_join.values())
-            t_end = min(t_bye.values())
-            check(t_end - t_all >= MIN_OVERLAP_S, "the calls overlap only "
-                  "%.2f s (joins %r): call setup too slow"
-                  % (t_end - t_all, t_join))
+                                    str(MAX_TALKERS)]) as fd, \
+            sdpcall.Calls(fd, clock, ROOM) as calls:
+        for p in PARTIES:
+            join(calls, p)
+        calls.check_ports_differ()
+        t_all = calls.overlap(MIN_OVERLAP_S)[0]
+        eps, ports = calls.eps, calls.ports
 
-            clock.sleep_until(t_all + MGMT_AT_S)
-            show = mc.show(fd, ROOM)
-            check(len(show["participants"]) == len(PARTIES),
-                  "conference.show %s: %d participants, expected %d: %r"
-                  % (ROOM, len(show["participants"]), len(PARTIES),
-                     show["participants"]))
-            wrong, seen = [], []
-            for p in PARTIES:
-                leg = mc.leg(show, ports[p.name])
-                got = (leg.get("ptime_ms"), leg.get("codec"))
-                want = (p.want_ms, p.codec.name)
-                seen.append("%s %s ptime_ms %r" % (p.name, got[1], got[0]))
-                if got != want:
-                    wrong.append("%s (:%d, offered %s): ptime_ms %r codec "
-                                 "%r, expected %r %r"
-                                 % (p.name, ports[p.name],
-                                    " ".join(p.session_attrs +
-                                             p.media_attrs),
-                                    got[0], got[1], want[0], want[1]))
-            log("conference.show %s: %s" % (ROOM, ", ".join(seen)))
-            check(not wrong, "conference.show %s:\n  %s"
-                  % (ROOM, "\n  ".join(wrong)))
+        clock.sleep_until(t_all + MGMT_AT_S)
+        show = calls.show()
+        wrong, seen = [], []
+        for p in PARTIES:
+            leg = mc.leg(show, ports[p.name])
+            got = (leg.get("ptime_ms"), leg.get("codec"))
+            want = (p.want_ms, p.codec.name)
+            seen.append("%s %s ptime_ms %r" % (p.name, got[1], got[0]))
+            if got != want:
+                wrong.append("%s (:%d, offered %s): ptime_ms %r codec %r, "
+                             "expected %r %r"
+                             % (p.name, ports[p.name],
+                                " ".join(p.session_attrs + p.media_attrs),
+                                got[0], got[1], want[0], want[1]))
+        log("conference.show %s: %s" % (ROOM, ", ".join(seen)))
+        check(not wrong, "conference.show %s:\n  %s"
+              % (ROOM, "\n  ".join(wrong)))
 
-            w0, w1 = t_all + WINDOW_S[0], t_all + WINDOW_S[1]
-            check(w1 < t_end - 0.2, "audio window ends at %.2f s, too "
-                  "close to the first BYE at %.2f s" % (w1, t_end))
-            mc.finish_calls(runs, [eps[p.name] for p in PARTIES], clock)
-            for ep in eps.values():
-                ep.stop()
+        w0, w1 = t_all + WINDOW_S[0], t_all + WINDOW_S[1]
+        calls.check_before_bye(w1, "the audio window ends", 0.2)
+        calls.finish()
 
-            t_an = time.monotonic()
-            audio = check_audio(eps, w0, w1)
-            log("audio analysis took %.2f s" % (time.monotonic() - t_an))
-            stream = []
-            for p in PARTIES:
-                stream += check_stream(p, eps[p.name], ports[p.name],
-                                       w0, w1)
-            check(not audio and not stream, "\n  ".join(
-                (["audio while all are in:"] + audio if audio else []) +
-                (["RTP from focusd:"] + stream if stream else [])))
-        finally:
-            for ep in eps.values():
-                ep.stop()
-            for run in runs:
-                run.kill()
+        t_an = time.monotonic()
+        audio = check_audio(eps, w0, w1)
+        log("audio analysis took %.2f s" % (time.monotonic() - t_an))
+        stream = []
+        for p in PARTIES:
+            stream += check_stream(p, eps[p.name], ports[p.name], w0, w1)
+        check(not audio and not stream, "\n  ".join(
+            (["audio while all are in:"] + audio if audio else []) +
+            (["RTP from focusd:"] + stream if stream else [])))
 
 
 if __name__ == "__main__":

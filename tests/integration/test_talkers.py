@@ -6,7 +6,7 @@ Every participant is an RTP endpoint of this file (Talker: an
 rtpcodecs.CodecEndpoint, kernel arrival stamps, that sends its tones or
 digital silence, switchable mid-call, and notes when the first frame of
 each state left). Each joins room1 with uac_invite_sdp_file.xml and an
-offer of one codec (test_wideband_mix.offer(); check_answer() insists on
+offer of one codec (sdpcall.offer(); sdpcall.check_answer() insists on
 the 200's SDP answering that codec on a port in --rtp-ports), lingers a
 time planned from the schedule below, then BYE.
 
@@ -151,8 +151,7 @@ import harness  # noqa: E402
 import mediacheck as mc  # noqa: E402
 import rtpcodecs as rc  # noqa: E402
 import rtpep  # noqa: E402
-import sipcheck as sc  # noqa: E402
-import test_wideband_mix as wb  # noqa: E402  offer(), check_answer()
+import sdpcall  # noqa: E402
 from harness import check, log  # noqa: E402
 
 ROOM = "room1"
@@ -168,7 +167,6 @@ NOISE_WB = NOISE_NB + (4450, 5450, 6650, 7250)
 LEVEL_TOL_DB = 2.0
 OPUS_TOL_DB = 3.0
 ABSENT_DB = 30.0
-JOIN_TIMEOUT_S = 5.0
 JOIN_SLOT_S = 0.4            # planned per join: calls linger accordingly
 LINGER_SLACK_S = 0.5
 
@@ -259,25 +257,13 @@ class Talker(rc.CodecEndpoint):
 
 
 def join(fd, clock, ep, linger_s, offer):
-    """Offer one codec, wait for the 200, start ep sending to the
-    answered port. Returns (SippRun, port, join time); the call lingers
-    linger_s after its ACK."""
-    workdir = os.path.join(fd.tmpdir, "sipp-" + ep.name)
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "offer.sdp"), "w", newline="") as f:
-        f.write(wb.offer(ep.name, ep.port, offer))
-    run = sc.run_sipp(fd, "uac_invite_sdp_file.xml", ep.name, service=ROOM,
-                      workdir=workdir,
-                      keys={"linger_ms": int(linger_s * 1000)},
-                      background=True, timeout=30)
-    try:
-        resp = sc.wait_response(run, "INVITE", JOIN_TIMEOUT_S, ep.name)
-        port = wb.check_answer(fd, ep.name, resp, ep.codec)
-    except BaseException:
-        run.kill()
-        raise
-    ep.start_sending(("127.0.0.1", port))
-    t = clock.now()
+    """Offer one codec, wait for the 200 (sdpcall.check_answer()), start
+    ep sending to the answered port. Returns (SippRun, port, join time);
+    the call lingers linger_s after its ACK."""
+    run, port, t = sdpcall.join(fd, clock, ROOM, ep,
+                                sdpcall.offer(ep.name, ep.port, offer,
+                                              "talkers"),
+                                int(linger_s * 1000), timeout=30)
     log("%s joined at %.2f s (%s, from :%d to focusd :%d, lingers %.1f s)"
         % (ep.name, t, ep.codec, ep.port, port, linger_s))
     return run, port, t

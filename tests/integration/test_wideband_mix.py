@@ -18,11 +18,11 @@ Every tone is at TONE_DBFS (-18 dBFS), so nobody's mix of up to four
 tones can clip (peak -6 dBFS).
 
 Asserted:
-- Each 200's SDP answer has one m=audio on a port in --rtp-ports, RTP/AVP,
-  exactly one payload type, the offerer's first: alice 111 with
-  a=rtpmap:111 opus/48000/2 (any a=fmtp only for 111), bob 9 with
-  a=rtpmap:9 G722/8000, carol 0 with a=rtpmap:0 PCMU/8000; a=ptime:20;
-  sendrecv; c=IN IP4 127.0.0.1.
+- Each 200 (sdpcall.check_answer()) carries application/sdp with one
+  m=audio on a port in --rtp-ports, RTP/AVP, exactly one payload type,
+  the offerer's first: alice 111 with a=rtpmap:111 opus/48000/2 (any
+  a=fmtp only for 111), bob 9 with a=rtpmap:9 G722/8000, carol 0 with
+  a=rtpmap:0 PCMU/8000; a=ptime:20; sendrecv; c=IN IP4 127.0.0.1.
 - conference.show, while all three are in: three participants, codecs
   opus / G722 / PCMU on the answered ports.
 - Audio in a 2 s window starting 0.5 s after the last join, decoded by
@@ -65,7 +65,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import mediacheck as mc  # noqa: E402
 import rtpcodecs as rc  # noqa: E402
-import sipcheck as sc  # noqa: E402
+import sdpcall  # noqa: E402
 from harness import check, log  # noqa: E402
 
 ROOM = "room1"
@@ -103,91 +103,20 @@ WINDOW_S = (0.5, 2.5)        # after the last join
 MGMT_AT_S = 0.3
 MIN_OVERLAP_S = 3.0
 OWN_REJECT_DB = 20.0
-JOIN_TIMEOUT_S = 5.0
 MIN_PACKETS = 100
 
 
-def offer(name, port, payloads):
-    pts = " ".join(str(pt) for pt, _, _ in payloads)
-    lines = ["v=0", "o=%s 4711 1 IN IP4 127.0.0.1" % name, "s=wideband",
-             "c=IN IP4 127.0.0.1", "t=0 0",
-             "m=audio %d RTP/AVP %s" % (port, pts)]
-    for pt, rtpmap, fmtp in payloads:
-        lines.append("a=rtpmap:%d %s" % (pt, rtpmap))
-        if fmtp:
-            lines.append("a=fmtp:%d %s" % (pt, fmtp))
-    lines += ["a=ptime:20", "a=sendrecv"]
-    return "".join(l + "\r\n" for l in lines)
-
-
-def check_answer(fd, name, resp, codec):
-    """The 200's SDP: one m=audio with codec's PT only, its rtpmap,
-    ptime 20, sendrecv. Returns focusd's RTP port."""
-    check(sc.status(resp) == 200, "%s: %r to the INVITE, expected 200\n%s"
-          % (name, resp.start, resp.raw))
-    ct = sc.header1(resp, "Content-Type").split(";")[0].strip().lower()
-    check(ct == "application/sdp", "%s: the 200 has Content-Type %r, "
-          "expected application/sdp" % (name, ct))
-    sdp = sc.parse_sdp(resp.body)
-    ms = sdp["media"]
-    check(len(ms) == 1 and ms[0]["type"] == "audio", "%s: the answer has "
-          "m-lines %r, expected the one m=audio offered\n%s"
-          % (name, [m["line"] for m in ms], resp.body))
-    m = ms[0]
-    check(m["proto"] == "RTP/AVP" and m["fmts"] == [str(codec.pt)],
-          "%s: answered %r, expected RTP/AVP with payload type %d only "
-          "(%s, the first codec offered)\n%s"
-          % (name, m["line"], codec.pt, codec.rtpmap, resp.body))
-    check(fd.rtp.lo <= m["port"] <= fd.rtp.hi, "%s: answered RTP port %d "
-          "outside --rtp-ports %d-%d" % (name, m["port"], fd.rtp.lo,
-                                         fd.rtp.hi))
-    rtpmaps = sc.sdp_attrs(sdp, m, "rtpmap")
-    want = "%d %s" % (codec.pt, codec.rtpmap)
-    check([r.lower() for r in rtpmaps] == [want.lower()], "%s: a=rtpmap "
-          "%r, expected [%r]\n%s" % (name, rtpmaps, want, resp.body))
-    fmtps = sc.sdp_attrs(sdp, m, "fmtp")
-    check(all(f.split(" ", 1)[0] == str(codec.pt) for f in fmtps),
-          "%s: a=fmtp %r for a payload type not answered (%d)"
-          % (name, fmtps, codec.pt))
-    ptime = sc.sdp_attrs(sdp, m, "ptime")
-    check(ptime == ["20"], "%s: a=ptime %r, expected ['20']\n%s"
-          % (name, ptime, resp.body))
-    d = sc.sdp_direction(sdp, m)
-    check(d == "sendrecv", "%s: direction %s, expected sendrecv"
-          % (name, d))
-    conn = sc.sdp_connection(sdp, m)
-    check(conn == "IN IP4 127.0.0.1", "%s: c=%r, expected IN IP4 "
-          "127.0.0.1" % (name, conn))
-    log("%s: answer %s | %s | ptime %s" % (name, m["line"],
-                                           "; ".join(rtpmaps + fmtps),
-                                           ptime[0]))
-    return m["port"]
-
-
-def join(fd, clock, name, codec, tones, payloads, linger_ms):
-    """Endpoint receiving, INVITE with its offer, wait for the 200, start
-    sending. Returns (endpoint, SippRun, focusd's port, join time)."""
-    ep = rc.CodecEndpoint(clock, codec, [(f, TONE_DBFS) for f in tones],
-                          name=name, max_duration=40).start()
-    workdir = os.path.join(fd.tmpdir, "sipp-" + name)
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "offer.sdp"), "w", newline="") as f:
-        f.write(offer(name, ep.port, payloads))
-    run = sc.run_sipp(fd, "uac_invite_sdp_file.xml", name, service=ROOM,
-                      workdir=workdir, keys={"linger_ms": linger_ms},
-                      background=True, timeout=20)
-    try:
-        resp = sc.wait_response(run, "INVITE", JOIN_TIMEOUT_S, name)
-        port = check_answer(fd, name, resp, codec)
-    except BaseException:
-        ep.stop()
-        run.kill()
-        raise
-    ep.start_sending(("127.0.0.1", port))
-    t = clock.now()
+def join(calls, name, codec, tones, payloads, linger_ms):
+    """Endpoint receiving, INVITE with its offer, wait for the 200
+    (sdpcall.check_answer()), start sending. Returns the endpoint."""
+    ep = rc.CodecEndpoint(calls.clock, codec,
+                          [(f, TONE_DBFS) for f in tones], name=name,
+                          max_duration=40).start()
+    port, t = calls.join(ep, sdpcall.offer(name, ep.port, payloads,
+                                           "wideband"), linger_ms)
     log("%s joined at %.2f s: %s, %s Hz, from :%d to focusd :%d"
         % (name, t, codec, "+".join(str(f) for f in tones), ep.port, port))
-    return ep, run, port, t
+    return ep
 
 
 def check_audio(eps, w0, w1):
@@ -259,27 +188,10 @@ def check_audio(eps, w0, w1):
 def check_stream(ep, focus_port):
     """Every packet focusd sent ep over the whole call."""
     codec = ep.codec
-    errors = []
-    pk = ep.packets()
-    bad = ep.bad_datagrams()
-    if bad:
-        errors.append("%s got %d datagrams that are not RTP, first %r"
-                      % (ep.name, len(bad), bad[0][2][:32]))
-    if len(pk) < MIN_PACKETS:
-        errors.append("%s got only %d RTP packets from focusd"
-                      % (ep.name, len(pk)))
+    errors, pk = sdpcall.stream_errors(ep, focus_port, codec.pt,
+                                       codec.ts_step, MIN_PACKETS)
+    if pk is None:
         return errors
-    wrong_src = [p for p in pk if p.addr != ("127.0.0.1", focus_port)]
-    if wrong_src:
-        errors.append("%s: %d of %d packets not from 127.0.0.1:%d, e.g. "
-                      "from %s:%d" % (ep.name, len(wrong_src), len(pk),
-                                      focus_port, wrong_src[0].addr[0],
-                                      wrong_src[0].addr[1]))
-    wrong = [p for p in pk if p.version != 2 or p.pt != codec.pt]
-    if wrong:
-        errors.append("%s: %d of %d packets not V=2 PT=%d, e.g. V=%d PT=%d"
-                      % (ep.name, len(wrong), len(pk), codec.pt,
-                         wrong[0].version, wrong[0].pt))
     if codec.name == "opus":
         info = [(p, rc.opus_packet_info(p.payload)) for p in pk]
         not20 = [(p, i) for p, i in info if i[0] != 960]
@@ -305,94 +217,47 @@ def check_stream(ep, focus_port):
             errors.append("%s: %d of %d payloads not %d bytes, e.g. %d"
                           % (ep.name, len(odd), len(pk), size,
                              len(odd[0].payload)))
-    ssrcs = sorted({p.ssrc for p in pk})
-    if len(ssrcs) != 1:
-        errors.append("%s: %d SSRCs from focusd, expected one: %s"
-                      % (ep.name, len(ssrcs),
-                         ", ".join("%08x" % s for s in ssrcs[:5])))
-    jumps = []
-    for a, b in zip(pk, pk[1:]):
-        dseq = (b.seq - a.seq) & 0xFFFF
-        dts = (b.ts - a.ts) & 0xFFFFFFFF
-        if dseq != 1 or dts != codec.ts_step:
-            jumps.append("seq %d->%d ts +%d at %.3f s"
-                         % (a.seq, b.seq, dts, b.t))
-    if jumps:
-        errors.append("%s: %d of %d steps are not seq +1 / ts +%d: %s"
-                      % (ep.name, len(jumps), len(pk) - 1, codec.ts_step,
-                         "; ".join(jumps[:6])))
-    try:
-        n = len(ep.audio())
-    except harness.TestFailure as e:
-        errors.append("%s: cannot decode what focusd sent: %s"
-                      % (ep.name, e))
-    else:
+    secs = sdpcall.decoded_s(ep, errors)
+    if secs is not None:
         log("%s: %d packets from focusd (%.2f s of audio), sent %d (%d "
-            "late)" % (ep.name, len(pk), n / codec.rate, ep.sent,
-                       ep.late_frames))
+            "late)" % (ep.name, len(pk), secs, ep.sent, ep.late_frames))
     return errors
 
 
 def main():
     clock = mc.Clock()
-    eps, runs, ports, t_join = {}, [], {}, {}
     with harness.Focusd(auto_create=True,
-                        extra_args=["--mix-rate", str(MIX_RATE)]) as fd:
-        try:
-            for name, codec, tones, payloads, linger in PARTIES:
-                ep, run, port, t = join(fd, clock, name, codec, tones,
-                                        payloads, linger)
-                eps[name] = ep
-                runs.append(run)
-                ports[name] = port
-                t_join[name] = t
-            check(len(set(ports.values())) == 3, "the legs got RTP ports "
-                  "%r, expected three different ones" % ports)
-            t_all = max(t_join.values())
-            t_end = min(t_join[n] + l / 1000.0
-                        for n, _, _, _, l in PARTIES)
-            check(t_end - t_all >= MIN_OVERLAP_S, "the calls overlap only "
-                  "%.2f s (joins %r): call setup too slow"
-                  % (t_end - t_all, t_join))
+                        extra_args=["--mix-rate", str(MIX_RATE)]) as fd, \
+            sdpcall.Calls(fd, clock, ROOM) as calls:
+        for name, codec, tones, payloads, linger in PARTIES:
+            join(calls, name, codec, tones, payloads, linger)
+        calls.check_ports_differ()
+        t_all = calls.overlap(MIN_OVERLAP_S)[0]
+        eps, ports = calls.eps, calls.ports
 
-            clock.sleep_until(t_all + MGMT_AT_S)
-            show = mc.show(fd, ROOM)
-            check(len(show["participants"]) == 3, "conference.show %s: %d "
-                  "participants, expected 3: %r"
-                  % (ROOM, len(show["participants"]),
-                     show["participants"]))
-            for name, port in sorted(ports.items()):
-                p = mc.leg(show, port)
-                check(p.get("codec") == SHOW_CODEC[name], "conference.show"
-                      " %s: %s's leg (:%d) has codec %r, expected %r"
-                      % (ROOM, name, port, p.get("codec"),
-                         SHOW_CODEC[name]))
+        clock.sleep_until(t_all + MGMT_AT_S)
+        show = calls.show()
+        for name, port in sorted(ports.items()):
+            p = mc.leg(show, port)
+            check(p.get("codec") == SHOW_CODEC[name], "conference.show %s: "
+                  "%s's leg (:%d) has codec %r, expected %r"
+                  % (ROOM, name, port, p.get("codec"), SHOW_CODEC[name]))
 
-            w0, w1 = t_all + WINDOW_S[0], t_all + WINDOW_S[1]
-            check(w1 < t_end - 0.2, "audio window ends at %.2f s, too "
-                  "close to the first BYE at %.2f s" % (w1, t_end))
-            # each endpoint stops sending at its BYE; analysis waits for
-            # the calls to end so it does not compete with the senders
-            mc.finish_calls(runs, [eps[n] for n, _, _, _, _ in PARTIES],
-                            clock)
-            for ep in eps.values():
-                ep.stop()
+        w0, w1 = t_all + WINDOW_S[0], t_all + WINDOW_S[1]
+        calls.check_before_bye(w1, "the audio window ends", 0.2)
+        # each endpoint stops sending at its BYE; analysis waits for the
+        # calls to end so it does not compete with the senders
+        calls.finish()
 
-            t_an = time.monotonic()
-            audio = check_audio(eps, w0, w1)
-            log("audio analysis took %.2f s" % (time.monotonic() - t_an))
-            stream = []
-            for name, ep in sorted(eps.items()):
-                stream += check_stream(ep, ports[name])
-            check(not audio and not stream, "\n  ".join(
-                (["audio while all three are in:"] + audio if audio
-                 else []) +
-                (["RTP from focusd:"] + stream if stream else [])))
-        finally:
-            for ep in eps.values():
-                ep.stop()
-            for run in runs:
-                run.kill()
+        t_an = time.monotonic()
+        audio = check_audio(eps, w0, w1)
+        log("audio analysis took %.2f s" % (time.monotonic() - t_an))
+        stream = []
+        for name, ep in sorted(eps.items()):
+            stream += check_stream(ep, ports[name])
+        check(not audio and not stream, "\n  ".join(
+            (["audio while all three are in:"] + audio if audio else []) +
+            (["RTP from focusd:"] + stream if stream else [])))
 
 
 if __name__ == "__main__":
