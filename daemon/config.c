@@ -74,6 +74,12 @@ static const struct opt opts[] = {
 	 "participant (32)",
 	 1, 3600},
 	{"dataplane", OPT_STR, OFF(dataplane), "socket or dpdk (socket)"},
+	{"rtp-prefix", OPT_UINT, OFF(rtp_prefix),
+	 "dpdk: on-link prefix length of --rtp-addr on the port (24)", 1, 32},
+	{"gateway", OPT_STR, OFF(gateway),
+	 "dpdk: IPv4 next hop for RTP peers off that prefix (none)"},
+	{"neighbours", OPT_STR, OFF(neighbours),
+	 "dpdk: static ARP entries, IP=MAC[,IP=MAC...] (up to 8)"},
 	{"eal", OPT_STR, OFF(eal),
 	 "DPDK EAL arguments, replacing the unprivileged defaults"},
 	{"mgmt", OPT_STR, OFF(mgmt),
@@ -270,6 +276,7 @@ fd_config_load(struct fd_config *c, int argc, char **argv)
 	c->max_talkers = 4;
 	c->max_load = 85;
 	c->dataplane = strdup("socket");
+	c->rtp_prefix = 24;
 	c->log_level = strdup("info");
 	mgmt_default_path(path, sizeof(path));
 	c->mgmt = strdup(path);
@@ -397,6 +404,8 @@ fd_config_free(struct fd_config *c)
 	free(c->rtp_addr);
 	free(c->dataplane);
 	free(c->eal);
+	free(c->gateway);
+	free(c->neighbours);
 	free(c->mgmt);
 	free(c->log_level);
 	free(c->config);

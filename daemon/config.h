@@ -26,6 +26,9 @@ struct fd_config {
 	unsigned max_talkers; /* mixed at once per conference */
 	unsigned max_load;    /* percent of the tick: refuse joins above */
 	char *dataplane;      /* "socket" or "dpdk" */
+	unsigned rtp_prefix;  /* dpdk: rtp-addr's on-link prefix length */
+	char *gateway;	      /* dpdk: next hop beyond it */
+	char *neighbours;     /* dpdk: static "IP=MAC,..." */
 	char *eal;	      /* extra EAL arguments, replacing the defaults */
 	char *mgmt;	      /* Unix socket path */
 	char *log_level;

@@ -79,6 +79,54 @@ eal_args(char **argv, int max, char *buf, const struct fd_config *c)
 	return argc;
 }
 
+/* --dataplane dpdk's own settings into dpc: the prefix, the gateway, the
+ * static neighbours; EINVAL after saying what is wrong. */
+static int
+dpdk_conf(const struct fd_config *c, struct dp_conf *dpc)
+{
+	char *list, *save = NULL;
+	struct in_addr a;
+
+	dpc->rtp_mask =
+		htonl(c->rtp_prefix >= 32 ? 0xffffffffu
+					  : ~(0xffffffffu >> c->rtp_prefix));
+	if (c->gateway) {
+		if (inet_pton(AF_INET, c->gateway, &a) != 1) {
+			FC_ERR("focusd",
+			       "--gateway '%s' is not an IPv4 "
+			       "address",
+			       c->gateway);
+			return EINVAL;
+		}
+		dpc->gateway = a.s_addr;
+	}
+	if (c->neighbours == NULL)
+		return 0;
+	list = strdup(c->neighbours);
+	if (list == NULL)
+		return ENOMEM;
+	for (char *t = strtok_r(list, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(t, '=');
+		struct rte_ether_addr mac;
+
+		if (dpc->n_neighbours == DP_NEIGHBOURS_MAX || eq == NULL ||
+		    (*eq = '\0', inet_pton(AF_INET, t, &a) != 1) ||
+		    rte_ether_unformat_addr(eq + 1, &mac) != 0) {
+			FC_ERR("focusd",
+			       "--neighbours: '%s' is not IP=MAC, or more "
+			       "than %d",
+			       t, DP_NEIGHBOURS_MAX);
+			free(list);
+			return EINVAL;
+		}
+		dpc->neighbours[dpc->n_neighbours].ip = a.s_addr;
+		dpc->neighbours[dpc->n_neighbours++].mac = mac;
+	}
+	free(list);
+	return 0;
+}
+
 static void
 on_signal(int fd, void *arg)
 {
@@ -154,12 +202,10 @@ start(struct focusd *f, int argc, char **argv)
 		FC_ERR("focusd", "--eal is too long");
 		return E2BIG;
 	}
-	if (strcmp(f->cfg.dataplane, "socket") != 0) {
-		FC_ERR("focusd",
-		       "--dataplane %s is not available in this "
-		       "build; use --dataplane socket",
-		       f->cfg.dataplane);
-		return ENOTSUP;
+	if (strcmp(f->cfg.dataplane, "dpdk") == 0) {
+		err = dpdk_conf(&f->cfg, &dpc);
+		if (err)
+			return err;
 	}
 
 	/* Lcores inherit this mask: signals reach the control thread only,
@@ -187,7 +233,7 @@ start(struct focusd *f, int argc, char **argv)
 	(void)argc;
 	(void)argv;
 
-	dpc.kind = DP_SOCKET;
+	dpc.kind = strcmp(f->cfg.dataplane, "dpdk") == 0 ? DP_DPDK : DP_SOCKET;
 	inet_pton(AF_INET, f->cfg.rtp_addr, &dpc.rtp_addr);
 	dpc.port_lo = (uint16_t)f->cfg.rtp_port_lo;
 	dpc.port_hi = (uint16_t)f->cfg.rtp_port_hi;

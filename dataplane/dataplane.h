@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <netinet/in.h>
 
+#include <rte_ether.h>
 #include <rte_mbuf.h>
 
 #include "common/common.h"
@@ -120,6 +121,9 @@ struct dp_pkt_meta {
 	uint32_t slot;	      /* rx: the leg's endpoint slot */
 	int32_t sock;	      /* socket port only: the endpoint's socket */
 	bool rtcp;	      /* RTCP: to or from the endpoint's odd port */
+	/* DPDK port: rx, the sender's Ethernet address (the peer, or the
+	 * router in between); tx, where to send (zero: not known yet). */
+	struct rte_ether_addr remote_mac;
 };
 
 static inline struct dp_pkt_meta *
@@ -134,6 +138,8 @@ enum dp_kind {
 	DP_NULL, /* benchmarks and tests: no I/O, transmit drops */
 };
 
+#define DP_NEIGHBOURS_MAX 8
+
 struct dp_conf {
 	enum dp_kind kind;
 	struct in_addr rtp_addr; /* address RTP sockets bind to */
@@ -142,6 +148,16 @@ struct dp_conf {
 	unsigned n_workers;
 	unsigned n_mbufs; /* pool size; 0 picks a default */
 	int efd;	  /* eventfd for replies to the control thread */
+	/* DP_DPDK: rtp_addr is ours on the port, in the on-link prefix
+	 * rtp_mask, other networks through gateway (0: none); static
+	 * neighbours (--neighbour). Network order. */
+	uint32_t rtp_mask;
+	uint32_t gateway;
+	unsigned n_neighbours;
+	struct {
+		uint32_t ip;
+		struct rte_ether_addr mac;
+	} neighbours[DP_NEIGHBOURS_MAX];
 	/* DP_NULL only: what workers transmit goes onto this ring (the
 	 * caller dequeues and frees it) instead of being freed; what does
 	 * not fit is freed. NULL: all freed. For tests. */
@@ -157,6 +173,12 @@ struct dp_stats {
 	uint64_t rx_errors;    /* port receive errors */
 	uint64_t rx_nombuf;
 	uint64_t flows; /* flows installed now */
+	/* DPDK port (edge true): the IPv4 edge's drops and answers. */
+	bool edge;
+	uint64_t rx_short, rx_bad_ip, rx_bad_csum, rx_fragments;
+	uint64_t rx_not_ours, rx_other;
+	uint64_t arp_replies, arp_ignored, icmp_echo;
+	uint64_t tx_unresolved; /* no neighbour known: dropped, ARP sent */
 };
 
 struct dp;

@@ -60,6 +60,9 @@ dp_alloc(struct dp **dpp, const struct dp_conf *conf)
 	case DP_NULL:
 		dp->port = &dp_port_null;
 		break;
+	case DP_DPDK:
+		dp->port = &dp_port_dpdk;
+		break;
 	default:
 		err = ENOTSUP;
 		goto out;
@@ -363,6 +366,8 @@ dp_io_commands(struct dp *dp)
 			break;
 		case DP_CMD_STATS:
 			c->st = dp->st;
+			if (dp->port->stats)
+				dp->port->stats(dp, &c->st);
 			break;
 		default:
 			c->msg.result = -ENOTSUP;

@@ -37,10 +37,13 @@ struct dp_port_ops {
 	/* worker `queue`: consumes every mbuf; returns how many were sent. */
 	uint16_t (*tx_burst)(struct dp *dp, unsigned queue,
 			     struct rte_mbuf **pkts, uint16_t n);
+	/* io lcore, optional: the port's own counters into st. */
+	void (*stats)(struct dp *dp, struct dp_stats *st);
 };
 
 extern const struct dp_port_ops dp_port_socket;
 extern const struct dp_port_ops dp_port_null;
+extern const struct dp_port_ops dp_port_dpdk;
 
 struct dp {
 	struct dp_conf conf;

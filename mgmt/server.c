@@ -873,8 +873,25 @@ mgmt_io_json(const struct dp_stats *io)
 		{"rx_nombuf", io->rx_nombuf},
 		{"flows", io->flows},
 	};
+	const struct mgmt_counter edge[] = {
+		{"rx_short", io->rx_short},
+		{"rx_bad_ip", io->rx_bad_ip},
+		{"rx_bad_csum", io->rx_bad_csum},
+		{"rx_fragments", io->rx_fragments},
+		{"rx_not_ours", io->rx_not_ours},
+		{"rx_other", io->rx_other},
+		{"arp_replies", io->arp_replies},
+		{"arp_ignored", io->arp_ignored},
+		{"icmp_echo", io->icmp_echo},
+		{"tx_unresolved", io->tx_unresolved},
+	};
+	json_t *o = mgmt_counters_json(counters, FC_ARRAY_SIZE(counters));
 
-	return mgmt_counters_json(counters, FC_ARRAY_SIZE(counters));
+	/* The DPDK port's IPv4 edge: its drops by reason, its answers. */
+	if (io->edge)
+		mgmt_set(&o, "edge",
+			 mgmt_counters_json(edge, FC_ARRAY_SIZE(edge)));
+	return o;
 }
 
 static json_t *

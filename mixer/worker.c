@@ -133,6 +133,7 @@ struct mix_leg {
 	uint32_t expected_prior, received_prior;
 	uint32_t lsr;	    /* middle 32 bits of its last SR's NTP time */
 	uint64_t lsr_at_ns; /* when that SR came */
+	struct rte_ether_addr remote_mac; /* DPDK port: the peer's next hop */
 	bool rtcp_latched;
 	uint32_t rtcp_ip;
 	uint16_t rtcp_port; /* network order */
@@ -794,6 +795,7 @@ cmd_leg_update(struct mix_worker *w, struct mix_leg *l, struct mix_cmd *c)
 		/* New SDP address: learn the peer's source again. */
 		l->st.latched = false;
 		l->rtcp_latched = false;
+		memset(&l->remote_mac, 0, sizeof(l->remote_mac));
 		l->st.remote_ip = p->remote_ip;
 		l->st.remote_port = p->remote_port;
 	}
@@ -1172,6 +1174,7 @@ leg_send_rtcp(struct mix_worker *w, struct mix_leg *l, uint64_t now_ns)
 	pm->local_port = (uint16_t)(l->p.ep.local_port + 1);
 	pm->slot = l->p.ep.slot;
 	pm->sock = l->p.ep.rtcp_sock;
+	pm->remote_mac = l->remote_mac;
 	l->st.rtcp_tx++;
 	w->tx[w->n_tx++] = m;
 	if (w->n_tx == TX_BURST)
@@ -1210,6 +1213,9 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 		l->st.remote_ip = pm->remote_ip;
 		l->st.remote_port = pm->remote_port;
 	}
+	/* Where the peer's packets come from on the wire: where ours go
+	 * (DPDK port; the others ignore it). */
+	l->remote_mac = pm->remote_mac;
 	l->st.rx_packets++;
 	l->st.rx_bytes += h.payload_len;
 	leg_rtp_seen(l, &h);
@@ -1438,6 +1444,7 @@ leg_send_payload(struct mix_worker *w, struct mix_leg *l, struct mix_cs *enc,
 	pm->slot = l->p.ep.slot;
 	pm->sock = l->p.ep.sock;
 	pm->rtcp = false;
+	pm->remote_mac = l->remote_mac;
 	l->sent_first = true;
 	l->dtx_gap = false;
 	l->seq++;

@@ -1,0 +1,380 @@
+/*
+ * port_dpdk.c - the DPDK port: RTP through an ethdev, with the appliance's
+ * own IPv4 edge (edge.c).
+ *
+ * The first available ethdev (a NIC bound to a DPDK driver, or a vdev
+ * from --eal: net_tap, net_af_packet) with its RX queues read by the io
+ * lcore, and one TX queue per worker plus one for the io lcore. focusd
+ * owns dp_conf.rtp_addr on it: the io lcore answers ARP and ICMP echo,
+ * learns neighbours, drops what is not UDP for us (counted by reason),
+ * and hands on each datagram as the other ports do: the mbuf trimmed to
+ * the UDP payload, the meta saying who sent it from where to which of our
+ * ports, and the sender's Ethernet address. Classification onward is the
+ * shared code (dp.c).
+ *
+ * Transmit: a worker builds Ethernet/IPv4/UDP in front of its RTP and
+ * sends on its own queue, to the Ethernet address in the meta (the one
+ * the leg learnt from its peer's packets: the peer, or the router its
+ * packets come through). Until a leg has one (it has not heard from its
+ * peer yet), its packets go to the io lcore through a ring; the io lcore
+ * sends them to the address its ARP cache has for the next hop, or asks
+ * (ARP) and drops them meanwhile (tx_unresolved).
+ *
+ * Ownership: the edge (ARP cache, counters), the RX queue, the io TX
+ * queue and the ring's consumer side are the io lcore's; each worker TX
+ * queue is its worker's. Single-segment mbufs only (RTP fits one).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "dataplane/dp_priv.h"
+#include "dataplane/edge.h"
+
+#define RX_DESC	     1024
+#define TX_DESC	     1024
+#define UNRESOLVED_Q 1024 /* mbufs waiting for the io lcore */
+#define LINK_WAIT_MS 3000
+
+struct port_dpdk {
+	uint16_t port;
+	uint16_t n_rxq; /* polled in turn (see dpdk_init) */
+	uint16_t next_rxq;
+	uint16_t io_queue; /* the io lcore's TX queue */
+	struct dp_edge edge;
+	struct rte_ring *unresolved; /* workers -> io lcore */
+	uint64_t tx_unresolved;	     /* io lcore only */
+	uint64_t rx_multiseg;
+};
+
+static int
+dpdk_init(struct dp *dp)
+{
+	const struct dp_conf *c = &dp->conf;
+	struct rte_eth_conf conf = {0};
+	struct rte_eth_dev_info info;
+	struct rte_eth_link link;
+	struct rte_ether_addr mac;
+	struct port_dpdk *pd;
+	uint16_t port = RTE_MAX_ETHPORTS, nq = (uint16_t)(c->n_workers + 1);
+	int err;
+
+	RTE_ETH_FOREACH_DEV(port) break;
+	if (port >= RTE_MAX_ETHPORTS) {
+		FC_ERR("dataplane",
+		       "--dataplane dpdk: no Ethernet port; give --eal a "
+		       "vdev (--vdev=net_tap0,iface=NAME or "
+		       "--vdev=net_af_packet0,iface=NAME) or a NIC bound to a "
+		       "DPDK driver");
+		return ENODEV;
+	}
+	err = rte_eth_dev_info_get(port, &info);
+	if (err == 0 && (info.max_tx_queues < nq || info.max_rx_queues < 1))
+		err = -ENOTSUP;
+	if (err) {
+		FC_ERR("dataplane",
+		       "port %u (%s): %u TX queues needed (one per worker and "
+		       "the io lcore), it has %u (net_af_packet: qpairs=%u)",
+		       port, info.driver_name ? info.driver_name : "?", nq,
+		       info.max_tx_queues, nq);
+		return -err;
+	}
+	pd = calloc(1, sizeof(*pd));
+	if (pd == NULL)
+		return ENOMEM;
+	pd->port = port;
+	pd->io_queue = (uint16_t)c->n_workers;
+	pd->unresolved = rte_ring_create("dp.unresolved", UNRESOLVED_Q,
+					 SOCKET_ID_ANY, RING_F_SC_DEQ);
+	/* As many RX queues as the port has up to one per TX queue: a vdev
+	 * may spread flows over its queues whatever we ask (net_af_packet's
+	 * fanout, net_tap's multi-queue), and the io lcore polls them all. */
+	pd->n_rxq = RTE_MIN(nq, info.max_rx_queues);
+	err = pd->unresolved ? rte_eth_dev_configure(port, pd->n_rxq, nq, &conf)
+			     : -ENOMEM;
+	for (uint16_t q = 0; err == 0 && q < pd->n_rxq; q++)
+		err = rte_eth_rx_queue_setup(port, q, RX_DESC,
+					     rte_eth_dev_socket_id(port), NULL,
+					     dp->pool);
+	for (uint16_t q = 0; err == 0 && q < nq; q++)
+		err = rte_eth_tx_queue_setup(port, q, TX_DESC,
+					     rte_eth_dev_socket_id(port), NULL);
+	if (err == 0)
+		err = rte_eth_dev_start(port);
+	if (err == 0)
+		err = rte_eth_macaddr_get(port, &mac);
+	if (err) {
+		FC_ERR("dataplane", "port %u (%s) did not start: %s", port,
+		       info.driver_name, rte_strerror(-err));
+		rte_ring_free(pd->unresolved);
+		free(pd);
+		return -err;
+	}
+	for (int t = 0; t < LINK_WAIT_MS / 100; t++) {
+		if (rte_eth_link_get_nowait(port, &link) == 0 &&
+		    link.link_status == RTE_ETH_LINK_UP)
+			break;
+		rte_delay_ms(100);
+	}
+	if (link.link_status != RTE_ETH_LINK_UP) {
+		FC_ERR("dataplane", "port %u (%s): link down after %d ms", port,
+		       info.driver_name, LINK_WAIT_MS);
+		rte_eth_dev_stop(port);
+		rte_ring_free(pd->unresolved);
+		free(pd);
+		return ENETDOWN;
+	}
+	dp_edge_init(&pd->edge, c->rtp_addr.s_addr, c->rtp_mask, c->gateway,
+		     &mac);
+	for (unsigned i = 0; i < c->n_neighbours; i++) {
+		err = dp_edge_arp_static(&pd->edge, c->neighbours[i].ip,
+					 &c->neighbours[i].mac);
+		if (err)
+			FC_WARN("dataplane", "static neighbour %u: no room", i);
+	}
+	dp->port_state = pd;
+	FC_INFO("dataplane",
+		"port %u (%s), %02x:%02x:%02x:%02x:%02x:%02x, link up at %u "
+		"Mbit/s; %u TX queues",
+		port, info.driver_name, mac.addr_bytes[0], mac.addr_bytes[1],
+		mac.addr_bytes[2], mac.addr_bytes[3], mac.addr_bytes[4],
+		mac.addr_bytes[5], link.link_speed, nq);
+	return 0;
+}
+
+static void
+dpdk_fini(struct dp *dp)
+{
+	struct port_dpdk *pd = dp->port_state;
+	struct rte_mbuf *m;
+
+	if (pd == NULL)
+		return;
+	rte_eth_dev_stop(pd->port);
+	rte_eth_dev_close(pd->port);
+	while (rte_ring_dequeue(pd->unresolved, (void **)&m) == 0)
+		rte_pktmbuf_free(m);
+	rte_ring_free(pd->unresolved);
+	free(pd);
+	dp->port_state = NULL;
+}
+
+static int
+dpdk_ep_open(struct dp *dp, struct dp_ep *ep)
+{
+	(void)dp;
+	ep->sock = ep->rtcp_sock = -1; /* the port range is all ours */
+	return 0;
+}
+
+static void
+dpdk_ep_close(struct dp *dp, struct dp_ep *ep)
+{
+	(void)dp;
+	(void)ep;
+}
+
+static int
+dpdk_flow_on(struct dp *dp, uint32_t slot, const struct dp_flow *f)
+{
+	(void)dp;
+	(void)slot;
+	(void)f;
+	return 0;
+}
+
+static void
+dpdk_flow_off(struct dp *dp, uint32_t slot, const struct dp_flow *f)
+{
+	(void)dp;
+	(void)slot;
+	(void)f;
+}
+
+/* Ethernet/IPv4/UDP in front of m's datagram, to mac; false: no room. */
+static bool
+frame_up(const struct dp_edge *e, struct rte_mbuf *m,
+	 const struct rte_ether_addr *mac)
+{
+	const struct dp_pkt_meta *pm = dp_pkt_meta(m);
+	size_t plen = rte_pktmbuf_data_len(m);
+	uint8_t *f = (uint8_t *)rte_pktmbuf_prepend(m, DP_EDGE_HDR);
+
+	if (f == NULL)
+		return false;
+	dp_edge_udp_headers(e, f, mac, pm->remote_ip, pm->local_port,
+			    rte_be_to_cpu_16(pm->remote_port), plen, true);
+	return true;
+}
+
+/* io lcore: send what workers could not address, or ask for it. */
+static void
+drain_unresolved(struct dp *dp, struct port_dpdk *pd, uint64_t now)
+{
+	struct rte_mbuf *m[32], *out[33];
+	unsigned n, k = 0;
+
+	n = rte_ring_dequeue_burst(pd->unresolved, (void **)m, 32, NULL);
+	for (unsigned i = 0; i < n; i++) {
+		struct rte_ether_addr mac;
+		size_t rl;
+		struct rte_mbuf *req;
+		uint8_t *rb;
+		int r;
+
+		req = rte_pktmbuf_alloc(dp->pool);
+		rb = req ? (uint8_t *)rte_pktmbuf_append(req, DP_ARP_FRAME)
+			 : NULL;
+		if (rb == NULL) {
+			rte_pktmbuf_free(req);
+			rte_pktmbuf_free(m[i]);
+			pd->tx_unresolved++;
+			continue;
+		}
+		r = dp_edge_resolve(&pd->edge, dp_pkt_meta(m[i])->remote_ip,
+				    now, &mac, rb, &rl);
+		if (r == 0 && frame_up(&pd->edge, m[i], &mac)) {
+			out[k++] = m[i];
+			rte_pktmbuf_free(req);
+			continue;
+		}
+		pd->tx_unresolved++;
+		rte_pktmbuf_free(m[i]);
+		if (rl)
+			out[k++] = req; /* the ARP request */
+		else
+			rte_pktmbuf_free(req);
+	}
+	if (k) {
+		uint16_t s = rte_eth_tx_burst(pd->port, pd->io_queue, out,
+					      (uint16_t)k);
+
+		rte_pktmbuf_free_bulk(out + s, k - s);
+	}
+}
+
+static uint16_t
+dpdk_rx_burst(struct dp *dp, struct rte_mbuf **pkts, uint16_t n, int wait_ms)
+{
+	struct port_dpdk *pd = dp->port_state;
+	struct rte_mbuf *raw[DP_RX_BURST], *replies[DP_RX_BURST];
+	uint64_t now = fc_now_ns();
+	uint16_t got = 0, nr = 0, k;
+
+	(void)wait_ms; /* a poll-mode driver: the io lcore spins */
+	drain_unresolved(dp, pd, now);
+	if (n > DP_RX_BURST)
+		n = DP_RX_BURST;
+	k = rte_eth_rx_burst(pd->port, pd->next_rxq, raw, n);
+	pd->next_rxq = (uint16_t)((pd->next_rxq + 1) % pd->n_rxq);
+	for (uint16_t i = 0; i < k; i++) {
+		struct rte_mbuf *m = raw[i];
+		struct dp_pkt_meta *pm = dp_pkt_meta(m);
+		struct dp_udp_view v;
+		size_t rl = 0;
+
+		if (m->nb_segs > 1) {
+			pd->rx_multiseg++;
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		switch (dp_edge_input(&pd->edge, rte_pktmbuf_mtod(m, uint8_t *),
+				      rte_pktmbuf_data_len(m), now, &v, &rl)) {
+		case DP_EDGE_UDP:
+			rte_pktmbuf_adj(m, (uint16_t)v.off);
+			rte_pktmbuf_trim(
+				m, (uint16_t)(rte_pktmbuf_data_len(m) - v.len));
+			pm->rx_ns = now;
+			pm->remote_ip = v.src_ip;
+			pm->remote_port = rte_cpu_to_be_16(v.src_port);
+			pm->local_port = v.dst_port;
+			pm->sock = -1;
+			pm->remote_mac = v.src_mac;
+			pkts[got++] = m;
+			break;
+		case DP_EDGE_REPLY:
+			rte_pktmbuf_trim(
+				m, (uint16_t)(rte_pktmbuf_data_len(m) - rl));
+			replies[nr++] = m;
+			break;
+		default:
+			rte_pktmbuf_free(m);
+		}
+	}
+	if (nr) {
+		uint16_t s =
+			rte_eth_tx_burst(pd->port, pd->io_queue, replies, nr);
+
+		rte_pktmbuf_free_bulk(replies + s, nr - s);
+	}
+	return got;
+}
+
+static uint16_t
+dpdk_tx_burst(struct dp *dp, unsigned queue, struct rte_mbuf **pkts, uint16_t n)
+{
+	struct port_dpdk *pd = dp->port_state;
+	struct rte_mbuf *out[DP_RX_BURST];
+	uint16_t sent = 0;
+
+	for (uint16_t i = 0; i < n;) {
+		uint16_t k = 0, s;
+
+		for (; i < n && k < DP_RX_BURST; i++) {
+			struct rte_mbuf *m = pkts[i];
+			const struct dp_pkt_meta *pm = dp_pkt_meta(m);
+
+			if (rte_is_zero_ether_addr(&pm->remote_mac)) {
+				/* Not heard from yet: the io lcore asks. */
+				if (rte_ring_enqueue(pd->unresolved, m) != 0)
+					rte_pktmbuf_free(m);
+				continue;
+			}
+			if (!frame_up(&pd->edge, m, &pm->remote_mac)) {
+				rte_pktmbuf_free(m);
+				continue;
+			}
+			out[k++] = m;
+		}
+		s = rte_eth_tx_burst(pd->port, (uint16_t)queue, out, k);
+		rte_pktmbuf_free_bulk(out + s, k - s);
+		sent += s;
+	}
+	return sent;
+}
+
+static void
+dpdk_stats(struct dp *dp, struct dp_stats *st)
+{
+	const struct port_dpdk *pd = dp->port_state;
+	const struct dp_edge_stats *e = &pd->edge.st;
+
+	st->edge = true;
+	st->rx_short = e->rx_short;
+	st->rx_bad_ip = e->rx_bad_ip + e->rx_bad_udp;
+	st->rx_bad_csum = e->rx_bad_ip_csum + e->rx_bad_udp_csum;
+	st->rx_fragments = e->rx_fragments;
+	st->rx_not_ours = e->rx_not_ours;
+	st->rx_other = e->rx_other_type + e->rx_other_proto + pd->rx_multiseg;
+	st->arp_replies = e->arp_replies;
+	st->arp_ignored = e->arp_ignored;
+	st->icmp_echo = e->icmp_echo;
+	st->tx_unresolved = pd->tx_unresolved;
+}
+
+const struct dp_port_ops dp_port_dpdk = {
+	.name = "dpdk",
+	.init = dpdk_init,
+	.fini = dpdk_fini,
+	.ep_open = dpdk_ep_open,
+	.ep_close = dpdk_ep_close,
+	.flow_on = dpdk_flow_on,
+	.flow_off = dpdk_flow_off,
+	.rx_burst = dpdk_rx_burst,
+	.tx_burst = dpdk_tx_burst,
+	.stats = dpdk_stats,
+};
