@@ -47,24 +47,40 @@ arp_find(struct dp_edge *e, uint32_t ip)
 	return NULL;
 }
 
-/* A slot for ip: free, else the learnt one that expires first. */
+/*
+ * A slot for ip: free, else the learnt one that expires first (expired
+ * ones before all), else a pending one asked for over a second ago.
+ * Pending ones asked within the second are kept, or their one-request-
+ * a-second limit would go with them: with none to take, ip gets none.
+ */
 static struct dp_arp_entry *
-arp_slot(struct dp_edge *e, uint32_t ip)
+arp_slot(struct dp_edge *e, uint32_t ip, uint64_t now)
 {
 	struct dp_arp_entry *x = arp_find(e, ip), *victim = NULL;
+	uint64_t best = UINT64_MAX;
 
 	if (x)
 		return x;
 	for (unsigned i = 0; i < DP_ARP_SLOTS; i++) {
 		struct dp_arp_entry *s = &e->arp[i];
+		uint64_t key;
 
 		if (s->ip == 0) {
 			victim = s;
 			break;
 		}
-		if (!s->fixed &&
-		    (victim == NULL || s->expires_ns < victim->expires_ns))
+		if (s->fixed)
+			continue;
+		if (s->known)
+			key = s->expires_ns;
+		else if (s->asked_ns && now - s->asked_ns < ASK_EVERY_NS)
+			continue;
+		else
+			key = s->asked_ns + ASK_EVERY_NS;
+		if (key < best) {
+			best = key;
 			victim = s;
+		}
 	}
 	if (victim == NULL) {
 		e->st.arp_full++;
@@ -79,7 +95,8 @@ static void
 arp_learn(struct dp_edge *e, uint32_t ip, const struct rte_ether_addr *mac,
 	  uint64_t now, bool create)
 {
-	struct dp_arp_entry *x = create ? arp_slot(e, ip) : arp_find(e, ip);
+	struct dp_arp_entry *x =
+		create ? arp_slot(e, ip, now) : arp_find(e, ip);
 
 	if (x == NULL || x->fixed)
 		return;
@@ -93,7 +110,7 @@ int
 dp_edge_arp_static(struct dp_edge *e, uint32_t ip,
 		   const struct rte_ether_addr *mac)
 {
-	struct dp_arp_entry *x = arp_slot(e, ip);
+	struct dp_arp_entry *x = arp_slot(e, ip, UINT64_MAX / 2);
 
 	if (x == NULL)
 		return ENOSPC;
@@ -128,7 +145,7 @@ dp_edge_resolve(struct dp_edge *e, uint32_t ip, uint64_t now_ns,
 		return 0;
 	}
 	if (x == NULL)
-		x = arp_slot(e, hop);
+		x = arp_slot(e, hop, now_ns);
 	if (x == NULL || (x->asked_ns && now_ns - x->asked_ns < ASK_EVERY_NS))
 		return -EAGAIN;
 	x->asked_ns = now_ns;

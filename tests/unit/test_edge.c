@@ -24,6 +24,8 @@
  *   DP_ARP_TTL_S; off-link addresses go through the gateway, or are
  *   unreachable without one; a static entry never expires and ARP does
  *   not overwrite it;
+ * - more unknown neighbours than the cache holds are still asked at
+ *   most once a second each;
  * - headers we build for media: EF, DF, TTL 64, both checksums right (as
  *   another edge, the peer, checks them).
  */
@@ -431,6 +433,36 @@ test_neighbours(void **state)
 			 -ENETUNREACH);
 }
 
+/* More unknown neighbours than slots: each is asked at most once a
+ * second all the same (a pending entry is not evicted while fresh). */
+static void
+test_arp_storm(void **state)
+{
+	uint8_t req[DP_ARP_FRAME];
+	struct rte_ether_addr mac;
+	unsigned asked = 0;
+	size_t rl = 0;
+
+	(void)state;
+	for (unsigned round = 0; round < 10; round++) {
+		for (uint32_t h = 1; h <= 2 * DP_ARP_SLOTS; h++) {
+			assert_int_equal(dp_edge_resolve(&e,
+							 htonl(0x0a4d0000u | h),
+							 SEC + round * SEC / 20,
+							 &mac, req, &rl),
+					 -EAGAIN);
+			asked += rl != 0;
+		}
+	}
+	/* Half a second of asking for 128 addresses, 64 slots: 64. */
+	assert_int_equal(asked, DP_ARP_SLOTS);
+	/* A second on, the slots' own addresses may be asked again. */
+	assert_int_equal(dp_edge_resolve(&e, htonl(0x0a4d0001u), 2 * SEC + 1,
+					 &mac, req, &rl),
+			 -EAGAIN);
+	assert_int_equal(rl, DP_ARP_FRAME);
+}
+
 static void
 test_headers_we_send(void **state)
 {
@@ -473,6 +505,7 @@ main(void)
 		cmocka_unit_test_setup(test_arp, edge_setup),
 		cmocka_unit_test_setup(test_icmp_echo, edge_setup),
 		cmocka_unit_test_setup(test_neighbours, edge_setup),
+		cmocka_unit_test_setup(test_arp_storm, edge_setup),
 		cmocka_unit_test_setup(test_headers_we_send, edge_setup),
 	};
 
