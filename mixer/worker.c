@@ -82,6 +82,8 @@
 #define RTCP_FIRST_TICKS 50
 #define RTCP_TICKS	 250
 #define NTP_UNIX	 2208988800ull /* 1900 to 1970, in seconds */
+#define MAX_DROPOUT	 3000	       /* RFC 3550 A.1 */
+#define MAX_MISORDER	 100
 #define JB_MAX_MS	 200
 
 struct mix_leg {
@@ -1010,22 +1012,25 @@ leg_says_silent(const struct mix_leg *l, const uint8_t *b,
 	return mix_cs_silent(l->cs, b + h->hdr_len, h->payload_len);
 }
 
-/* RFC 3550 A.1, simplified: the peer's source, its highest sequence
- * number with wraps counted, and what came. A new SSRC starts over. */
+/* RFC 3550 A.1, without probation: the peer's source, its highest
+ * sequence number with wraps counted, and what came. A new SSRC, or a
+ * jump beyond MAX_DROPOUT ahead or MAX_MISORDER back (the sender started
+ * over), starts the count over. */
 static void
 leg_rtp_seen(struct mix_leg *l, const struct dp_rtp_hdr *h)
 {
-	uint16_t d;
+	uint16_t d = (uint16_t)(h->seq - l->max_seq);
 
-	if (!l->have_peer || h->ssrc != l->peer_ssrc) {
+	if (!l->have_peer || h->ssrc != l->peer_ssrc ||
+	    (d >= MAX_DROPOUT && d <= (uint16_t)(0 - MAX_MISORDER))) {
 		l->have_peer = true;
 		l->peer_ssrc = h->ssrc;
 		l->base_seq = l->max_seq = h->seq;
 		l->cycles = l->received = 0;
 		l->expected_prior = l->received_prior = 0;
+		d = 0;
 	}
-	d = (uint16_t)(h->seq - l->max_seq);
-	if (d > 0 && d < 0x8000) {
+	if (d > 0 && d < MAX_DROPOUT) {
 		if (h->seq < l->max_seq)
 			l->cycles += 65536;
 		l->max_seq = h->seq;
@@ -1056,7 +1061,8 @@ leg_rx_rtcp(struct mix_leg *l, const struct dp_pkt_meta *pm, const uint8_t *b,
 {
 	struct dp_rtcp_info in;
 
-	if (l->st.remote_ip && pm->remote_ip != l->st.remote_ip) {
+	if ((l->st.remote_ip && pm->remote_ip != l->st.remote_ip) ||
+	    pm->rx_ns < l->attached_ns) { /* or a past call's */
 		l->st.rx_foreign++;
 		return;
 	}
@@ -1142,12 +1148,15 @@ leg_send_rtcp(struct mix_worker *w, struct mix_leg *l, uint64_t now_ns)
 		l->received_prior = l->received;
 		blk.ext_seq = ext;
 		blk.jitter = js.jitter_ts;
-		blk.lsr = l->lsr;
 		/* The SR may have been read after this tick's clock was
-		 * taken: no negative delay. */
-		if (l->lsr && now_ns > l->lsr_at_ns)
-			blk.dlsr = (uint32_t)((now_ns - l->lsr_at_ns) * 65536 /
-					      1000000000ull);
+		 * taken: no negative delay. One older than DLSR can say
+		 * (18 hours) is as good as none. */
+		if (l->lsr && now_ns - l->lsr_at_ns < 65535 * 1000000000ull) {
+			blk.lsr = l->lsr;
+			if (now_ns > l->lsr_at_ns)
+				blk.dlsr = (uint32_t)((now_ns - l->lsr_at_ns) /
+						      15259); /* 1e9/65536 */
+		}
 	}
 	m = rte_pktmbuf_alloc(w->pool);
 	if (m == NULL)
@@ -1218,8 +1227,8 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 	l->remote_mac = pm->remote_mac;
 	l->st.rx_packets++;
 	l->st.rx_bytes += h.payload_len;
-	leg_rtp_seen(l, &h);
 	if (l->p.have_te && h.pt == l->p.te_pt) {
+		leg_rtp_seen(l, &h);
 		leg_rx_te(l, b, &h);
 		/* Events take the audio's sequence numbers (RFC 4733 2.1):
 		 * their places are held, so audio does not count them lost
@@ -1233,6 +1242,7 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 		l->st.rx_other_pt++;
 		return;
 	}
+	leg_rtp_seen(l, &h);
 	if (!l->p.mix_in) {
 		l->st.rx_unmixed++;
 		return;
