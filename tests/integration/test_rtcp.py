@@ -619,8 +619,13 @@ def main():
                   "alice's rtp.rx_foreign %r after the garbage, expected "
                   "%d" % (r.get("rx_foreign"), foreign0))
 
-            # -- bob sends no RTCP
-            r, c = rtcp_of(fd, b_port, "bob")
+            # -- bob sends no RTCP; his first report is due a second
+            # after his join, which may be later than this on a busy
+            # machine
+            r, c = wait_show(fd, b_port, "bob",
+                             lambda r, c: (c.get("tx") or 0) >= 1,
+                             "rtcp.tx >= 1 (a report a second after the "
+                             "join)")
             log("bob: rtcp %r" % c)
             expect_rtcp("bob", c, {"rx_sr": 0, "rx_rr": 0,
                                    "rx_malformed": 0, "rtt_ms": None,
