@@ -30,15 +30,17 @@
 
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <rte_prefetch.h>
 #include <rte_ring.h>
 
 #include "dataplane/dp_priv.h"
 #include "dataplane/edge.h"
 
-#define RX_DESC	     1024
-#define TX_DESC	     1024
-#define UNRESOLVED_Q 1024 /* mbufs waiting for the io lcore */
-#define LINK_WAIT_MS 3000
+#define RX_DESC	       1024
+#define TX_DESC	       1024
+#define UNRESOLVED_Q   1024 /* mbufs waiting for the io lcore */
+#define LINK_WAIT_MS   3000
+#define PREFETCH_AHEAD 4 /* frames */
 
 struct port_dpdk {
 	uint16_t port;
@@ -61,6 +63,8 @@ dpdk_init(struct dp *dp)
 	struct rte_ether_addr mac;
 	struct port_dpdk *pd;
 	uint16_t port = RTE_MAX_ETHPORTS, nq = (uint16_t)(c->n_workers + 1);
+	uint16_t n_rxq;
+	bool spreads, configured = false, started = false;
 	int err;
 
 	RTE_ETH_FOREACH_DEV(port) break;
@@ -83,20 +87,33 @@ dpdk_init(struct dp *dp)
 		       info.max_tx_queues, nq);
 		return -err;
 	}
+	/* One RX queue: without RSS a NIC delivers everything to queue 0.
+	 * The vdevs that spread flows over their queues whatever is asked
+	 * (net_af_packet's fanout, net_tap's multi-queue) get as many as
+	 * the TX queues, all polled. net_tap passes its queues' file
+	 * descriptors in one message of at most 8. */
+	spreads = strcmp(info.driver_name, "net_tap") == 0 ||
+		  strcmp(info.driver_name, "net_af_packet") == 0;
+	n_rxq = spreads ? RTE_MIN(nq, info.max_rx_queues) : 1;
+	if (strcmp(info.driver_name, "net_tap") == 0 && n_rxq + nq > 8) {
+		FC_ERR("dataplane",
+		       "port %u (net_tap): %u workers need %u queues; net_tap "
+		       "takes 8 at most (3 workers)",
+		       port, c->n_workers, n_rxq + nq);
+		return ENOTSUP;
+	}
 	pd = calloc(1, sizeof(*pd));
 	if (pd == NULL)
 		return ENOMEM;
 	pd->port = port;
+	pd->n_rxq = n_rxq;
 	pd->io_queue = (uint16_t)c->n_workers;
 	pd->unresolved = rte_ring_create("dp.unresolved", UNRESOLVED_Q,
 					 SOCKET_ID_ANY, RING_F_SC_DEQ);
-	/* As many RX queues as the port has up to one per TX queue: a vdev
-	 * may spread flows over its queues whatever we ask (net_af_packet's
-	 * fanout, net_tap's multi-queue), and the io lcore polls them all. */
-	pd->n_rxq = RTE_MIN(nq, info.max_rx_queues);
-	err = pd->unresolved ? rte_eth_dev_configure(port, pd->n_rxq, nq, &conf)
+	err = pd->unresolved ? rte_eth_dev_configure(port, n_rxq, nq, &conf)
 			     : -ENOMEM;
-	for (uint16_t q = 0; err == 0 && q < pd->n_rxq; q++)
+	configured = err == 0;
+	for (uint16_t q = 0; err == 0 && q < n_rxq; q++)
 		err = rte_eth_rx_queue_setup(port, q, RX_DESC,
 					     rte_eth_dev_socket_id(port), NULL,
 					     dp->pool);
@@ -105,15 +122,16 @@ dpdk_init(struct dp *dp)
 					     rte_eth_dev_socket_id(port), NULL);
 	if (err == 0)
 		err = rte_eth_dev_start(port);
+	started = err == 0;
 	if (err == 0)
 		err = rte_eth_macaddr_get(port, &mac);
 	if (err) {
 		FC_ERR("dataplane", "port %u (%s) did not start: %s", port,
 		       info.driver_name, rte_strerror(-err));
-		rte_ring_free(pd->unresolved);
-		free(pd);
-		return -err;
+		err = -err;
+		goto fail;
 	}
+	memset(&link, 0, sizeof(link));
 	for (int t = 0; t < LINK_WAIT_MS / 100; t++) {
 		if (rte_eth_link_get_nowait(port, &link) == 0 &&
 		    link.link_status == RTE_ETH_LINK_UP)
@@ -123,10 +141,8 @@ dpdk_init(struct dp *dp)
 	if (link.link_status != RTE_ETH_LINK_UP) {
 		FC_ERR("dataplane", "port %u (%s): link down after %d ms", port,
 		       info.driver_name, LINK_WAIT_MS);
-		rte_eth_dev_stop(port);
-		rte_ring_free(pd->unresolved);
-		free(pd);
-		return ENETDOWN;
+		err = ENETDOWN;
+		goto fail;
 	}
 	dp_edge_init(&pd->edge, c->rtp_addr.s_addr, c->rtp_mask, c->gateway,
 		     &mac);
@@ -144,6 +160,16 @@ dpdk_init(struct dp *dp)
 		mac.addr_bytes[2], mac.addr_bytes[3], mac.addr_bytes[4],
 		mac.addr_bytes[5], link.link_speed, nq);
 	return 0;
+fail:
+	/* Nothing of the port left behind: its RX queues hold the pool's
+	 * mbufs until it is closed. */
+	if (started)
+		rte_eth_dev_stop(port);
+	if (configured)
+		rte_eth_dev_close(port);
+	rte_ring_free(pd->unresolved);
+	free(pd);
+	return err;
 }
 
 static void
@@ -271,12 +297,18 @@ dpdk_rx_burst(struct dp *dp, struct rte_mbuf **pkts, uint16_t n, int wait_ms)
 		n = DP_RX_BURST;
 	k = rte_eth_rx_burst(pd->port, pd->next_rxq, raw, n);
 	pd->next_rxq = (uint16_t)((pd->next_rxq + 1) % pd->n_rxq);
+	/* Frames come from memory the NIC wrote: ask for them ahead. */
+	for (uint16_t i = 0; i < k && i < PREFETCH_AHEAD; i++)
+		rte_prefetch0(rte_pktmbuf_mtod(raw[i], void *));
 	for (uint16_t i = 0; i < k; i++) {
 		struct rte_mbuf *m = raw[i];
 		struct dp_pkt_meta *pm = dp_pkt_meta(m);
 		struct dp_udp_view v;
 		size_t rl = 0;
 
+		if (i + PREFETCH_AHEAD < k)
+			rte_prefetch0(rte_pktmbuf_mtod(raw[i + PREFETCH_AHEAD],
+						       void *));
 		if (m->nb_segs > 1) {
 			pd->rx_multiseg++;
 			rte_pktmbuf_free(m);
@@ -329,9 +361,12 @@ dpdk_tx_burst(struct dp *dp, unsigned queue, struct rte_mbuf **pkts, uint16_t n)
 			const struct dp_pkt_meta *pm = dp_pkt_meta(m);
 
 			if (rte_is_zero_ether_addr(&pm->remote_mac)) {
-				/* Not heard from yet: the io lcore asks. */
+				/* Not heard from yet: the io lcore asks (what
+				 * it cannot send, it counts). */
 				if (rte_ring_enqueue(pd->unresolved, m) != 0)
 					rte_pktmbuf_free(m);
+				else
+					sent++;
 				continue;
 			}
 			if (!frame_up(&pd->edge, m, &pm->remote_mac)) {
