@@ -186,14 +186,18 @@ arp_input(struct dp_edge *e, uint8_t *frame, size_t len, uint64_t now,
 	    arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
 	    arp->arp_hlen != RTE_ETHER_ADDR_LEN || arp->arp_plen != 4 ||
 	    (op != RTE_ARP_OP_REQUEST && op != RTE_ARP_OP_REPLY) ||
-	    !rte_is_unicast_ether_addr(&d->arp_sha) || d->arp_sip == 0) {
+	    !rte_is_unicast_ether_addr(&d->arp_sha) ||
+	    rte_is_zero_ether_addr(&d->arp_sha) ||
+	    (d->arp_sip == 0 && op != RTE_ARP_OP_REQUEST)) {
 		e->st.arp_ignored++;
 		return DP_EDGE_DROP;
 	}
 	sip = d->arp_sip;
 	/* RFC 826: refresh a neighbour we know of; learn it if the frame
-	 * is for us. */
-	arp_learn(e, sip, &d->arp_sha, now, d->arp_tip == e->addr);
+	 * is for us. A probe (RFC 5227: sender 0.0.0.0) teaches nothing,
+	 * but is answered: the address is taken. */
+	if (sip != 0)
+		arp_learn(e, sip, &d->arp_sha, now, d->arp_tip == e->addr);
 	if (d->arp_tip != e->addr || op != RTE_ARP_OP_REQUEST) {
 		if (d->arp_tip != e->addr)
 			e->st.arp_ignored++;
@@ -253,6 +257,20 @@ icmp_input(struct dp_edge *e, uint8_t *frame, struct rte_ipv4_hdr *ip,
 	e->st.icmp_echo++;
 	*reply_len = ETH_HDR + tot;
 	return DP_EDGE_REPLY;
+}
+
+static bool
+unicast_source(const struct dp_edge *e, uint32_t src)
+{
+	uint32_t h = rte_be_to_cpu_32(src);
+
+	if (h == 0 || h == 0xffffffffu || (h >> 28) == 0xe)
+		return false;
+	/* /31 and /32 prefixes have no network or broadcast address. */
+	if (rte_be_to_cpu_32(e->mask) < 0xfffffffeu && on_link(e, src) &&
+	    ((src & ~e->mask) == 0 || (src & ~e->mask) == ~e->mask))
+		return false;
+	return true;
 }
 
 /* UDP's checksum over the pseudo-header and ulen bytes: valid or absent. */
@@ -322,6 +340,13 @@ dp_edge_input(struct dp_edge *e, uint8_t *frame, size_t len, uint64_t now_ns,
 	}
 	if (ip->dst_addr != e->addr) {
 		e->st.rx_not_ours++;
+		return DP_EDGE_DROP;
+	}
+	/* RFC 1122 3.2.1.3: no answer, no media, from a source that is no
+	 * host (0, broadcast, multicast, our prefix's network or broadcast
+	 * address). */
+	if (!unicast_source(e, ip->src_addr)) {
+		e->st.rx_bad_ip++;
 		return DP_EDGE_DROP;
 	}
 	if (ip->next_proto_id == IPPROTO_ICMP)

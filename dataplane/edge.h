@@ -92,7 +92,7 @@ void dp_edge_init(struct dp_edge *e, uint32_t addr, uint32_t mask, uint32_t gw,
 enum dp_edge_verdict dp_edge_input(struct dp_edge *e, uint8_t *frame,
 				   size_t len, uint64_t now_ns,
 				   struct dp_udp_view *udp, size_t *reply_len);
-/* A neighbour that never expires (--static-neighbour); ENOSPC. */
+/* A neighbour that never expires (--neighbours); ENOSPC. */
 int dp_edge_arp_static(struct dp_edge *e, uint32_t ip,
 		       const struct rte_ether_addr *mac);
 /*

@@ -82,9 +82,13 @@ dpdk_init(struct dp *dp)
 	if (err) {
 		FC_ERR("dataplane",
 		       "port %u (%s): %u TX queues needed (one per worker and "
-		       "the io lcore), it has %u (net_af_packet: qpairs=%u)",
+		       "the io lcore), it has %u%s",
 		       port, info.driver_name ? info.driver_name : "?", nq,
-		       info.max_tx_queues, nq);
+		       info.max_tx_queues,
+		       info.driver_name && strcmp(info.driver_name,
+						  "net_af_packet") == 0
+			       ? " (give net_af_packet qpairs= that many)"
+			       : "");
 		return -err;
 	}
 	/* One RX queue: without RSS a NIC delivers everything to queue 0.

@@ -14,8 +14,11 @@
  *   under 8 or past the IP payload, a bad UDP checksum;
  * - ARP: a request for our address is answered in place (reply opcode,
  *   our MAC and address as sender, the asker as target and Ethernet
- *   destination) and its sender learnt; requests for others are
- *   ignored; malformed ARP is ignored;
+ *   destination) and its sender learnt; a probe (sender 0.0.0.0) is
+ *   answered too; requests for others are ignored; malformed ARP is
+ *   ignored;
+ * - sources that are no host (0, broadcast, multicast, our prefix's
+ *   network and broadcast addresses) are dropped;
  * - ICMP echo: answered in place with type 0, addresses and MACs swapped,
  *   both checksums valid, the data echoed; a bad ICMP checksum or an echo
  *   for another address is dropped;
@@ -259,6 +262,17 @@ test_malformed(void **state)
 	len = udp_frame(f, PEER, OURS, 1, 2, 20, true);
 	f[50] ^= 1;
 	expect_drop(f, len, &e.st.rx_bad_udp_csum, "UDP checksum");
+	/* Sources that are no host (RFC 1122 3.2.1.3). */
+	len = udp_frame(f, 0, OURS, 1, 2, 20, true);
+	expect_drop(f, len, &e.st.rx_bad_ip, "from 0.0.0.0");
+	len = udp_frame(f, 0xffffffffu, OURS, 1, 2, 20, true);
+	expect_drop(f, len, &e.st.rx_bad_ip, "from 255.255.255.255");
+	len = udp_frame(f, 0xe0000001u, OURS, 1, 2, 20, true);
+	expect_drop(f, len, &e.st.rx_bad_ip, "from multicast");
+	len = udp_frame(f, 0x0a4d00ffu, OURS, 1, 2, 20, true);
+	expect_drop(f, len, &e.st.rx_bad_ip, "from our prefix's broadcast");
+	len = udp_frame(f, 0x0a4d0000u, OURS, 1, 2, 20, true);
+	expect_drop(f, len, &e.st.rx_bad_ip, "from our prefix's network");
 	assert_int_equal(e.st.rx_udp, 0);
 }
 
@@ -326,6 +340,14 @@ test_arp(void **state)
 	assert_int_equal(dp_edge_input(&e, f, 30, 6 * SEC, &v, &rl),
 			 DP_EDGE_DROP);
 	assert_int_equal(e.st.rx_short, 1);
+	/* A probe for our address (RFC 5227: sender 0.0.0.0) is answered,
+	 * to the prober's MAC, and teaches nothing. */
+	arp_frame(f, 1, &gw_mac, 0, OURS);
+	assert_int_equal(dp_edge_input(&e, f, 60, 7 * SEC, &v, &rl),
+			 DP_EDGE_REPLY);
+	assert_memory_equal(f, gw_mac.addr_bytes, 6);
+	assert_int_equal(get32(f + 38), 0);
+	assert_int_equal(e.st.arp_replies, 2);
 }
 
 static void
