@@ -10,7 +10,7 @@ ninja -C build >/dev/null
 
 MGMT="${XDG_RUNTIME_DIR:-/tmp}/focusd.sock"
 cat <<INFO
-focusd is starting. To join a conference, dial from any SIP phone (G.711):
+focusd is starting. To join a conference, dial from any SIP phone (G.711, G.722 or Opus):
     sip:room1@127.0.0.1        joins (and creates) conference "room1"
     sip:conf@127.0.0.1         the factory: creates a new conference
     sip:join@127.0.0.1         the conference application: key a number, then #
