@@ -815,12 +815,6 @@ cmd_leg_update(struct mix_worker *w, struct mix_leg *l, struct mix_cmd *c)
 			group_join(l->conf, l, &none);
 		}
 		l->ts_step = MIX_PTIME_MS * mix_cs_ts_per_ms(l->cs);
-		l->p.opus_fec = p->opus_fec;
-		l->p.opus_dtx = p->opus_dtx;
-		l->p.opus_maxrate = p->opus_maxrate;
-		l->p.opus_bitrate = p->opus_bitrate;
-		l->p.rate = p->rate;
-		l->p.ptime_ms = p->ptime_ms;
 		leg_reset_rx(l);
 	}
 	if (p->codec != l->p.codec || p->pt != l->p.pt ||
@@ -829,6 +823,14 @@ cmd_leg_update(struct mix_worker *w, struct mix_leg *l, struct mix_cmd *c)
 	/* Events follow the codec's clock, and may change with it. */
 	if (l->p.have_te != p->have_te || l->p.te_pt != p->te_pt)
 		l->have_te_ts = false;
+	/* What codec_changed compares is the new codec state's, or the
+	 * same as before. */
+	l->p.opus_fec = p->opus_fec;
+	l->p.opus_dtx = p->opus_dtx;
+	l->p.opus_maxrate = p->opus_maxrate;
+	l->p.opus_bitrate = p->opus_bitrate;
+	l->p.rate = p->rate;
+	l->p.ptime_ms = p->ptime_ms;
 	l->p.te_pt = p->te_pt;
 	l->p.have_te = p->have_te;
 	l->p.level_id = p->level_id;
@@ -1099,6 +1101,42 @@ leg_rx_rtcp(struct mix_leg *l, const struct dp_pkt_meta *pm, const uint8_t *b,
 
 static void mix_tx_flush(struct mix_worker *w);
 
+/*
+ * m, built, goes out in the worker's next burst: from l's RTP port to
+ * where its peer's RTP comes from, or (rtcp) from the odd port above to
+ * where its peer's RTCP comes from, else the peer's RTP port + 1.
+ */
+static void
+leg_queue_tx(struct mix_worker *w, struct mix_leg *l, struct rte_mbuf *m,
+	     bool rtcp)
+{
+	struct dp_pkt_meta *pm = dp_pkt_meta(m);
+
+	pm->rtcp = rtcp;
+	pm->slot = l->p.ep.slot;
+	pm->remote_mac = l->remote_mac;
+	if (!rtcp) {
+		pm->remote_ip = l->st.remote_ip;
+		pm->remote_port = l->st.remote_port;
+		pm->local_port = l->p.ep.local_port;
+		pm->sock = l->p.ep.sock;
+	} else {
+		pm->remote_ip = l->rtcp_latched ? l->rtcp_ip : l->st.remote_ip;
+		pm->remote_port =
+			l->rtcp_latched
+				? l->rtcp_port
+				: rte_cpu_to_be_16((
+					  uint16_t)(rte_be_to_cpu_16(
+							    l->st.remote_port) +
+						    1));
+		pm->local_port = (uint16_t)(l->p.ep.local_port + 1);
+		pm->sock = l->p.ep.rtcp_sock;
+	}
+	w->tx[w->n_tx++] = m;
+	if (w->n_tx == TX_BURST)
+		mix_tx_flush(w);
+}
+
 /* Our report to the peer: SR if we sent media since the leg began, else
  * RR; one block about its source once it sent; our CNAME. */
 static void
@@ -1108,7 +1146,6 @@ leg_send_rtcp(struct mix_worker *w, struct mix_leg *l, uint64_t now_ns)
 	struct dp_rtcp_info sr = {0};
 	struct dp_rtcp_block blk = {0};
 	struct mix_jb_stats js;
-	struct dp_pkt_meta *pm;
 	struct rte_mbuf *m;
 	char cname[16] = "focusd-";
 	uint8_t *p;
@@ -1171,23 +1208,8 @@ leg_send_rtcp(struct mix_worker *w, struct mix_leg *l, uint64_t now_ns)
 		return;
 	}
 	rte_pktmbuf_trim(m, (uint16_t)(128 - len));
-	pm = dp_pkt_meta(m);
-	pm->rtcp = true;
-	pm->remote_ip = l->rtcp_latched ? l->rtcp_ip : l->st.remote_ip;
-	pm->remote_port =
-		l->rtcp_latched ? l->rtcp_port
-				: rte_cpu_to_be_16((
-					  uint16_t)(rte_be_to_cpu_16(
-							    l->st.remote_port) +
-						    1));
-	pm->local_port = (uint16_t)(l->p.ep.local_port + 1);
-	pm->slot = l->p.ep.slot;
-	pm->sock = l->p.ep.rtcp_sock;
-	pm->remote_mac = l->remote_mac;
 	l->st.rtcp_tx++;
-	w->tx[w->n_tx++] = m;
-	if (w->n_tx == TX_BURST)
-		mix_tx_flush(w);
+	leg_queue_tx(w, l, m, true);
 }
 
 /* Borrows m; the caller frees it. */
@@ -1409,7 +1431,6 @@ leg_send_payload(struct mix_worker *w, struct mix_leg *l, struct mix_cs *enc,
 		 int plen, uint32_t ts)
 {
 	struct rte_mbuf *m;
-	struct dp_pkt_meta *pm;
 	uint8_t *b;
 	int len = plen;
 
@@ -1447,22 +1468,12 @@ leg_send_payload(struct mix_worker *w, struct mix_leg *l, struct mix_cs *enc,
 	 * and the first after DTX. */
 	dp_rtp_build(b, DP_RTP_HDR_MIN, l->p.pt, !l->sent_first || l->dtx_gap,
 		     l->seq, ts, l->p.ssrc);
-	pm = dp_pkt_meta(m);
-	pm->remote_ip = l->st.remote_ip;
-	pm->remote_port = l->st.remote_port;
-	pm->local_port = l->p.ep.local_port;
-	pm->slot = l->p.ep.slot;
-	pm->sock = l->p.ep.sock;
-	pm->rtcp = false;
-	pm->remote_mac = l->remote_mac;
 	l->sent_first = true;
 	l->dtx_gap = false;
 	l->seq++;
 	l->st.tx_packets++;
 	l->st.tx_bytes += (uint64_t)len;
-	w->tx[w->n_tx++] = m;
-	if (w->n_tx == TX_BURST)
-		mix_tx_flush(w);
+	leg_queue_tx(w, l, m, false);
 }
 
 /*
