@@ -241,6 +241,16 @@ frame_up(const struct dp_edge *e, struct rte_mbuf *m,
 	return true;
 }
 
+/* n frames on TX queue q; what the port does not take is freed. */
+static uint16_t
+eth_send(struct port_dpdk *pd, uint16_t q, struct rte_mbuf **pkts, uint16_t n)
+{
+	uint16_t s = n ? rte_eth_tx_burst(pd->port, q, pkts, n) : 0;
+
+	rte_pktmbuf_free_bulk(pkts + s, n - s);
+	return s;
+}
+
 /* io lcore: send what workers could not address, or ask for it. */
 static void
 drain_unresolved(struct dp *dp, struct port_dpdk *pd, uint64_t now)
@@ -279,12 +289,7 @@ drain_unresolved(struct dp *dp, struct port_dpdk *pd, uint64_t now)
 		else
 			rte_pktmbuf_free(req);
 	}
-	if (k) {
-		uint16_t s = rte_eth_tx_burst(pd->port, pd->io_queue, out,
-					      (uint16_t)k);
-
-		rte_pktmbuf_free_bulk(out + s, k - s);
-	}
+	eth_send(pd, pd->io_queue, out, (uint16_t)k);
 }
 
 static uint16_t
@@ -341,12 +346,7 @@ dpdk_rx_burst(struct dp *dp, struct rte_mbuf **pkts, uint16_t n, int wait_ms)
 			rte_pktmbuf_free(m);
 		}
 	}
-	if (nr) {
-		uint16_t s =
-			rte_eth_tx_burst(pd->port, pd->io_queue, replies, nr);
-
-		rte_pktmbuf_free_bulk(replies + s, nr - s);
-	}
+	eth_send(pd, pd->io_queue, replies, nr);
 	return got;
 }
 
@@ -358,7 +358,7 @@ dpdk_tx_burst(struct dp *dp, unsigned queue, struct rte_mbuf **pkts, uint16_t n)
 	uint16_t sent = 0;
 
 	for (uint16_t i = 0; i < n;) {
-		uint16_t k = 0, s;
+		uint16_t k = 0;
 
 		for (; i < n && k < DP_RX_BURST; i++) {
 			struct rte_mbuf *m = pkts[i];
@@ -379,9 +379,7 @@ dpdk_tx_burst(struct dp *dp, unsigned queue, struct rte_mbuf **pkts, uint16_t n)
 			}
 			out[k++] = m;
 		}
-		s = rte_eth_tx_burst(pd->port, (uint16_t)queue, out, k);
-		rte_pktmbuf_free_bulk(out + s, k - s);
-		sent += s;
+		sent += eth_send(pd, (uint16_t)queue, out, k);
 	}
 	return sent;
 }
