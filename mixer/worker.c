@@ -113,6 +113,14 @@ struct mix_leg {
 	/* transmit */
 	uint16_t seq;
 	uint32_t ts;
+	uint64_t rtcp_next; /* tick our next RTCP report is due */
+	/* every packet: the peer's source as received (RFC 3550 A.1), and
+	 * where it comes from on the wire (DPDK port: the next hop) */
+	bool have_peer;
+	uint16_t max_seq;
+	uint32_t peer_ssrc;
+	uint32_t cycles, received;
+	struct rte_ether_addr remote_mac;
 
 	struct mix_leg_params p;
 	struct mix_leg_stats st;
@@ -126,20 +134,15 @@ struct mix_leg {
 	uint64_t te_tick; /* a conference's digits: the second's first tick */
 	unsigned te_n;	  /* and digits in it */
 
-	/* RTCP (RFC 3550 6): the peer's source as received (A.1), its last
-	 * SR, where its RTCP comes from, when ours goes next. */
-	bool have_peer;
-	uint32_t peer_ssrc;
-	uint16_t base_seq, max_seq;
-	uint32_t cycles, received;
+	/* RTCP (RFC 3550 6): what our reports last said of the peer's
+	 * source, its last SR, where its RTCP comes from. */
+	uint16_t base_seq;
 	uint32_t expected_prior, received_prior;
 	uint32_t lsr;	    /* middle 32 bits of its last SR's NTP time */
 	uint64_t lsr_at_ns; /* when that SR came */
-	struct rte_ether_addr remote_mac; /* DPDK port: the peer's next hop */
 	bool rtcp_latched;
 	uint32_t rtcp_ip;
 	uint16_t rtcp_port; /* network order */
-	uint64_t rtcp_next; /* tick */
 	uint32_t rtcp_rng;
 
 	int16_t in[MIX_MAX_FRAME]; /* this tick's frame */
@@ -1008,10 +1011,13 @@ leg_says_silent(const struct mix_leg *l, const uint8_t *b,
 	const uint8_t *lv;
 	unsigned n;
 
-	if (l->p.level_id &&
+	if (l->p.level_id && h->extension &&
 	    dp_rtp_ext_find(b, h, l->p.level_id, &lv, &n) == 0 && n >= 1)
 		return (lv[0] & 0x7f) >= LEVEL_SILENT;
-	return mix_cs_silent(l->cs, b + h->hdr_len, h->payload_len);
+	/* Only Opus says it of itself: no need to touch the codec state
+	 * for the others, on every packet. */
+	return l->p.codec == MIX_OPUS &&
+	       mix_cs_silent(l->cs, b + h->hdr_len, h->payload_len);
 }
 
 /* RFC 3550 A.1, without probation: the peer's source, its highest
