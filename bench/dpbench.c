@@ -106,6 +106,7 @@
 #include <immintrin.h>
 #endif
 
+#include "bench/benchenv.h"
 #include "dataplane/dp_priv.h"
 #include "dataplane/edge.h"
 
@@ -239,32 +240,15 @@ static struct {
 /* ---- clocks ----------------------------------------------------------- */
 
 static double
-cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static double
 mono_ns(void)
 {
 	return (double)fc_now_ns();
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static double
 median(double *v, unsigned n)
 {
-	qsort(v, n, sizeof(*v), cmp_double);
+	qsort(v, n, sizeof(*v), bench_cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
@@ -275,10 +259,10 @@ clock_overhead_ns(void)
 	double v[21];
 
 	for (unsigned r = 0; r < FC_ARRAY_SIZE(v); r++) {
-		double t0 = cpu_ns(), t1 = t0;
+		double t0 = bench_cpu_ns(), t1 = t0;
 
 		for (int i = 0; i < 1000; i++)
-			t1 = cpu_ns();
+			t1 = bench_cpu_ns();
 		v[r] = (t1 - t0) / 1000;
 	}
 	return median(v, FC_ARRAY_SIZE(v));
@@ -817,7 +801,7 @@ batch(enum stage st, struct frames *fr, bool cold, unsigned long long *kinds,
 		flush(m);
 
 	w0 = mono_ns();
-	c0 = cpu_ns();
+	c0 = bench_cpu_ns();
 	switch (st) {
 	case ST_IO:
 		for (unsigned k = 0; k < BATCH / BURST; k++)
@@ -863,7 +847,7 @@ batch(enum stage st, struct frames *fr, bool cold, unsigned long long *kinds,
 	default:
 		break;
 	}
-	o->cpu += cpu_ns() - c0;
+	o->cpu += bench_cpu_ns() - c0;
 	o->wall += mono_ns() - w0;
 
 	if (rte_ring_count(B.rx) != 0)
@@ -952,22 +936,22 @@ idle_pass(unsigned passes, unsigned reps, double clock_ns, struct all *a)
 	double ns[MAX_REPS];
 
 	for (unsigned r = 0; r < reps; r++) {
-		double c0 = cpu_ns();
+		double c0 = bench_cpu_ns();
 
 		for (unsigned i = 0; i < passes; i++)
 			dp_io_poll(B.dp);
-		ns[r] = (cpu_ns() - c0 - clock_ns) / passes;
+		ns[r] = (bench_cpu_ns() - c0 - clock_ns) / passes;
 	}
 	a->idle_pass_ns = median(ns, reps);
 	a->idle_pass_min_ns = ns[0];
 	/* The monotonic clock the port reads once a pass (fc_now_ns). */
 	for (unsigned r = 0; r < reps; r++) {
-		double c0 = cpu_ns();
+		double c0 = bench_cpu_ns();
 		uint64_t x = 0;
 
 		for (unsigned i = 0; i < passes; i++)
 			x += fc_now_ns();
-		ns[r] = (cpu_ns() - c0 - clock_ns) / passes;
+		ns[r] = (bench_cpu_ns() - c0 - clock_ns) / passes;
 		if (x == 0)
 			printf("(the clock stood still)\n");
 	}
@@ -1120,16 +1104,6 @@ usage(void)
 int
 main(int argc, char **argv)
 {
-	char *eal[] = {"dpbench",
-		       "--no-huge",
-		       "--no-pci",
-		       "--no-shconf",
-		       "--no-telemetry",
-		       "-m",
-		       "512",
-		       "-l",
-		       "0",
-		       "--log-level=lib.eal:error"};
 	static const unsigned pct_rtp[K_COUNT] = {0};
 	static const unsigned pct_mix[K_COUNT] = {0, 2, 2, 2, 2, 2};
 	const char *json = "bench/results/dpbench.json";
@@ -1206,10 +1180,8 @@ main(int argc, char **argv)
 	a.reps = reps_opt ? reps_opt : a.quick ? 3 : 5;
 
 	fc_log_level_set(FC_LOG_WARN);
-	if (rte_eal_init((int)FC_ARRAY_SIZE(eal), eal) < 0) {
-		fprintf(stderr, "dpbench: EAL did not start\n");
+	if (bench_eal_init("dpbench") != 0)
 		return 1;
-	}
 	t_begin = mono_ns();
 	if ((err = setup(a.workers, FLOWS_BIG)))
 		goto fail;

@@ -77,6 +77,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "bench/benchenv.h"
 #include "dataplane/dataplane.h"
 #include "mixer/codec.h"
 #include "mixer/mixer.h"
@@ -473,10 +474,7 @@ mono_us(void)
 static double
 cpu_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+	return bench_cpu_ns() / 1e3;
 }
 
 struct span {
@@ -949,14 +947,6 @@ struct s3_res {
 	const char *stop;
 };
 
-static int
-cmp_double(const void *x, const void *y)
-{
-	double a = *(const double *)x, b = *(const double *)y;
-
-	return (a > b) - (a < b);
-}
-
 /*
  * ms = a + b n through the steps, robustly (Theil-Sen: the median of the
  * pairwise slopes), so that one tick disturbed by the machine's other
@@ -977,12 +967,12 @@ s3_fit(const struct s3_mode_res *m, double *a, double *b)
 		for (unsigned j = i + 1; j < k; j++)
 			slopes[ns++] = (m->ms[j] - m->ms[i]) /
 				       ((double)m->n[j] - m->n[i]);
-	qsort(slopes, ns, sizeof(*slopes), cmp_double);
+	qsort(slopes, ns, sizeof(*slopes), bench_cmp_double);
 	*b = ns % 2 ? slopes[ns / 2]
 		    : (slopes[ns / 2 - 1] + slopes[ns / 2]) / 2;
 	for (unsigned i = 0; i < k; i++)
 		rest[i] = m->ms[i] - *b * m->n[i];
-	qsort(rest, k, sizeof(*rest), cmp_double);
+	qsort(rest, k, sizeof(*rest), bench_cmp_double);
 	*a = k % 2 ? rest[k / 2] : (rest[k / 2 - 1] + rest[k / 2]) / 2;
 }
 
@@ -1477,16 +1467,6 @@ write_plot(const char *json, const struct all *a)
 int
 main(int argc, char **argv)
 {
-	char *eal[] = {"mixbench",
-		       "--no-huge",
-		       "--no-pci",
-		       "--no-shconf",
-		       "--no-telemetry",
-		       "-m",
-		       "512",
-		       "-l",
-		       "0",
-		       "--log-level=lib.eal:error"};
 	const char *json = "bench/results/mixbench.json";
 	bool plot = false, any_selected = false;
 	unsigned s3_max = 0, ticks_opt = 0;
@@ -1561,10 +1541,8 @@ main(int argc, char **argv)
 	cticks = ticks_opt ? ticks_opt : a.quick ? 10 : 40;
 	ticks5 = ticks_opt ? ticks_opt : a.quick ? 21 : 42;
 
-	if (rte_eal_init((int)FC_ARRAY_SIZE(eal), eal) < 0) {
-		fprintf(stderr, "mixbench: EAL did not start\n");
+	if (bench_eal_init("mixbench") != 0)
 		return 1;
-	}
 	/* The whole port range: one endpoint slot per leg, and scenario 3
 	 * wants tens of thousands. Packets go in 256 at a time and the
 	 * next poll frees every one; the null port frees what is sent: the
