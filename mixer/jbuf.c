@@ -6,6 +6,12 @@
  * sequence arithmetic is 16-bit and signed by difference, so wrap-around
  * needs no special case. The jitter estimate is RFC 3550 A.8's, kept in
  * RTP timestamp units scaled by 16.
+ *
+ * Payloads live apart from the slots, in JB_SLOTS buffers handed out from
+ * a stack, most recently freed first: a leg in steady state writes and
+ * reads the same two or three buffers tick after tick, and they stay in
+ * cache. (Slot-indexed payloads walked the whole 32 KB, one cold buffer a
+ * packet, which at tens of thousands of legs is a trip to memory each.)
  */
 #include <string.h>
 
@@ -14,12 +20,12 @@
 #define SHRINK_GETS 50 /* gets above target before one packet goes */
 
 struct jb_slot {
-	bool used;
 	uint16_t seq;
 	uint16_t len;
-	bool silent; /* put with JB_SILENT */
 	uint32_t ts;
-	uint8_t data[JB_MAX_PAYLOAD];
+	bool used;
+	bool silent; /* put with JB_SILENT */
+	uint8_t buf; /* its payload: data[buf] */
 };
 
 struct mix_jb {
@@ -43,8 +49,11 @@ struct mix_jb {
 	uint16_t last_seq;
 	uint32_t last_ts;
 	unsigned ptime_ts;
+	unsigned n_free;
+	uint8_t free[JB_SLOTS]; /* buffers not held, the next on top */
 	struct mix_jb_stats st;
 	struct jb_slot slots[JB_SLOTS];
+	uint8_t data[JB_SLOTS][JB_MAX_PAYLOAD];
 };
 
 size_t
@@ -56,8 +65,11 @@ mix_jb_size(void)
 static void
 flush(struct mix_jb *jb)
 {
-	for (unsigned i = 0; i < JB_SLOTS; i++)
+	for (unsigned i = 0; i < JB_SLOTS; i++) {
 		jb->slots[i].used = false;
+		jb->free[i] = (uint8_t)(JB_SLOTS - 1 - i); /* 0 on top */
+	}
+	jb->n_free = JB_SLOTS;
 	jb->count = 0;
 	jb->have_next = false;
 	jb->playing = false;
@@ -73,6 +85,7 @@ mix_jb_init(struct mix_jb *jb, unsigned clock, unsigned min_ms, unsigned max_ms)
 	jb->min_ms = min_ms;
 	jb->max_ms = max_ms > min_ms ? max_ms : min_ms;
 	jb->target = 2;
+	flush(jb);
 }
 
 void
@@ -181,15 +194,17 @@ mix_jb_put(struct mix_jb *jb, uint32_t ssrc, uint16_t seq, uint32_t ts,
 		len = 0;
 	if (len > JB_MAX_PAYLOAD)
 		len = JB_MAX_PAYLOAD;
-	if (!s->used)
+	if (!s->used) {
 		jb->count++;
+		s->buf = jb->free[--jb->n_free];
+	}
 	s->used = true;
 	s->seq = seq;
 	s->ts = ts;
 	s->len = (uint16_t)len;
 	s->silent = (flags & JB_SILENT) != 0;
 	if (len)
-		memcpy(s->data, payload, len);
+		memcpy(jb->data[s->buf], payload, len);
 	if ((int16_t)(seq - jb->high) > 0)
 		jb->high = seq;
 	if (payload)
@@ -211,6 +226,7 @@ release(struct mix_jb *jb, struct jb_slot *s)
 {
 	s->used = false;
 	jb->count--;
+	jb->free[jb->n_free++] = s->buf;
 }
 
 /* Slot s, held, is played now: playout goes on after it. */
@@ -220,7 +236,7 @@ take(struct mix_jb *jb, struct jb_slot *s, const uint8_t **payload,
 {
 	release(jb, s);
 	jb->next = (uint16_t)(s->seq + 1);
-	*payload = s->data;
+	*payload = jb->data[s->buf];
 	*len = s->len;
 	return s->silent ? JB_SILENT_PACKET : JB_PACKET;
 }
@@ -279,7 +295,7 @@ mix_jb_get(struct mix_jb *jb, const uint8_t **payload, unsigned *len)
 		jb->st.lost++;
 		after = slot_of(jb, jb->next);
 		if (after) {
-			*payload = after->data;
+			*payload = jb->data[after->buf];
 			*len = after->len;
 		}
 		return JB_LOST;
@@ -287,6 +303,33 @@ mix_jb_get(struct mix_jb *jb, const uint8_t **payload, unsigned *len)
 	jb->st.underruns++;
 	jb->playing = false;
 	return JB_DRY;
+}
+
+void
+mix_jb_prefetch(const struct mix_jb *jb, int step)
+{
+	const struct jb_slot *s = &jb->slots[jb->next & (JB_SLOTS - 1)];
+
+	if (step == 0) {
+		__builtin_prefetch(s, 1);
+		return;
+	}
+	if (!s->used || s->seq != jb->next)
+		return;
+	for (unsigned off = 0; off < s->len && off < 256; off += 64)
+		__builtin_prefetch(jb->data[s->buf] + off);
+}
+
+void
+mix_jb_prefetch_put(const struct mix_jb *jb, uint16_t seq)
+{
+	__builtin_prefetch(&jb->slots[seq & (JB_SLOTS - 1)], 1);
+	if (jb->n_free > 0) {
+		const uint8_t *d = jb->data[jb->free[jb->n_free - 1]];
+
+		for (unsigned off = 0; off < 256; off += 64)
+			__builtin_prefetch(d + off, 1);
+	}
 }
 
 unsigned

@@ -1224,6 +1224,87 @@ test_fixed_seq_jump_within_slots(void **state)
 	free(jb);
 }
 
+static enum mix_jb_get
+get_in_order(struct mix_jb *jb, uint16_t *want, unsigned *played,
+	     unsigned *lost)
+{
+	const uint8_t *pl;
+	unsigned len;
+	enum mix_jb_get r = mix_jb_get(jb, &pl, &len);
+
+	if (r == JB_PACKET) {
+		assert_int_equal(pay_seq(pl, len), *want);
+		(*played)++;
+		(*want)++;
+	} else if (r == JB_LOST) {
+		(*lost)++;
+		(*want)++;
+		/* The next one, if held, is handed over whole. */
+		if (pl)
+			assert_int_equal(pay_seq(pl, len), *want);
+	}
+	assert_true(stats(jb).depth <= JB_SLOTS);
+	return r;
+}
+
+/*
+ * Payloads are held in buffers apart from the slots and handed out most
+ * recently freed first: whatever the order of puts and gets, every
+ * payload played is the one put with its sequence number, a full buffer
+ * holds 32 different ones, and the payload JB_LOST hands over for FEC is
+ * the next packet's.
+ */
+static void
+test_payload_buffers(void **state)
+{
+	struct mix_jb *jb = jb_new(8000, MAX_MS, MAX_MS);
+	uint32_t r32 = 12345;
+	unsigned played = 0, lost = 0;
+	uint16_t next, want = JB_SLOTS;
+
+	(void)state;
+	/* Full: 32 held (playout waits for 200 ms, 10 packets, so fill
+	 * without getting), then every one out in order. */
+	for (unsigned k = 0; k < JB_SLOTS; k++)
+		assert_int_equal(put_calm(jb, 0, k), 0);
+	assert_int_equal(stats(jb).depth, JB_SLOTS);
+	for (unsigned k = 0; k < JB_SLOTS; k++)
+		expect_packet(jb, (int)k);
+	next = JB_SLOTS;
+	/* Then a stream arriving in shuffled groups of four, one group in
+	 * five missing its second packet, with four gets after each. */
+	for (unsigned g = 0; g < 400; g++) {
+		uint16_t s[4] = {next, (uint16_t)(next + 1),
+				 (uint16_t)(next + 2), (uint16_t)(next + 3)};
+
+		for (int i = 3; i > 0; i--) {
+			int j;
+			uint16_t t;
+
+			r32 = r32 * 1103515245u + 12345u;
+			j = (int)((r32 >> 16) % (unsigned)(i + 1));
+			t = s[i];
+			s[i] = s[j];
+			s[j] = t;
+		}
+		for (int i = 0; i < 4; i++) {
+			if (g % 5 == 4 && s[i] == (uint16_t)(next + 1))
+				continue; /* lost */
+			assert_int_equal(put_calm(jb, 0, s[i]), 0);
+		}
+		next = (uint16_t)(next + 4);
+		for (int i = 0; i < 4; i++)
+			get_in_order(jb, &want, &played, &lost);
+	}
+	while (get_in_order(jb, &want, &played, &lost) != JB_DRY)
+		;
+	print_message("shuffled stream: %u played, %u lost\n", played, lost);
+	assert_int_equal(played, 1600 - 80);
+	assert_int_equal(lost, 80);
+	assert_int_equal(want, next);
+	free(jb);
+}
+
 /* ---- the audio through the buffer and the codec ---- */
 
 /* The worker's leg, as far as leg_frame() and leg_conceal() use it. */
@@ -1887,6 +1968,7 @@ main(void)
 		cmocka_unit_test(test_fixed_reorder_before_playout),
 		cmocka_unit_test(test_fixed_loss_uncounted_after_dry),
 		cmocka_unit_test(test_fixed_seq_jump_within_slots),
+		cmocka_unit_test(test_payload_buffers),
 		cmocka_unit_test(test_fixed_g722_underrun_bridge),
 		/* Last: in an AddressSanitizer build it ends the program. */
 		cmocka_unit_test(test_fixed_spandsp_plc_overlap),
