@@ -594,8 +594,8 @@ rig_run(struct rig *r, unsigned n)
 
 /* Sanity: the counters of every leg, summed. */
 struct sums {
-	uint64_t rx, foreign, malformed, other_pt, late, lost, concealed,
-		underruns, tx, tx_dropped, overruns, ticks;
+	uint64_t rx, foreign, malformed, other_pt, late, overflow, lost,
+		concealed, underruns, tx, tx_dropped, overruns, ticks;
 	bool got;
 };
 
@@ -614,6 +614,7 @@ sums_h(void *arg, int err, const struct mix_worker_stats *ws,
 		s->malformed += ls[i].rx_malformed;
 		s->other_pt += ls[i].rx_other_pt;
 		s->late += ls[i].rx_late;
+		s->overflow += ls[i].rx_overflow;
 		s->lost += ls[i].rx_lost;
 		s->concealed += ls[i].rx_concealed;
 		s->underruns += ls[i].underruns;
@@ -635,14 +636,16 @@ rig_check(struct rig *r, const char *what)
 	rig_drain(r);
 	if (!s.got)
 		return;
+	/* A leg whose packets were not played as they came (its buffer
+	 * overflowed) was not mixed as it should: the figures are void. */
 	if (s.foreign || s.malformed || s.other_pt || s.tx_dropped || s.late ||
-	    s.overruns)
+	    s.overflow || s.overruns)
 		printf("  warning (%s): foreign %lu malformed %lu other-pt %lu "
-		       "late %lu tx-dropped %lu overruns %lu\n",
+		       "late %lu overflow %lu tx-dropped %lu overruns %lu\n",
 		       what, (unsigned long)s.foreign,
 		       (unsigned long)s.malformed, (unsigned long)s.other_pt,
-		       (unsigned long)s.late, (unsigned long)s.tx_dropped,
-		       (unsigned long)s.overruns);
+		       (unsigned long)s.late, (unsigned long)s.overflow,
+		       (unsigned long)s.tx_dropped, (unsigned long)s.overruns);
 	if (B.verbose)
 		printf("  [%s] legs %u ticks %lu: rx %lu tx %lu lost %lu "
 		       "concealed %lu underruns %lu\n",

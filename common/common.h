@@ -65,6 +65,16 @@ void fc_log(enum fc_log_level level, const char *part, const char *fmt, ...)
 /* Monotonic clock in nanoseconds (vDSO, no syscall). */
 uint64_t fc_now_ns(void);
 
+/*
+ * Memory for per-leg media state (bigmem.c): zeroed, 64-byte aligned,
+ * on transparent huge pages where the kernel gives them, so that a tick
+ * over tens of thousands of legs does not miss the TLB on each. Freed
+ * with the size it was allocated with. Not for the fast path: it takes
+ * a lock.
+ */
+void *fc_big_alloc(size_t size);
+void fc_big_free(void *p, size_t size);
+
 /* Messages between the control thread and an lcore. */
 struct fc_msg;
 typedef void(fc_msg_done_h)(struct fc_msg *msg);

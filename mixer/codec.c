@@ -21,6 +21,7 @@
 #define SPANDSP_EXPOSE_INTERNAL_STRUCTURES
 #include <spandsp.h>
 
+#include "common/common.h"
 #include "mixer/codec.h"
 
 #define RESAMPLE_QUALITY 3
@@ -71,7 +72,7 @@ mix_cs_alloc(struct mix_cs **csp, const struct mix_leg_params *p, unsigned rate)
 	if (csp == NULL || p == NULL || p->codec >= MIX_CODEC_COUNT ||
 	    (rate != 8000 && rate != 16000 && rate != 24000 && rate != 48000))
 		return EINVAL;
-	cs = calloc(1, sizeof(*cs));
+	cs = fc_big_alloc(sizeof(*cs));
 	if (cs == NULL)
 		return ENOMEM;
 	cs->codec = p->codec;
@@ -79,7 +80,7 @@ mix_cs_alloc(struct mix_cs **csp, const struct mix_leg_params *p, unsigned rate)
 	cs->rate = rate;
 	cs->ptime = p->ptime_ms ? p->ptime_ms : MIX_PTIME_MS;
 	if (!mix_ptime_valid(p->codec, cs->ptime)) {
-		free(cs);
+		fc_big_free(cs, sizeof(*cs));
 		return EINVAL;
 	}
 	if (cs->ptime != MIX_PTIME_MS) {
@@ -88,7 +89,7 @@ mix_cs_alloc(struct mix_cs **csp, const struct mix_leg_params *p, unsigned rate)
 			calloc((size_t)rate * (cs->ptime + MIX_PTIME_MS) / 1000,
 			       sizeof(*cs->txq));
 		if (cs->txq == NULL) {
-			free(cs);
+			fc_big_free(cs, sizeof(*cs));
 			return ENOMEM;
 		}
 	}
@@ -187,7 +188,7 @@ mix_cs_free(struct mix_cs *cs)
 	free(cs->opd);
 	free(cs->ope);
 	free(cs->txq);
-	free(cs);
+	fc_big_free(cs, sizeof(*cs));
 }
 
 bool
@@ -343,6 +344,22 @@ mix_cs_decode(struct mix_cs *cs, const uint8_t *payload, unsigned len,
 	default:
 		return -1;
 	}
+}
+
+void
+mix_cs_prefetch(const struct mix_cs *cs)
+{
+	const char *h = (const char *)cs->plc.history;
+
+	__builtin_prefetch(&cs->codec);
+	__builtin_prefetch(&cs->rs_in);
+	if (cs->codec == MIX_OPUS)
+		return;
+	/* The PLC's history, which every decoded frame goes into. */
+	__builtin_prefetch(&cs->plc.missing_samples, 1);
+	for (size_t off = 0; off < sizeof(cs->plc.history); off += 64)
+		__builtin_prefetch(h + off, 1);
+	__builtin_prefetch(&cs->plc.buf_ptr, 1);
 }
 
 int

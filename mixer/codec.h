@@ -43,6 +43,9 @@ int mix_cs_decode(struct mix_cs *cs, const uint8_t *payload, unsigned len,
  */
 int mix_cs_samples(const struct mix_cs *cs, const uint8_t *payload,
 		   unsigned len);
+/* Worker: ask the CPU for the state decoding reads and writes, without
+ * waiting for it (a few legs ahead of decoding). */
+void mix_cs_prefetch(const struct mix_cs *cs);
 /*
  * Worker: does the payload itself say the sender is silent? Opus: a DTX
  * frame, or a SILK frame whose voice activity flag is off (the comfort

@@ -74,9 +74,12 @@ struct mix_leg_params {
 	bool mix_out;	      /* the leg hears the mix */
 	uint8_t te_pt;	      /* RFC 4733 telephone-event payload type */
 	bool have_te;	      /* the peer sends telephone-events */
-	void *owner;	      /* the control thread's leg, for events */
-	unsigned rate;	      /* the conference's mixing rate */
-	int gain_db;	      /* on what the leg says, -24..+24 */
+	/* RFC 6464 client-to-mixer audio level: the RFC 8285 extension ID
+	 * the peer's packets carry it under (0: none). */
+	uint8_t level_id;
+	void *owner;   /* the control thread's leg, for events */
+	unsigned rate; /* the conference's mixing rate */
+	int gain_db;   /* on what the leg says, -24..+24 */
 	/* Opus (RFC 7587 fmtp): in-band FEC and DTX the peer accepts, the
 	 * highest rate it plays (maxplaybackrate, 0: any) and the bitrate
 	 * to send (maxaveragebitrate, 0: the encoder's choice). */
@@ -84,19 +87,22 @@ struct mix_leg_params {
 	bool opus_dtx;
 	unsigned opus_maxrate;
 	unsigned opus_bitrate;
-	/* RFC 6464 client-to-mixer audio level: the RFC 8285 extension ID
-	 * the peer's packets carry it under (0: none). */
-	uint8_t level_id;
 	/* ms of audio in each packet we send (the peer's a=ptime): 10 to
 	 * 60 in steps of 10, Opus 10, 20, 40 or 60 (mix_ptime_valid); 0:
 	 * MIX_PTIME_MS. What we receive may have any ptime. */
 	unsigned ptime_ms;
 };
 
-/* A leg's counters, copied out by mix_stats_get. */
+/* A leg's counters, copied out by mix_stats_get. Those every packet
+ * touches come first, on one cache line with the leg's parameters. */
 struct mix_leg_stats {
 	uint64_t rx_packets; /* RTP accepted from the peer */
 	uint64_t rx_bytes;
+	uint64_t tx_packets;
+	uint64_t tx_bytes;
+	uint32_t remote_ip; /* where we send now, network order */
+	uint16_t remote_port;
+	bool latched;	       /* remote learnt from the peer's packets */
 	uint64_t rx_foreign;   /* from another address than the peer's */
 	uint64_t rx_malformed; /* bad RTP header */
 	uint64_t rx_other_pt;  /* payload types we do not mix */
@@ -110,13 +116,8 @@ struct mix_leg_stats {
 	unsigned jb_target;    /* packets the jitter buffer aims to hold */
 	uint64_t rx_unmixed;   /* arrived while the leg is not mixed in */
 	uint64_t underruns;    /* ticks the leg talked but had no frame */
-	uint64_t tx_packets;
-	uint64_t tx_bytes;
-	uint64_t tx_dropped; /* no mbuf, or the port refused it */
-	uint64_t rx_dtmf;    /* digits heard (RFC 4733 or in-band) */
-	uint32_t remote_ip;  /* where we send now, network order */
-	uint16_t remote_port;
-	bool latched; /* remote learnt from the peer's packets */
+	uint64_t tx_dropped;   /* no mbuf, or the port refused it */
+	uint64_t rx_dtmf;      /* digits heard (RFC 4733 or in-band) */
 	/* RTCP (RFC 3550 6) */
 	uint64_t rtcp_rx_sr, rtcp_rx_rr;
 	uint64_t rtcp_rx_malformed;

@@ -173,8 +173,6 @@ struct mix_conf {
 	unsigned rate;	      /* Hz */
 	unsigned frame;	      /* samples per tick */
 	unsigned max_talkers; /* mixed at once; 0: everybody */
-	int32_t acc[MIX_MAX_FRAME];
-	int16_t all[MIX_MAX_FRAME]; /* the full mix, saturated */
 	struct mix_group groups[MIX_GROUPS];
 	/* application conference: the prompt everyone hears */
 	int16_t *prompt;
@@ -196,7 +194,12 @@ struct mix_worker {
 	struct mix_worker_stats st;
 	struct rte_mbuf *tx[TX_BURST];
 	uint16_t n_tx;
-	int16_t pcm[MAX_PKT_SAMPLES];	    /* one packet decoded */
+	int16_t pcm[MAX_PKT_SAMPLES]; /* one packet decoded */
+	/* The conference being ticked: the sum of its seated talkers and
+	 * the full mix, saturated. The worker's, not each conference's:
+	 * one tick's conferences then share the same cache lines. */
+	int32_t acc[MIX_MAX_FRAME];
+	int16_t all[MIX_MAX_FRAME];
 	struct mix_cmd *slots[EVENT_SLOTS]; /* event messages held */
 	unsigned n_slots_held;
 	unsigned slots_out; /* control thread only: slots sent, not back */
@@ -407,18 +410,18 @@ mix_leg_alloc(struct mix_leg **lp, const struct mix_leg_params *p)
 	if (lp == NULL || p == NULL || p->codec >= MIX_CODEC_COUNT ||
 	    !mix_rate_valid(p->rate))
 		return EINVAL;
-	l = calloc(1, sizeof(*l));
+	l = fc_big_alloc(sizeof(*l));
 	if (l == NULL)
 		return ENOMEM;
 	err = mix_cs_alloc(&l->cs, p, p->rate);
 	if (err) {
-		free(l);
+		fc_big_free(l, sizeof(*l));
 		return err;
 	}
-	l->jb = malloc(mix_jb_size());
+	l->jb = fc_big_alloc(mix_jb_size());
 	if (l->jb == NULL) {
 		mix_cs_free(l->cs);
-		free(l);
+		fc_big_free(l, sizeof(*l));
 		return ENOMEM;
 	}
 	mix_jb_init(l->jb, mix_cs_ts_per_ms(l->cs) * 1000, JB_MIN_MS,
@@ -478,9 +481,9 @@ mix_leg_free(struct mix_leg *l)
 		dtmf_rx_free(l->dtmf);
 	if (l) {
 		mix_cs_free(l->cs);
-		free(l->jb);
+		fc_big_free(l->jb, mix_jb_size());
 	}
-	free(l);
+	fc_big_free(l, sizeof(*l));
 }
 
 static int event_slot_post(struct mix_worker *w, mix_event_h *h, void *arg);
@@ -1282,6 +1285,43 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 		l->st.rx_late++; /* late or a duplicate */
 }
 
+/*
+ * Receiving, the same as framing (leg_prefetch): the packets of a burst
+ * are for legs all over memory, so the burst's next packets' state is
+ * asked for in stages: the leg's first lines 3 packets ahead (stage 0),
+ * its jitter buffer's head 2 ahead (1), the slot and payload buffer the
+ * packet will take 1 ahead (2).
+ */
+static void
+rx_prefetch(const struct mix_worker *w, struct rte_mbuf *m, int stage)
+{
+	const struct dp_pkt_meta *pm = dp_pkt_meta(m);
+	const struct mix_leg *l =
+		pm->slot < w->n_slots ? w->by_slot[pm->slot] : NULL;
+	const uint8_t *b;
+
+	if (l == NULL)
+		return;
+	switch (stage) {
+	case 0:
+		for (unsigned off = 0; off < 5 * RTE_CACHE_LINE_SIZE;
+		     off += RTE_CACHE_LINE_SIZE)
+			rte_prefetch0((const char *)l + off);
+		break;
+	case 1:
+		rte_prefetch0(l->jb);
+		rte_prefetch0((const char *)l->jb + RTE_CACHE_LINE_SIZE);
+		rte_prefetch0((const char *)l->jb + 2 * RTE_CACHE_LINE_SIZE);
+		break;
+	default:
+		b = rte_pktmbuf_mtod(m, const uint8_t *);
+		if (!pm->rtcp && rte_pktmbuf_data_len(m) >= DP_RTP_HDR_MIN)
+			mix_jb_prefetch_put(l->jb,
+					    (uint16_t)(b[2] << 8 | b[3]));
+		break;
+	}
+}
+
 static void
 mix_rx(struct mix_worker *w)
 {
@@ -1291,11 +1331,17 @@ mix_rx(struct mix_worker *w)
 	for (int pass = 0; pass < RX_PASSES; pass++) {
 		n = rte_ring_dequeue_burst(w->rx, (void **)pkts, RX_BURST,
 					   NULL);
+		for (unsigned k = 0; k < 3 && k < n; k++) {
+			for (unsigned i = 0; i <= k; i++)
+				rx_prefetch(w, pkts[i], (int)(k - i));
+		}
 		for (unsigned i = 0; i < n; i++) {
 			uint32_t slot = dp_pkt_meta(pkts[i])->slot;
 			struct mix_leg *l =
 				slot < w->n_slots ? w->by_slot[slot] : NULL;
 
+			for (unsigned k = 1; k <= 3 && i + k < n; k++)
+				rx_prefetch(w, pkts[i + k], 3 - (int)k);
 			if (l)
 				leg_rx(l, pkts[i]);
 			else
@@ -1634,7 +1680,7 @@ static struct mix_group *
 group_payload(struct mix_worker *w, struct mix_conf *c, struct mix_group *g)
 {
 	if (g->tick != w->st.ticks + 1) {
-		g->len = mix_cs_encode(g->cs, c->all, c->frame, g->payload,
+		g->len = mix_cs_encode(g->cs, w->all, c->frame, g->payload,
 				       MAX_PAYLOAD);
 		g->tick = w->st.ticks + 1;
 	}
@@ -1708,12 +1754,12 @@ listener_send(struct mix_worker *w, struct mix_conf *c, struct mix_leg *l,
 	struct mix_group *g = l->group;
 
 	if (l->seated) {
-		mix_minus(out, c->acc, l->in, c->frame);
+		mix_minus(out, w->acc, l->in, c->frame);
 		leg_send(w, l, out, c->frame);
 		return;
 	}
 	if (g == NULL || !l->on_shared) {
-		leg_send(w, l, c->all, c->frame);
+		leg_send(w, l, w->all, c->frame);
 		if (g)
 			group_payload(w, c, g); /* kept running for it */
 		return;
@@ -1727,6 +1773,33 @@ listener_send(struct mix_worker *w, struct mix_conf *c, struct mix_leg *l,
 }
 
 /*
+ * Framing a leg reads its state in several places that no cache holds
+ * after a tick over thousands of legs: the leg, its jitter buffer's head,
+ * the slot it plays from, that slot's payload, its codec's PLC history,
+ * its frame buffer. Waiting for each in turn costs a trip to memory
+ * apiece. Instead conf_tick asks for them a few legs ahead, in stages,
+ * each once the lines the previous one needs have come: the leg itself
+ * 4 legs ahead; its buffer's head, codec state and frame 3 ahead (stage
+ * 0); the slot 2 ahead (1); the payload 1 ahead (2).
+ */
+static void
+leg_prefetch(const struct mix_leg *l, int stage, unsigned frame)
+{
+	if (l == NULL)
+		return;
+	if (stage > 0) {
+		mix_jb_prefetch(l->jb, stage - 1);
+		return;
+	}
+	rte_prefetch0(l->jb);
+	rte_prefetch0((const char *)l->jb + RTE_CACHE_LINE_SIZE);
+	rte_prefetch0((const char *)l->jb + 2 * RTE_CACHE_LINE_SIZE);
+	mix_cs_prefetch(l->cs);
+	for (unsigned i = 0; i < frame; i += RTE_CACHE_LINE_SIZE / 2)
+		rte_prefetch0(&l->in[i]);
+}
+
+/*
  * Two passes over the legs: one takes each leg's frame and ranks it as a
  * talker, the other sends each listener its packet. In between, only the
  * seated talkers (among the candidates) are summed and switched, and the
@@ -1736,21 +1809,39 @@ static void
 conf_tick(struct mix_worker *w, struct mix_conf *c, uint64_t now_ns)
 {
 	int16_t out[MIX_MAX_FRAME];
+	struct mix_leg *l, *ahead[4]; /* the 1st to 4th leg after l */
 	struct talkers t;
-	struct mix_leg *l;
 
 	if (c->prompt) {
 		conf_tick_app(w, c, now_ns);
 		return;
 	}
 	t.n = 0;
-	TAILQ_FOREACH(l, &c->legs, link) {
-		rte_prefetch0(TAILQ_NEXT(l, link));
+	l = TAILQ_FIRST(&c->legs);
+	ahead[0] = l ? TAILQ_NEXT(l, link) : NULL;
+	for (int k = 1; k < 4; k++)
+		ahead[k] = ahead[k - 1] ? TAILQ_NEXT(ahead[k - 1], link) : NULL;
+	leg_prefetch(l, 0, c->frame);
+	leg_prefetch(ahead[0], 0, c->frame);
+	leg_prefetch(ahead[1], 0, c->frame);
+	leg_prefetch(l, 1, c->frame);
+	leg_prefetch(ahead[0], 1, c->frame);
+	leg_prefetch(l, 2, c->frame);
+	while (l != NULL) {
 		l->talking = l->p.mix_in && leg_frame(w, l, c->frame);
 		talker_rank(&t, l, c->frame);
+		l = ahead[0];
+		ahead[0] = ahead[1];
+		ahead[1] = ahead[2];
+		ahead[2] = ahead[3];
+		ahead[3] = ahead[3] ? TAILQ_NEXT(ahead[3], link) : NULL;
+		rte_prefetch0(ahead[3]);
+		leg_prefetch(ahead[2], 0, c->frame);
+		leg_prefetch(ahead[1], 1, c->frame);
+		leg_prefetch(ahead[0], 2, c->frame);
 	}
 	seat_talkers(&t, c->max_talkers);
-	memset(c->acc, 0, c->frame * sizeof(c->acc[0]));
+	memset(w->acc, 0, c->frame * sizeof(w->acc[0]));
 	for (unsigned i = 0; i < t.n; i++) {
 		l = t.cand[i];
 		if (!l->seated)
@@ -1758,11 +1849,11 @@ conf_tick(struct mix_worker *w, struct mix_conf *c, uint64_t now_ns)
 		/* After the gate: a gain never silences a quiet talker. */
 		if (l->gain_q8 != 256)
 			apply_gain(l->in, c->frame, l->gain_q8);
-		mix_acc_add(c->acc, l->in, c->frame);
+		mix_acc_add(w->acc, l->in, c->frame);
 		seat_switch(c, l);
 	}
-	mix_minus(c->all, c->acc, NULL, c->frame);
-	legs_return(c, mean_square(c->all, c->frame) < GATE_MS);
+	mix_minus(w->all, w->acc, NULL, c->frame);
+	legs_return(c, mean_square(w->all, c->frame) < GATE_MS);
 	TAILQ_FOREACH(l, &c->legs, link) {
 		rte_prefetch0(TAILQ_NEXT(l, link));
 		if (l->p.mix_out)
@@ -1781,8 +1872,17 @@ mix_tick(struct mix_worker *w, uint64_t now_ns)
 {
 	struct mix_conf *c;
 
-	TAILQ_FOREACH(c, &w->confs, link)
+	TAILQ_FOREACH(c, &w->confs, link) {
+		struct mix_conf *n = TAILQ_NEXT(c, link);
+
+		/* The conference after next, and the next one's first leg
+		 * (its conference was asked for a tick ago). */
+		if (n) {
+			rte_prefetch0(TAILQ_NEXT(n, link));
+			rte_prefetch0(TAILQ_FIRST(&n->legs));
+		}
 		conf_tick(w, c, now_ns);
+	}
 	mix_tx_flush(w);
 	w->st.ticks++;
 }
