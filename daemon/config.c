@@ -77,7 +77,8 @@ static const struct opt opts[] = {
 	{"rtp-prefix", OPT_UINT, OFF(rtp_prefix),
 	 "dpdk: on-link prefix length of --rtp-addr on the port (24)", 1, 32},
 	{"gateway", OPT_STR, OFF(gateway),
-	 "dpdk: IPv4 next hop for RTP peers off that prefix (none)"},
+	 "dpdk: IPv4 next hop (a host on that prefix) for RTP peers "
+	 "off it (none)"},
 	{"neighbours", OPT_STR, OFF(neighbours),
 	 "dpdk: static ARP entries, IP=MAC[,IP=MAC...] (up to 8)"},
 	{"eal", OPT_STR, OFF(eal),

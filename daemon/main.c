@@ -79,6 +79,23 @@ eal_args(char **argv, int max, char *buf, const struct fd_config *c)
 	return argc;
 }
 
+/* Why ip (network order) cannot be a next hop on self's prefix, or NULL
+ * when it can: a host of the prefix other than self and, below /31, the
+ * prefix's network and broadcast addresses. */
+static const char *
+not_on_link(uint32_t ip, uint32_t self, uint32_t mask)
+{
+	uint32_t h = ntohl(ip), m = ntohl(mask);
+
+	if (ip == self)
+		return "is --rtp-addr itself";
+	if ((ip & mask) != (self & mask))
+		return "is not on the prefix, so ARP cannot reach it";
+	if (m < 0xfffffffeu && ((h & ~m) == 0 || (h & ~m) == ~m))
+		return "is the prefix's network or broadcast address";
+	return NULL;
+}
+
 /* --dataplane dpdk's own settings into dpc: the prefix, the gateway, the
  * static neighbours; EINVAL after saying what is wrong. */
 static int
@@ -86,16 +103,32 @@ dpdk_conf(const struct fd_config *c, struct dp_conf *dpc)
 {
 	char *list, *save = NULL;
 	struct in_addr a;
+	const char *why;
+	uint32_t self;
 
 	dpc->rtp_mask =
 		htonl(c->rtp_prefix >= 32 ? 0xffffffffu
 					  : ~(0xffffffffu >> c->rtp_prefix));
+	if (inet_pton(AF_INET, c->rtp_addr, &a) != 1) {
+		FC_ERR("focusd", "--rtp-addr '%s' is not an IPv4 address",
+		       c->rtp_addr);
+		return EINVAL;
+	}
+	self = a.s_addr;
 	if (c->gateway) {
 		if (inet_pton(AF_INET, c->gateway, &a) != 1) {
 			FC_ERR("focusd",
 			       "--gateway '%s' is not an IPv4 "
 			       "address",
 			       c->gateway);
+			return EINVAL;
+		}
+		why = not_on_link(a.s_addr, self, dpc->rtp_mask);
+		if (why) {
+			FC_ERR("focusd",
+			       "--gateway %s is not a host on %s/%u "
+			       "(--rtp-addr, --rtp-prefix): it %s",
+			       c->gateway, c->rtp_addr, c->rtp_prefix, why);
 			return EINVAL;
 		}
 		dpc->gateway = a.s_addr;
@@ -117,6 +150,15 @@ dpdk_conf(const struct fd_config *c, struct dp_conf *dpc)
 			       "--neighbours: '%s' is not IP=MAC, or more "
 			       "than %d",
 			       t, DP_NEIGHBOURS_MAX);
+			free(list);
+			return EINVAL;
+		}
+		why = not_on_link(a.s_addr, self, dpc->rtp_mask);
+		if (why) {
+			FC_ERR("focusd",
+			       "--neighbours: %s is not a host on %s/%u "
+			       "(--rtp-addr, --rtp-prefix): it %s",
+			       t, c->rtp_addr, c->rtp_prefix, why);
 			free(list);
 			return EINVAL;
 		}

@@ -22,6 +22,11 @@ not exit within RUN_TIMEOUT_S is killed (by PID) and fails.
   --workers 0                            exit 64; stderr names --workers
   --rtp-ports 3000-2000                  exit 64; stderr names --rtp-ports
   --bogus                                exit 64; stderr names --bogus
+  --dataplane dpdk --rtp-addr 10.9.0.1 with --gateway off its /24, or
+  its network, broadcast or own address; --neighbours with an entry off
+  it                                     exit 1; stderr says which and
+                                         that it is not a host on the
+                                         prefix
   --help                                 exit 0; the text lists --sip-listen
   --config FILE with an unknown key      exit 64; stderr names FILE:LINE
   --config FILE with sip-listen = 127.0.0.1:PORT, auto-create = yes, a
@@ -133,6 +138,24 @@ def main():
                     ["rtp-ports"])
         expect_exit("--bogus", base() + ["--bogus"], tmpdir, EX_USAGE,
                     ["--bogus"])
+
+        # -- the DPDK port's next hops must be on --rtp-addr's prefix
+        # (refused before EAL starts: no port or hugepages needed)
+        dpdk = ["--dataplane", "dpdk", "--rtp-addr", "10.9.0.1",
+                "--rtp-prefix", "24"]
+        for gw, why in (("10.8.0.1", "not on the prefix"),
+                        ("10.9.0.0", "network or broadcast"),
+                        ("10.9.0.255", "network or broadcast"),
+                        ("10.9.0.1", "--rtp-addr itself")):
+            expect_exit("--gateway %s on 10.9.0.1/24" % gw,
+                        base() + dpdk + ["--gateway", gw], tmpdir, 1,
+                        ["--gateway %s is not a host on 10.9.0.1/24" % gw,
+                         why])
+        expect_exit("--neighbours off the prefix",
+                    base() + dpdk + ["--neighbours",
+                                     "10.9.0.7=02:00:00:00:00:07,"
+                                     "10.10.0.7=02:00:00:00:00:08"],
+                    tmpdir, 1, ["--neighbours: 10.10.0.7 is not a host"])
         expect_exit("--help", ["--help"], tmpdir, 0,
                     ["--sip-listen"])
 
