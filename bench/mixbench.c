@@ -92,7 +92,7 @@
 #define DTX_FRAMES    420 /* 20 periods of libopus's DTX (21 frames) */
 #define MAX_PL	      1000
 #define PORT_LO	      1024
-#define PORT_HI	      65534
+#define PORT_HI	      65535
 #define MAX_TALKERS   4 /* the daemon's default max-talkers */
 #define PT_OPUS	      111
 #define LEVEL_ID      1 /* the RFC 6464 extension's ID on every leg */

@@ -3,7 +3,7 @@
  * and the messages that program the io lcore.
  *
  * Endpoint slots index the RTP port range by even port (slot s is port
- * port_lo + 2s; the odd port above is left for RTCP). Free slots are kept in
+ * port_lo + 2s; the odd port above, in the range too, is its RTCP). Free slots are kept in
  * a FIFO rather than a stack, so a port just released is the last to be
  * handed out again and stray packets for an old call find no flow.
  */
@@ -42,6 +42,7 @@ dp_alloc(struct dp **dpp, const struct dp_conf *conf)
 	char name[RTE_RING_NAMESIZE];
 	struct dp *dp;
 	unsigned n_mbufs;
+	uint32_t lo;
 	int err;
 
 	if (dpp == NULL || conf == NULL || conf->n_workers == 0 ||
@@ -68,9 +69,15 @@ dp_alloc(struct dp **dpp, const struct dp_conf *conf)
 		goto out;
 	}
 
-	/* Even ports only: port_lo rounded up, port_hi inclusive. */
-	dp->conf.port_lo = (uint16_t)((conf->port_lo + 1) & ~1u);
-	dp->n_slots = (uint32_t)(conf->port_hi - dp->conf.port_lo) / 2 + 1;
+	/* Even ports whose odd port (RTCP) is in the range too: port_lo
+	 * rounded up, port_hi inclusive. */
+	lo = ((uint32_t)conf->port_lo + 1) & ~1u;
+	if (lo + 1 > conf->port_hi) {
+		err = EINVAL; /* not one pair */
+		goto out;
+	}
+	dp->conf.port_lo = (uint16_t)lo;
+	dp->n_slots = ((uint32_t)conf->port_hi - lo + 1) / 2;
 	dp->free_slots = calloc(dp->n_slots, sizeof(*dp->free_slots));
 	dp->flows = calloc(dp->n_slots, sizeof(*dp->flows));
 	dp->worker_rings = calloc(conf->n_workers, sizeof(*dp->worker_rings));

@@ -470,6 +470,31 @@ test_silence_judged_at_playout(void **state)
 	rig_free(&r);
 }
 
+/*
+ * The port range: slot s is the even port LO + 2s, and its odd port (RTCP)
+ * must be in the range too: 20000-20100 has 50 slots (20100's RTCP port
+ * would be 20101); a range without one even/odd pair is refused.
+ */
+static void
+test_port_range_pairs(void **state)
+{
+	struct dp_conf dc = {0};
+	struct dp *other = NULL;
+
+	(void)state;
+	assert_int_equal(dp_ep_slots(dp), 50);
+	dc.kind = DP_NULL;
+	dc.n_workers = 1;
+	dc.efd = -1;
+	dc.port_lo = 2001;
+	dc.port_hi = 2002;
+	assert_int_equal(dp_alloc(&other, &dc), EINVAL);
+	dc.port_lo = 65535;
+	dc.port_hi = 65535;
+	assert_int_equal(dp_alloc(&other, &dc), EINVAL);
+	assert_null(other);
+}
+
 int
 main(void)
 {
@@ -477,6 +502,7 @@ main(void)
 		cmocka_unit_test(test_talkers_capped_golden),
 		cmocka_unit_test(test_shared_encode_identical),
 		cmocka_unit_test(test_silence_judged_at_playout),
+		cmocka_unit_test(test_port_range_pairs),
 	};
 
 	return cmocka_run_group_tests_name("worker", tests, setup, teardown);
