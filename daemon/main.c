@@ -85,13 +85,11 @@ eal_args(char **argv, int max, char *buf, const struct fd_config *c)
 static const char *
 not_on_link(uint32_t ip, uint32_t self, uint32_t mask)
 {
-	uint32_t h = ntohl(ip), m = ntohl(mask);
-
 	if (ip == self)
 		return "is --rtp-addr itself";
 	if ((ip & mask) != (self & mask))
 		return "is not on the prefix, so ARP cannot reach it";
-	if (m < 0xfffffffeu && ((h & ~m) == 0 || (h & ~m) == ~m))
+	if (dp_net_or_bcast(ip, self, mask))
 		return "is the prefix's network or broadcast address";
 	return NULL;
 }

@@ -164,6 +164,10 @@ struct dp_conf {
 	struct rte_ring *null_tx;
 };
 
+/* Is ip the network or broadcast address of addr's on-link prefix mask
+ * (all network order)? Never below /31: /31 and /32 have neither. */
+bool dp_net_or_bcast(uint32_t ip, uint32_t addr, uint32_t mask);
+
 /* The io lcore's counters, read by the control thread (dp_stats_get). */
 struct dp_stats {
 	uint64_t rx_packets;

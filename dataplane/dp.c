@@ -46,7 +46,12 @@ dp_alloc(struct dp **dpp, const struct dp_conf *conf)
 	int err;
 
 	if (dpp == NULL || conf == NULL || conf->n_workers == 0 ||
-	    conf->port_lo == 0 || conf->port_hi < conf->port_lo + 1)
+	    conf->port_lo == 0)
+		return EINVAL;
+	/* Even ports whose odd port (RTCP) is in the range too: port_lo
+	 * rounded up, port_hi inclusive; at least one such pair. */
+	lo = ((uint32_t)conf->port_lo + 1) & ~1u;
+	if (lo + 1 > conf->port_hi)
 		return EINVAL;
 
 	dp = calloc(1, sizeof(*dp));
@@ -69,13 +74,6 @@ dp_alloc(struct dp **dpp, const struct dp_conf *conf)
 		goto out;
 	}
 
-	/* Even ports whose odd port (RTCP) is in the range too: port_lo
-	 * rounded up, port_hi inclusive. */
-	lo = ((uint32_t)conf->port_lo + 1) & ~1u;
-	if (lo + 1 > conf->port_hi) {
-		err = EINVAL; /* not one pair */
-		goto out;
-	}
 	dp->conf.port_lo = (uint16_t)lo;
 	dp->n_slots = ((uint32_t)conf->port_hi - lo + 1) / 2;
 	dp->free_slots = calloc(dp->n_slots, sizeof(*dp->free_slots));

@@ -17,6 +17,7 @@
 #include <rte_ip.h>
 #include <rte_udp.h>
 
+#include "dataplane/dataplane.h"
 #include "dataplane/edge.h"
 
 #define ETH_HDR	     sizeof(struct rte_ether_hdr)
@@ -259,6 +260,14 @@ icmp_input(struct dp_edge *e, uint8_t *frame, struct rte_ipv4_hdr *ip,
 	return DP_EDGE_REPLY;
 }
 
+bool
+dp_net_or_bcast(uint32_t ip, uint32_t addr, uint32_t mask)
+{
+	return rte_be_to_cpu_32(mask) < 0xfffffffeu &&
+	       (ip & mask) == (addr & mask) &&
+	       ((ip & ~mask) == 0 || (ip & ~mask) == ~mask);
+}
+
 static bool
 unicast_source(const struct dp_edge *e, uint32_t src)
 {
@@ -266,11 +275,7 @@ unicast_source(const struct dp_edge *e, uint32_t src)
 
 	if (h == 0 || h == 0xffffffffu || (h >> 28) == 0xe)
 		return false;
-	/* /31 and /32 prefixes have no network or broadcast address. */
-	if (rte_be_to_cpu_32(e->mask) < 0xfffffffeu && on_link(e, src) &&
-	    ((src & ~e->mask) == 0 || (src & ~e->mask) == ~e->mask))
-		return false;
-	return true;
+	return !dp_net_or_bcast(src, e->addr, e->mask);
 }
 
 /* UDP's checksum over the pseudo-header and ulen bytes: valid or absent. */
