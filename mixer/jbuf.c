@@ -13,6 +13,7 @@
  * cache. (Slot-indexed payloads walked the whole 32 KB, one cold buffer a
  * packet, which at tens of thousands of legs is a trip to memory each.)
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "mixer/jbuf.h"
@@ -303,6 +304,14 @@ mix_jb_get(struct mix_jb *jb, const uint8_t **payload, unsigned *len)
 	jb->st.underruns++;
 	jb->playing = false;
 	return JB_DRY;
+}
+
+void
+mix_jb_prefetch_head(const struct mix_jb *jb)
+{
+	/* Everything before the counters: what put and get read first. */
+	for (size_t off = 0; off < offsetof(struct mix_jb, st); off += 64)
+		__builtin_prefetch((const char *)jb + off, 1);
 }
 
 void

@@ -83,13 +83,14 @@ int mix_jb_put(struct mix_jb *jb, uint32_t ssrc, uint16_t seq, uint32_t ts,
 enum mix_jb_get mix_jb_get(struct mix_jb *jb, const uint8_t **payload,
 			   unsigned *len);
 /*
- * Ask the CPU for what the next get reads, without waiting for it: step 0
- * the slot it plays from, step 1 (once that has come) the slot's payload.
- * The buffer's own first cache lines should be asked for before step 0.
+ * Ask the CPU for what the next get reads, without waiting for it: first
+ * the buffer's head (mix_jb_prefetch_head), then, once that has come, step
+ * 0 the slot it plays from, then step 1 the slot's payload.
  */
+void mix_jb_prefetch_head(const struct mix_jb *jb);
 void mix_jb_prefetch(const struct mix_jb *jb, int step);
-/* The same for a put of seq: its slot and the payload buffer it takes
- * (the head first, here too). */
+/* The same for a put of seq, after the head: its slot and the payload
+ * buffer it takes. */
 void mix_jb_prefetch_put(const struct mix_jb *jb, uint16_t seq);
 /* RTP timestamp units per packet, as the stream shows it (0: unknown). */
 unsigned mix_jb_ptime_ts(const struct mix_jb *jb);

@@ -1285,6 +1285,15 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 		l->st.rx_late++; /* late or a duplicate */
 }
 
+/* The leg a packet is for, by its endpoint slot; NULL: none here. */
+static struct mix_leg *
+leg_of(const struct mix_worker *w, struct rte_mbuf *m)
+{
+	uint32_t slot = dp_pkt_meta(m)->slot;
+
+	return slot < w->n_slots ? w->by_slot[slot] : NULL;
+}
+
 /*
  * Receiving, the same as framing (leg_prefetch): the packets of a burst
  * are for legs all over memory, so the burst's next packets' state is
@@ -1296,8 +1305,7 @@ static void
 rx_prefetch(const struct mix_worker *w, struct rte_mbuf *m, int stage)
 {
 	const struct dp_pkt_meta *pm = dp_pkt_meta(m);
-	const struct mix_leg *l =
-		pm->slot < w->n_slots ? w->by_slot[pm->slot] : NULL;
+	const struct mix_leg *l = leg_of(w, m);
 	const uint8_t *b;
 
 	if (l == NULL)
@@ -1309,9 +1317,7 @@ rx_prefetch(const struct mix_worker *w, struct rte_mbuf *m, int stage)
 			rte_prefetch0((const char *)l + off);
 		break;
 	case 1:
-		rte_prefetch0(l->jb);
-		rte_prefetch0((const char *)l->jb + RTE_CACHE_LINE_SIZE);
-		rte_prefetch0((const char *)l->jb + 2 * RTE_CACHE_LINE_SIZE);
+		mix_jb_prefetch_head(l->jb);
 		break;
 	default:
 		b = rte_pktmbuf_mtod(m, const uint8_t *);
@@ -1336,9 +1342,7 @@ mix_rx(struct mix_worker *w)
 				rx_prefetch(w, pkts[i], (int)(k - i));
 		}
 		for (unsigned i = 0; i < n; i++) {
-			uint32_t slot = dp_pkt_meta(pkts[i])->slot;
-			struct mix_leg *l =
-				slot < w->n_slots ? w->by_slot[slot] : NULL;
+			struct mix_leg *l = leg_of(w, pkts[i]);
 
 			for (unsigned k = 1; k <= 3 && i + k < n; k++)
 				rx_prefetch(w, pkts[i + k], 3 - (int)k);
@@ -1791,9 +1795,7 @@ leg_prefetch(const struct mix_leg *l, int stage, unsigned frame)
 		mix_jb_prefetch(l->jb, stage - 1);
 		return;
 	}
-	rte_prefetch0(l->jb);
-	rte_prefetch0((const char *)l->jb + RTE_CACHE_LINE_SIZE);
-	rte_prefetch0((const char *)l->jb + 2 * RTE_CACHE_LINE_SIZE);
+	mix_jb_prefetch_head(l->jb);
 	mix_cs_prefetch(l->cs);
 	for (unsigned i = 0; i < frame; i += RTE_CACHE_LINE_SIZE / 2)
 		rte_prefetch0(&l->in[i]);
