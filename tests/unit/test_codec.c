@@ -39,6 +39,7 @@
 #include <opus.h>
 
 #include "mixer/codec.h"
+#include "tests/unit/tone.h"
 
 #define FRAMES	    50	 /* one second of 20 ms frames */
 #define DEC_CAP	    2880 /* what the worker gives decode: 60 ms at 48k */
@@ -81,34 +82,6 @@ tone(int16_t *x, unsigned n, unsigned rate, double freq, double amp,
 	for (unsigned i = 0; i < n; i++)
 		x[i] = (int16_t)lrint(amp *
 				      sin(2.0 * M_PI * freq * (at + i) / rate));
-}
-
-/*
- * Goertzel filter: the power of the DFT bin at freq over n samples at
- * rate. For a sine of amplitude A centred on the bin it is (A * n / 2)^2.
- */
-static double
-goertzel(const int16_t *x, unsigned n, unsigned rate, double freq)
-{
-	double coeff = 2.0 * cos(2.0 * M_PI * freq / rate);
-	double s1 = 0, s2 = 0;
-
-	for (unsigned i = 0; i < n; i++) {
-		double s = x[i] + coeff * s1 - s2;
-
-		s2 = s1;
-		s1 = s;
-	}
-	return s1 * s1 + s2 * s2 - coeff * s1 * s2;
-}
-
-/* The amplitude of a sine at freq, from the Goertzel power. */
-static double
-tone_amplitude(const int16_t *x, unsigned n, unsigned rate, double freq)
-{
-	double p = goertzel(x, n, rate, freq);
-
-	return p > 0 ? 2.0 * sqrt(p) / n : 0;
 }
 
 /* Level in dB relative to AMP; very low for silence. */

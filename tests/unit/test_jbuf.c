@@ -52,6 +52,7 @@
 
 #include "mixer/codec.h"
 #include "mixer/jbuf.h"
+#include "tests/unit/tone.h"
 
 #define MS	  1000000ull  /* ns */
 #define T0	  (1000 * MS) /* the first arrival: 1 s */
@@ -1422,27 +1423,11 @@ cs_new(enum mix_codec codec, bool fec)
 	return cs;
 }
 
-static double
-goertzel(const int16_t *x, unsigned n, double freq)
-{
-	double coeff = 2.0 * cos(2.0 * M_PI * freq / RATE);
-	double s1 = 0, s2 = 0;
-
-	for (unsigned i = 0; i < n; i++) {
-		double s = x[i] + coeff * s1 - s2;
-
-		s2 = s1;
-		s1 = s;
-	}
-	return s1 * s1 + s2 * s2 - coeff * s1 * s2;
-}
-
 /* The tone's level in a frame, dB relative to AMP. */
 static double
 tone_db(const int16_t *x, unsigned n)
 {
-	double p = goertzel(x, n, TONE);
-	double amp = p > 0 ? 2.0 * sqrt(p) / n : 0;
+	double amp = tone_amplitude(x, n, RATE, TONE);
 
 	return amp > 0 ? 20.0 * log10(amp / AMP) : -200.0;
 }

@@ -21,6 +21,7 @@
 #include <spandsp.h>
 
 #include "mixer/mixer.h"
+#include "tests/unit/tone.h"
 
 #define N_GOLD 8
 
@@ -363,33 +364,6 @@ test_g711_alaw_round_trip(void **state)
 			assert_true(pcm[i] != pcm[j]);
 }
 
-/*
- * Goertzel filter: the power of the DFT bin at freq over n samples. For a
- * sine of amplitude A centred on the bin it is (A * n / 2)^2.
- */
-static double
-goertzel(const int16_t *x, unsigned n, double freq)
-{
-	double w = 2.0 * M_PI * freq / MIX_RATE;
-	double coeff = 2.0 * cos(w);
-	double s1 = 0, s2 = 0;
-
-	for (unsigned i = 0; i < n; i++) {
-		double s = x[i] + coeff * s1 - s2;
-
-		s2 = s1;
-		s1 = s;
-	}
-	return s1 * s1 + s2 * s2 - coeff * s1 * s2;
-}
-
-/* The amplitude of a sine at freq, from the Goertzel power. */
-static double
-tone_amplitude(const int16_t *x, unsigned n, double freq)
-{
-	return 2.0 * sqrt(goertzel(x, n, freq)) / n;
-}
-
 #define E2E_FRAMES 10
 #define E2E_N	   (E2E_FRAMES * MIX_FRAME)
 #define E2E_AMP	   8000.0
@@ -440,15 +414,16 @@ e2e_check(enum mix_codec codec)
 
 	e2e_run(codec, heard);
 	for (unsigned k = 0; k < 3; k++) {
-		double own = goertzel(heard[k], E2E_N, e2e_freq[k]);
+		double own = goertzel(heard[k], E2E_N, MIX_RATE, e2e_freq[k]);
 
 		for (unsigned j = 0; j < 3; j++) {
 			double amp, pow;
 
 			if (j == k)
 				continue;
-			amp = tone_amplitude(heard[k], E2E_N, e2e_freq[j]);
-			pow = goertzel(heard[k], E2E_N, e2e_freq[j]);
+			amp = tone_amplitude(heard[k], E2E_N, MIX_RATE,
+					     e2e_freq[j]);
+			pow = goertzel(heard[k], E2E_N, MIX_RATE, e2e_freq[j]);
 			/* The other talkers at their level, within 5%. */
 			assert_true(amp > E2E_AMP * 0.95);
 			assert_true(amp < E2E_AMP * 1.05);
@@ -456,8 +431,8 @@ e2e_check(enum mix_codec codec)
 			assert_true(pow > 100.0 * own);
 		}
 		/* And one's own tone is effectively absent. */
-		assert_true(tone_amplitude(heard[k], E2E_N, e2e_freq[k]) <
-			    E2E_AMP * 0.01);
+		assert_true(tone_amplitude(heard[k], E2E_N, MIX_RATE,
+					   e2e_freq[k]) < E2E_AMP * 0.01);
 	}
 }
 
@@ -471,9 +446,10 @@ test_goertzel_detects(void **state)
 	for (unsigned i = 0; i < E2E_N; i++)
 		x[i] = (int16_t)lrint(E2E_AMP *
 				      sin(2 * M_PI * 1100.0 * i / MIX_RATE));
-	assert_true(fabs(tone_amplitude(x, E2E_N, 1100.0) - E2E_AMP) < 10.0);
-	assert_true(tone_amplitude(x, E2E_N, 500.0) < 10.0);
-	assert_true(tone_amplitude(x, E2E_N, 1900.0) < 10.0);
+	assert_true(fabs(tone_amplitude(x, E2E_N, MIX_RATE, 1100.0) - E2E_AMP) <
+		    10.0);
+	assert_true(tone_amplitude(x, E2E_N, MIX_RATE, 500.0) < 10.0);
+	assert_true(tone_amplitude(x, E2E_N, MIX_RATE, 1900.0) < 10.0);
 }
 
 static void
