@@ -833,7 +833,7 @@ batch(enum stage st, struct frames *fr, bool cold, unsigned long long *kinds,
 				prefetch_frame(m[i + PF_AHEAD]);
 			got += dp_edge_input(&B.edge,
 					     rte_pktmbuf_mtod(m[i], uint8_t *),
-					     m[i]->data_len, now, &v,
+					     m[i]->data_len, 0, now, &v,
 					     &rl) == DP_EDGE_UDP;
 		}
 		break;

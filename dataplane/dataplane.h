@@ -182,7 +182,10 @@ struct dp_stats {
 	uint64_t rx_short, rx_bad_ip, rx_bad_csum, rx_fragments;
 	uint64_t rx_not_ours, rx_other;
 	uint64_t arp_replies, arp_ignored, icmp_echo;
-	uint64_t tx_unresolved; /* no neighbour known: dropped, ARP sent */
+	uint64_t tx_unresolved; /* no neighbour known in time: dropped */
+	uint64_t tx_held;	/* sent once ARP had its answer */
+	/* The checksums the NIC computes (tx) and checks (rx). */
+	bool rx_ip_csum_hw, rx_udp_csum_hw, tx_ip_csum_hw, tx_udp_csum_hw;
 };
 
 struct dp;

@@ -299,8 +299,8 @@ udp_csum_ok(const struct rte_ipv4_hdr *ip, const struct rte_udp_hdr *udp,
 }
 
 enum dp_edge_verdict
-dp_edge_input(struct dp_edge *e, uint8_t *frame, size_t len, uint64_t now_ns,
-	      struct dp_udp_view *view, size_t *reply_len)
+dp_edge_input(struct dp_edge *e, uint8_t *frame, size_t len, unsigned csum_ok,
+	      uint64_t now_ns, struct dp_udp_view *view, size_t *reply_len)
 {
 	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
 	struct rte_ipv4_hdr *ip;
@@ -334,7 +334,7 @@ dp_edge_input(struct dp_edge *e, uint8_t *frame, size_t len, uint64_t now_ns,
 		e->st.rx_short++;
 		return DP_EDGE_DROP;
 	}
-	if (sum16(ip, ihl) != 0xffff) {
+	if (!(csum_ok & DP_RX_IP_CSUM_OK) && sum16(ip, ihl) != 0xffff) {
 		e->st.rx_bad_ip_csum++;
 		return DP_EDGE_DROP;
 	}
@@ -366,7 +366,7 @@ dp_edge_input(struct dp_edge *e, uint8_t *frame, size_t len, uint64_t now_ns,
 		e->st.rx_bad_udp++;
 		return DP_EDGE_DROP;
 	}
-	if (!udp_csum_ok(ip, udp, ulen)) {
+	if (!(csum_ok & DP_RX_UDP_CSUM_OK) && !udp_csum_ok(ip, udp, ulen)) {
 		e->st.rx_bad_udp_csum++;
 		return DP_EDGE_DROP;
 	}
@@ -385,7 +385,8 @@ dp_edge_input(struct dp_edge *e, uint8_t *frame, size_t len, uint64_t now_ns,
 void
 dp_edge_udp_headers(const struct dp_edge *e, uint8_t *frame,
 		    const struct rte_ether_addr *dst_mac, uint32_t dst_ip,
-		    uint16_t sport, uint16_t dport, size_t plen, bool udp_csum)
+		    uint16_t sport, uint16_t dport, size_t plen,
+		    unsigned csum_hw)
 {
 	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
 	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(frame + ETH_HDR);
@@ -405,11 +406,17 @@ dp_edge_udp_headers(const struct dp_edge *e, uint8_t *frame,
 	ip->src_addr = e->addr;
 	ip->dst_addr = dst_ip;
 	ip->hdr_checksum = 0;
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	if (!(csum_hw & DP_TX_IP_CSUM))
+		ip->hdr_checksum = rte_ipv4_cksum(ip);
 	udp->src_port = rte_cpu_to_be_16(sport);
 	udp->dst_port = rte_cpu_to_be_16(dport);
 	udp->dgram_len = rte_cpu_to_be_16((uint16_t)(sizeof(*udp) + plen));
+	/* Offloaded, the NIC sums the datagram onto the pseudo-header's sum
+	 * (what most drivers expect; those that want otherwise rewrite it
+	 * in rte_eth_tx_prepare). */
 	udp->dgram_cksum = 0;
-	if (udp_csum)
+	if (csum_hw & DP_TX_UDP_CSUM)
+		udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, 0);
+	else
 		udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
 }

@@ -79,6 +79,16 @@ struct dp_udp_view {
 	size_t len; /* payload length */
 };
 
+/* dp_edge_input's csum_ok: checksums the port's NIC has already found
+ * valid (its RX checksum offload). Others are checked here. */
+#define DP_RX_IP_CSUM_OK  0x1u /* the IPv4 header's */
+#define DP_RX_UDP_CSUM_OK 0x2u /* the UDP datagram's */
+
+/* dp_edge_udp_headers's csum_hw: checksums the NIC computes on transmit
+ * (its TX checksum offload); others are computed here. */
+#define DP_TX_IP_CSUM  0x1u /* left 0 */
+#define DP_TX_UDP_CSUM 0x2u /* seeded with the pseudo-header's sum */
+
 enum dp_edge_verdict {
 	DP_EDGE_UDP,   /* *udp describes it */
 	DP_EDGE_REPLY, /* rewritten in place into a reply: send it back,
@@ -90,8 +100,9 @@ enum dp_edge_verdict {
 void dp_edge_init(struct dp_edge *e, uint32_t addr, uint32_t mask, uint32_t gw,
 		  const struct rte_ether_addr *mac);
 enum dp_edge_verdict dp_edge_input(struct dp_edge *e, uint8_t *frame,
-				   size_t len, uint64_t now_ns,
-				   struct dp_udp_view *udp, size_t *reply_len);
+				   size_t len, unsigned csum_ok,
+				   uint64_t now_ns, struct dp_udp_view *udp,
+				   size_t *reply_len);
 /* A neighbour that never expires (--neighbours); ENOSPC. */
 int dp_edge_arp_static(struct dp_edge *e, uint32_t ip,
 		       const struct rte_ether_addr *mac);
@@ -108,12 +119,12 @@ int dp_edge_resolve(struct dp_edge *e, uint32_t ip, uint64_t now_ns,
 /*
  * Ethernet, IPv4 and UDP headers (DP_EDGE_HDR bytes) at frame, before the
  * plen bytes of payload that follow them: from our address and sport to
- * dst_ip:dport via dst_mac. udp_csum: compute the UDP checksum (else 0,
- * for a port that offloads it, or none). Ports in host order.
+ * dst_ip:dport via dst_mac. csum_hw: the DP_TX_ checksums the NIC is to
+ * compute; the rest are computed here. Ports in host order.
  */
 void dp_edge_udp_headers(const struct dp_edge *e, uint8_t *frame,
 			 const struct rte_ether_addr *dst_mac, uint32_t dst_ip,
 			 uint16_t sport, uint16_t dport, size_t plen,
-			 bool udp_csum);
+			 unsigned csum_hw);
 
 #endif

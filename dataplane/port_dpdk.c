@@ -18,7 +18,14 @@
  * packets come through). Until a leg has one (it has not heard from its
  * peer yet), its packets go to the io lcore through a ring; the io lcore
  * sends them to the address its ARP cache has for the next hop, or asks
- * (ARP) and drops them meanwhile (tx_unresolved).
+ * (ARP) and holds them meanwhile: up to HOLD_PER_DEST per destination and
+ * HOLD_MAX in all, for HOLD_NS at most (tx_held counts those it sent
+ * once the answer came; tx_unresolved those it dropped: no answer in
+ * time, no room, or no route).
+ *
+ * Checksums: the IPv4 and UDP ones are the NIC's where it offers the
+ * offload (computed and checked in software otherwise); which are is in
+ * the stats.
  *
  * Ownership: the edge (ARP cache, counters), the RX queue, the io TX
  * queue and the ring's consumer side are the io lcore's; each worker TX
@@ -40,7 +47,16 @@
 #define TX_DESC	       1024
 #define UNRESOLVED_Q   1024 /* mbufs waiting for the io lcore */
 #define LINK_WAIT_MS   3000
-#define PREFETCH_AHEAD 4 /* frames */
+#define PREFETCH_AHEAD 4   /* frames */
+#define HOLD_MAX       256 /* mbufs waiting for ARP, all destinations */
+#define HOLD_PER_DEST  16  /* ... per destination: 320 ms of 20 ms RTP */
+#define HOLD_NS	       1000000000ull
+
+/* An mbuf (its datagram, no headers yet) waiting for its next hop. */
+struct held {
+	struct rte_mbuf *m;
+	uint64_t until_ns;
+};
 
 struct port_dpdk {
 	uint16_t port;
@@ -48,10 +64,71 @@ struct port_dpdk {
 	uint16_t next_rxq;
 	uint16_t io_queue; /* the io lcore's TX queue */
 	struct dp_edge edge;
+	unsigned tx_csum;	     /* DP_TX_ checksums the NIC computes */
+	uint64_t tx_ol_flags;	     /* and how its mbufs say so */
+	unsigned rx_csum;	     /* DP_RX_ checksums the NIC checks */
 	struct rte_ring *unresolved; /* workers -> io lcore */
-	uint64_t tx_unresolved;	     /* io lcore only */
+	/* io lcore only. */
+	struct held held[HOLD_MAX]; /* oldest first */
+	unsigned n_held;
+	uint64_t held_learnt; /* edge.st.arp_learnt when last looked at */
+	uint64_t tx_unresolved, tx_held;
 	uint64_t rx_multiseg;
 };
+
+/* The checksum offloads the port offers, asked for in conf; what they
+ * are in DP_RX_ and DP_TX_ terms into pd. */
+static void
+csum_offloads(struct port_dpdk *pd, const struct rte_eth_dev_info *info,
+	      struct rte_eth_conf *conf)
+{
+	if (info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) {
+		conf->txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+		pd->tx_csum |= DP_TX_IP_CSUM;
+		pd->tx_ol_flags |= RTE_MBUF_F_TX_IP_CKSUM;
+	}
+	if (info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_UDP_CKSUM) {
+		conf->txmode.offloads |= RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+		pd->tx_csum |= DP_TX_UDP_CSUM;
+		pd->tx_ol_flags |= RTE_MBUF_F_TX_UDP_CKSUM;
+	}
+	if (pd->tx_ol_flags)
+		pd->tx_ol_flags |= RTE_MBUF_F_TX_IPV4;
+	if (info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) {
+		conf->rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+		pd->rx_csum |= DP_RX_IP_CSUM_OK;
+	}
+	if (info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_UDP_CKSUM) {
+		conf->rxmode.offloads |= RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+		pd->rx_csum |= DP_RX_UDP_CSUM_OK;
+	}
+}
+
+/* What the NIC found of m's checksums, as dp_edge_input's csum_ok: only
+ * the ones it found good (bad or unknown ones are checked again). */
+static inline unsigned
+rx_csum_ok(const struct rte_mbuf *m)
+{
+	uint64_t f = m->ol_flags;
+
+	return ((f & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD
+			? DP_RX_IP_CSUM_OK
+			: 0) |
+	       ((f & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD
+			? DP_RX_UDP_CSUM_OK
+			: 0);
+}
+
+/* DP_RX_ or DP_TX_ bits (the same values) in words for the log. */
+static const char *
+csum_words(unsigned bits)
+{
+	static const char *const w[] = {"software", "IPv4 by the NIC",
+					"UDP by the NIC",
+					"IPv4 and UDP by the NIC"};
+
+	return w[bits & 3];
+}
 
 static int
 dpdk_init(struct dp *dp)
@@ -111,6 +188,7 @@ dpdk_init(struct dp *dp)
 		return ENOMEM;
 	pd->port = port;
 	pd->n_rxq = n_rxq;
+	csum_offloads(pd, &info, &conf);
 	pd->io_queue = (uint16_t)c->n_workers;
 	pd->unresolved = rte_ring_create("dp.unresolved", UNRESOLVED_Q,
 					 SOCKET_ID_ANY, RING_F_SC_DEQ);
@@ -159,10 +237,11 @@ dpdk_init(struct dp *dp)
 	dp->port_state = pd;
 	FC_INFO("dataplane",
 		"port %u (%s), %02x:%02x:%02x:%02x:%02x:%02x, link up at %u "
-		"Mbit/s; %u TX queues",
+		"Mbit/s; %u TX queues; checksums on RX %s, on TX %s",
 		port, info.driver_name, mac.addr_bytes[0], mac.addr_bytes[1],
 		mac.addr_bytes[2], mac.addr_bytes[3], mac.addr_bytes[4],
-		mac.addr_bytes[5], link.link_speed, nq);
+		mac.addr_bytes[5], link.link_speed, nq, csum_words(pd->rx_csum),
+		csum_words(pd->tx_csum));
 	return 0;
 fail:
 	/* Nothing of the port left behind: its RX queues hold the pool's
@@ -186,6 +265,8 @@ dpdk_fini(struct dp *dp)
 		return;
 	rte_eth_dev_stop(pd->port);
 	rte_eth_dev_close(pd->port);
+	for (unsigned i = 0; i < pd->n_held; i++)
+		rte_pktmbuf_free(pd->held[i].m);
 	while (rte_ring_dequeue(pd->unresolved, (void **)&m) == 0)
 		rte_pktmbuf_free(m);
 	rte_ring_free(pd->unresolved);
@@ -225,9 +306,10 @@ dpdk_flow_off(struct dp *dp, uint32_t slot, const struct dp_flow *f)
 	(void)f;
 }
 
-/* Ethernet/IPv4/UDP in front of m's datagram, to mac; false: no room. */
+/* Ethernet/IPv4/UDP in front of m's datagram, to mac, with the checksums
+ * the NIC computes left to it; false: no room. */
 static bool
-frame_up(const struct dp_edge *e, struct rte_mbuf *m,
+frame_up(const struct port_dpdk *pd, struct rte_mbuf *m,
 	 const struct rte_ether_addr *mac)
 {
 	const struct dp_pkt_meta *pm = dp_pkt_meta(m);
@@ -236,58 +318,152 @@ frame_up(const struct dp_edge *e, struct rte_mbuf *m,
 
 	if (f == NULL)
 		return false;
-	dp_edge_udp_headers(e, f, mac, pm->remote_ip, pm->local_port,
-			    rte_be_to_cpu_16(pm->remote_port), plen, true);
+	dp_edge_udp_headers(&pd->edge, f, mac, pm->remote_ip, pm->local_port,
+			    rte_be_to_cpu_16(pm->remote_port), plen,
+			    pd->tx_csum);
+	if (pd->tx_ol_flags) {
+		m->l2_len = sizeof(struct rte_ether_hdr);
+		m->l3_len = sizeof(struct rte_ipv4_hdr);
+		m->ol_flags |= pd->tx_ol_flags;
+	}
 	return true;
 }
 
-/* n frames on TX queue q; what the port does not take is freed. */
+/* n frames on TX queue q; what the port does not take is freed. With
+ * checksum offload, the driver first readies them its own way (a no-op
+ * for most); it takes a prefix of them. */
 static uint16_t
 eth_send(struct port_dpdk *pd, uint16_t q, struct rte_mbuf **pkts, uint16_t n)
 {
-	uint16_t s = n ? rte_eth_tx_burst(pd->port, q, pkts, n) : 0;
+	uint16_t ok = n, s = 0;
 
+	if (n == 0)
+		return 0;
+	if (pd->tx_ol_flags)
+		ok = rte_eth_tx_prepare(pd->port, q, pkts, n);
+	s = rte_eth_tx_burst(pd->port, q, pkts, ok);
 	rte_pktmbuf_free_bulk(pkts + s, n - s);
 	return s;
 }
 
-/* io lcore: send what workers could not address, or ask for it. */
+/* io lcore: the ARP request dp_edge_resolve wrote (rl bytes, 0: none
+ * due) into out[*k]. Without an mbuf for it, the next is due in a
+ * second. */
+static void
+arp_ask(struct dp *dp, const uint8_t *req, size_t rl, struct rte_mbuf **out,
+	unsigned *k)
+{
+	struct rte_mbuf *m = rl ? rte_pktmbuf_alloc(dp->pool) : NULL;
+	void *p = m ? rte_pktmbuf_append(m, (uint16_t)rl) : NULL;
+
+	if (p == NULL) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	memcpy(p, req, rl);
+	out[(*k)++] = m;
+}
+
+/* io lcore: m framed for its next hop into out[*k] if that is known;
+ * -EAGAIN if it is not yet (an ARP request into out when one is due),
+ * -ENETUNREACH if there is none. */
+static int
+try_send(struct dp *dp, struct port_dpdk *pd, struct rte_mbuf *m, uint64_t now,
+	 struct rte_mbuf **out, unsigned *k)
+{
+	struct rte_ether_addr mac;
+	uint8_t req[DP_ARP_FRAME];
+	size_t rl;
+	int r;
+
+	r = dp_edge_resolve(&pd->edge, dp_pkt_meta(m)->remote_ip, now, &mac,
+			    req, &rl);
+	if (r == 0) {
+		if (frame_up(pd, m, &mac))
+			out[(*k)++] = m;
+		else
+			rte_pktmbuf_free(m);
+		return 0;
+	}
+	arp_ask(dp, req, rl, out, k);
+	return r;
+}
+
+/* io lcore: m held for its next hop, the newest kept: the oldest of its
+ * destination's goes when that has its share, the oldest of all when all
+ * are full. */
+static void
+hold(struct port_dpdk *pd, struct rte_mbuf *m, uint64_t now)
+{
+	uint32_t dst = dp_pkt_meta(m)->remote_ip;
+	unsigned same = 0, drop = HOLD_MAX;
+
+	for (unsigned i = 0; i < pd->n_held; i++) {
+		if (dp_pkt_meta(pd->held[i].m)->remote_ip == dst && same++ == 0)
+			drop = i;
+	}
+	if (same < HOLD_PER_DEST)
+		drop = pd->n_held < HOLD_MAX ? HOLD_MAX : 0;
+	if (drop < HOLD_MAX) {
+		rte_pktmbuf_free(pd->held[drop].m);
+		pd->tx_unresolved++;
+		memmove(&pd->held[drop], &pd->held[drop + 1],
+			(pd->n_held - drop - 1) * sizeof(pd->held[0]));
+		pd->n_held--;
+	}
+	pd->held[pd->n_held++] = (struct held){m, now + HOLD_NS};
+}
+
+/*
+ * io lcore: the held mbufs again, when a neighbour has been learnt since
+ * last time or the oldest has waited its time: those whose next hop is
+ * known now go (in the order they came), those out of time are dropped.
+ */
+static void
+release_held(struct dp *dp, struct port_dpdk *pd, uint64_t now)
+{
+	struct rte_mbuf *out[HOLD_MAX];
+	unsigned k = 0, kept = 0;
+
+	if (pd->n_held == 0 || (pd->edge.st.arp_learnt == pd->held_learnt &&
+				now < pd->held[0].until_ns))
+		return;
+	pd->held_learnt = pd->edge.st.arp_learnt;
+	for (unsigned i = 0; i < pd->n_held; i++) {
+		struct held h = pd->held[i];
+		unsigned k0 = k;
+
+		if (try_send(dp, pd, h.m, now, out, &k) == 0) {
+			pd->tx_held += k > k0;
+		} else if (now >= h.until_ns) {
+			rte_pktmbuf_free(h.m);
+			pd->tx_unresolved++;
+		} else {
+			pd->held[kept++] = h;
+		}
+	}
+	pd->n_held = kept;
+	eth_send(pd, pd->io_queue, out, (uint16_t)k);
+}
+
+/* io lcore: send what workers could not address, ask for it, hold it. */
 static void
 drain_unresolved(struct dp *dp, struct port_dpdk *pd, uint64_t now)
 {
-	struct rte_mbuf *m[32], *out[33];
+	struct rte_mbuf *m[32], *out[32];
 	unsigned n, k = 0;
 
+	release_held(dp, pd, now);
 	n = rte_ring_dequeue_burst(pd->unresolved, (void **)m, 32, NULL);
 	for (unsigned i = 0; i < n; i++) {
-		struct rte_ether_addr mac;
-		size_t rl;
-		struct rte_mbuf *req;
-		uint8_t *rb;
-		int r;
+		int r = try_send(dp, pd, m[i], now, out, &k);
 
-		req = rte_pktmbuf_alloc(dp->pool);
-		rb = req ? (uint8_t *)rte_pktmbuf_append(req, DP_ARP_FRAME)
-			 : NULL;
-		if (rb == NULL) {
-			rte_pktmbuf_free(req);
-			rte_pktmbuf_free(m[i]);
+		if (r == -EAGAIN) {
+			hold(pd, m[i], now);
+		} else if (r) {
+			rte_pktmbuf_free(m[i]); /* no route */
 			pd->tx_unresolved++;
-			continue;
 		}
-		r = dp_edge_resolve(&pd->edge, dp_pkt_meta(m[i])->remote_ip,
-				    now, &mac, rb, &rl);
-		if (r == 0 && frame_up(&pd->edge, m[i], &mac)) {
-			out[k++] = m[i];
-			rte_pktmbuf_free(req);
-			continue;
-		}
-		pd->tx_unresolved++;
-		rte_pktmbuf_free(m[i]);
-		if (rl)
-			out[k++] = req; /* the ARP request */
-		else
-			rte_pktmbuf_free(req);
 	}
 	eth_send(pd, pd->io_queue, out, (uint16_t)k);
 }
@@ -324,7 +500,9 @@ dpdk_rx_burst(struct dp *dp, struct rte_mbuf **pkts, uint16_t n, int wait_ms)
 			continue;
 		}
 		switch (dp_edge_input(&pd->edge, rte_pktmbuf_mtod(m, uint8_t *),
-				      rte_pktmbuf_data_len(m), now, &v, &rl)) {
+				      rte_pktmbuf_data_len(m),
+				      rx_csum_ok(m) & pd->rx_csum, now, &v,
+				      &rl)) {
 		case DP_EDGE_UDP:
 			rte_pktmbuf_adj(m, (uint16_t)v.off);
 			rte_pktmbuf_trim(
@@ -373,7 +551,7 @@ dpdk_tx_burst(struct dp *dp, unsigned queue, struct rte_mbuf **pkts, uint16_t n)
 					sent++;
 				continue;
 			}
-			if (!frame_up(&pd->edge, m, &pm->remote_mac)) {
+			if (!frame_up(pd, m, &pm->remote_mac)) {
 				rte_pktmbuf_free(m);
 				continue;
 			}
@@ -401,6 +579,11 @@ dpdk_stats(struct dp *dp, struct dp_stats *st)
 	st->arp_ignored = e->arp_ignored;
 	st->icmp_echo = e->icmp_echo;
 	st->tx_unresolved = pd->tx_unresolved;
+	st->tx_held = pd->tx_held;
+	st->rx_ip_csum_hw = pd->rx_csum & DP_RX_IP_CSUM_OK;
+	st->rx_udp_csum_hw = pd->rx_csum & DP_RX_UDP_CSUM_OK;
+	st->tx_ip_csum_hw = pd->tx_csum & DP_TX_IP_CSUM;
+	st->tx_udp_csum_hw = pd->tx_csum & DP_TX_UDP_CSUM;
 }
 
 const struct dp_port_ops dp_port_dpdk = {

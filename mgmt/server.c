@@ -884,13 +884,23 @@ mgmt_io_json(const struct dp_stats *io)
 		{"arp_ignored", io->arp_ignored},
 		{"icmp_echo", io->icmp_echo},
 		{"tx_unresolved", io->tx_unresolved},
+		{"tx_held", io->tx_held},
 	};
 	json_t *o = mgmt_counters_json(counters, FC_ARRAY_SIZE(counters));
+	json_t *e;
 
-	/* The DPDK port's IPv4 edge: its drops by reason, its answers. */
-	if (io->edge)
-		mgmt_set(&o, "edge",
-			 mgmt_counters_json(edge, FC_ARRAY_SIZE(edge)));
+	/* The DPDK port's IPv4 edge: its drops by reason, its answers, and
+	 * the checksums its NIC computes and checks. */
+	if (io->edge) {
+		e = mgmt_counters_json(edge, FC_ARRAY_SIZE(edge));
+		mgmt_set(&e, "csum_offload",
+			 json_pack("{s:b, s:b, s:b, s:b}", "rx_ipv4",
+				   io->rx_ip_csum_hw, "rx_udp",
+				   io->rx_udp_csum_hw, "tx_ipv4",
+				   io->tx_ip_csum_hw, "tx_udp",
+				   io->tx_udp_csum_hw));
+		mgmt_set(&o, "edge", e);
+	}
 	return o;
 }
 

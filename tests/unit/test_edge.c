@@ -173,7 +173,7 @@ expect_drop(uint8_t *f, size_t len, const uint64_t *counter, const char *what)
 	uint64_t before = *counter, all = counted();
 	size_t rl = 0;
 
-	if (dp_edge_input(&e, f, len, 0, &v, &rl) != DP_EDGE_DROP)
+	if (dp_edge_input(&e, f, len, 0, 0, &v, &rl) != DP_EDGE_DROP)
 		fail_msg("%s: not dropped", what);
 	if (*counter != before + 1 || counted() != all + 1)
 		fail_msg("%s: counted %llu under its reason, %llu in all; "
@@ -191,7 +191,7 @@ test_udp_for_us(void **state)
 
 	(void)state;
 	len = udp_frame(f, PEER, OURS, 40000, 20000, 100, true);
-	assert_int_equal(dp_edge_input(&e, f, len, 0, &v, &rl), DP_EDGE_UDP);
+	assert_int_equal(dp_edge_input(&e, f, len, 0, 0, &v, &rl), DP_EDGE_UDP);
 	assert_int_equal(v.src_ip, htonl(PEER));
 	assert_int_equal(v.src_port, 40000);
 	assert_int_equal(v.dst_port, 20000);
@@ -201,11 +201,11 @@ test_udp_for_us(void **state)
 	/* Padded by Ethernet to 60 bytes: a 4-byte payload still. */
 	len = udp_frame(f, PEER, OURS, 40000, 20000, 4, true);
 	memset(f + len, 0xee, 60 - len);
-	assert_int_equal(dp_edge_input(&e, f, 60, 0, &v, &rl), DP_EDGE_UDP);
+	assert_int_equal(dp_edge_input(&e, f, 60, 0, 0, &v, &rl), DP_EDGE_UDP);
 	assert_int_equal(v.len, 4);
 	/* No UDP checksum at all. */
 	len = udp_frame(f, PEER, OURS, 40000, 20000, 20, false);
-	assert_int_equal(dp_edge_input(&e, f, len, 0, &v, &rl), DP_EDGE_UDP);
+	assert_int_equal(dp_edge_input(&e, f, len, 0, 0, &v, &rl), DP_EDGE_UDP);
 	assert_int_equal(e.st.rx_udp, 3);
 }
 
@@ -310,7 +310,7 @@ test_arp(void **state)
 	assert_int_equal(dp_edge_resolve(&e, htonl(PEER), 0, &mac, req, &rl),
 			 -EAGAIN);
 	arp_frame(f, 1, &peer_mac, PEER, OURS);
-	assert_int_equal(dp_edge_input(&e, f, 60, 5 * SEC, &v, &rl),
+	assert_int_equal(dp_edge_input(&e, f, 60, 0, 5 * SEC, &v, &rl),
 			 DP_EDGE_REPLY);
 	assert_int_equal(rl, 60);
 	assert_memory_equal(f, peer_mac.addr_bytes, 6);	    /* to it */
@@ -327,23 +327,23 @@ test_arp(void **state)
 	assert_memory_equal(mac.addr_bytes, peer_mac.addr_bytes, 6);
 	/* For another address: ignored, nobody learnt. */
 	arp_frame(f, 1, &gw_mac, GW, OTHER);
-	assert_int_equal(dp_edge_input(&e, f, 60, 6 * SEC, &v, &rl),
+	assert_int_equal(dp_edge_input(&e, f, 60, 0, 6 * SEC, &v, &rl),
 			 DP_EDGE_DROP);
 	assert_int_equal(e.st.arp_ignored, 1);
 	/* Malformed: protocol length 6. */
 	arp_frame(f, 1, &gw_mac, GW, OURS);
 	f[19] = 6;
-	assert_int_equal(dp_edge_input(&e, f, 60, 6 * SEC, &v, &rl),
+	assert_int_equal(dp_edge_input(&e, f, 60, 0, 6 * SEC, &v, &rl),
 			 DP_EDGE_DROP);
 	assert_int_equal(e.st.arp_ignored, 2);
 	/* Short. */
-	assert_int_equal(dp_edge_input(&e, f, 30, 6 * SEC, &v, &rl),
+	assert_int_equal(dp_edge_input(&e, f, 30, 0, 6 * SEC, &v, &rl),
 			 DP_EDGE_DROP);
 	assert_int_equal(e.st.rx_short, 1);
 	/* A probe for our address (RFC 5227: sender 0.0.0.0) is answered,
 	 * to the prober's MAC, and teaches nothing. */
 	arp_frame(f, 1, &gw_mac, 0, OURS);
-	assert_int_equal(dp_edge_input(&e, f, 60, 7 * SEC, &v, &rl),
+	assert_int_equal(dp_edge_input(&e, f, 60, 0, 7 * SEC, &v, &rl),
 			 DP_EDGE_REPLY);
 	assert_memory_equal(f, gw_mac.addr_bytes, 6);
 	assert_int_equal(get32(f + 38), 0);
@@ -373,7 +373,8 @@ test_icmp_echo(void **state)
 	for (int i = 0; i < 32; i++)
 		icmp[8 + i] = (uint8_t)i;
 	put16(icmp + 2, csum(icmp, 40, 0));
-	assert_int_equal(dp_edge_input(&e, f, len, 0, &v, &rl), DP_EDGE_REPLY);
+	assert_int_equal(dp_edge_input(&e, f, len, 0, 0, &v, &rl),
+			 DP_EDGE_REPLY);
 	assert_int_equal(rl, len);
 	assert_int_equal(icmp[0], 0);
 	assert_int_equal(csum(icmp, 40, 0), 0);
@@ -394,7 +395,8 @@ test_icmp_echo(void **state)
 	put32(ip + 16, OURS);
 	ip_fix(f);
 	icmp[20] ^= 0xff;
-	assert_int_equal(dp_edge_input(&e, f, len, 0, &v, &rl), DP_EDGE_DROP);
+	assert_int_equal(dp_edge_input(&e, f, len, 0, 0, &v, &rl),
+			 DP_EDGE_DROP);
 	assert_int_equal(e.st.icmp_echo, 1);
 }
 
@@ -428,7 +430,7 @@ test_neighbours(void **state)
 	assert_int_equal(rl, DP_ARP_FRAME);
 	/* Its reply makes it known, until it expires. */
 	arp_frame(f, 2, &peer_mac, PEER, OURS);
-	assert_int_equal(dp_edge_input(&e, f, 60, 3 * SEC, &v, &rl),
+	assert_int_equal(dp_edge_input(&e, f, 60, 0, 3 * SEC, &v, &rl),
 			 DP_EDGE_DROP);
 	assert_int_equal(
 		dp_edge_resolve(&e, htonl(PEER), 4 * SEC, &mac, req, &rl), 0);
@@ -444,7 +446,7 @@ test_neighbours(void **state)
 	/* A static gateway: known at once, forever, not relearnt. */
 	assert_int_equal(dp_edge_arp_static(&e, htonl(GW), &gw_mac), 0);
 	arp_frame(f, 1, &peer_mac, GW, OURS);
-	dp_edge_input(&e, f, 60, 0, &v, &rl);
+	dp_edge_input(&e, f, 60, 0, 0, &v, &rl);
 	assert_int_equal(
 		dp_edge_resolve(&e, htonl(FAR), 1000000 * SEC, &mac, req, &rl),
 		0);
@@ -496,26 +498,85 @@ test_headers_we_send(void **state)
 	(void)state;
 	memset(f + 42, 0x33, 172);
 	dp_edge_udp_headers(&e, f, &peer_mac, htonl(PEER), 20000, 40000, 172,
-			    true);
+			    0);
 	assert_int_equal(f[14], 0x45);
 	assert_int_equal(f[15], 0xb8); /* EF */
 	assert_int_equal(get16(f + 20), 0x4000);
 	assert_int_equal(f[22], 64);
 	assert_int_equal(csum(f + 14, 20, 0), 0);
 	dp_edge_init(&peer, htonl(PEER), htonl(MASK), 0, &peer_mac);
-	assert_int_equal(dp_edge_input(&peer, f, 42 + 172, 0, &v, &rl),
+	assert_int_equal(dp_edge_input(&peer, f, 42 + 172, 0, 0, &v, &rl),
 			 DP_EDGE_UDP);
 	assert_int_equal(v.src_ip, htonl(OURS));
 	assert_int_equal(v.src_port, 20000);
 	assert_int_equal(v.dst_port, 40000);
 	assert_int_equal(v.len, 172);
 	assert_true(get16(f + 40) != 0);
-	/* Without the UDP checksum (offloaded): 0, and still taken. */
-	dp_edge_udp_headers(&e, f, &peer_mac, htonl(PEER), 20000, 40000, 172,
-			    false);
-	assert_int_equal(get16(f + 40), 0);
-	assert_int_equal(dp_edge_input(&peer, f, 42 + 172, 0, &v, &rl),
+}
+
+/* Headers for a NIC that computes the checksums: the IPv4 one left 0, the
+ * UDP one seeded with the pseudo-header's sum; what the NIC then writes
+ * (done here as it would: the complement of the sums over the IPv4 header
+ * and over the datagram from that seed) is what the software writes. */
+static void
+test_headers_offloaded(void **state)
+{
+	/* The pseudo-header: OURS, PEER, protocol 17, UDP length 179. */
+	static const uint8_t ph[12] = {0x0a, 0x4d, 0x00, 0x01, 0x0a, 0x4d,
+				       0x00, 0x02, 0x00, 17,   0x00, 179};
+	uint8_t sw[256], hw[256];
+	uint16_t phdr, udp_sum;
+	struct dp_edge peer;
+	struct dp_udp_view v;
+	size_t rl = 0;
+
+	(void)state;
+	memset(sw + 42, 0x5a, 171); /* odd: the NIC pads the last byte */
+	memcpy(hw + 42, sw + 42, 171);
+	dp_edge_udp_headers(&e, sw, &peer_mac, htonl(PEER), 20002, 40000, 171,
+			    0);
+	dp_edge_udp_headers(&e, hw, &peer_mac, htonl(PEER), 20002, 40000, 171,
+			    DP_TX_IP_CSUM | DP_TX_UDP_CSUM);
+	assert_int_equal(get16(hw + 24), 0);
+	/* The seed: the pseudo-header's sum. */
+	phdr = (uint16_t)~csum(ph, sizeof(ph), 0);
+	assert_memory_equal(hw + 26, ph, 8);
+	assert_int_equal(get16(hw + 40), phdr);
+	/* The NIC's part: UDP sends a sum of 0 as 0xffff. */
+	put16(hw + 24, csum(hw + 14, 20, 0));
+	udp_sum = csum(hw + 34, 8 + 171, 0);
+	put16(hw + 40, udp_sum ? udp_sum : 0xffff);
+	assert_memory_equal(hw, sw, 42 + 171);
+	/* The IPv4-only offload leaves UDP's to software, and the reverse. */
+	dp_edge_udp_headers(&e, hw, &peer_mac, htonl(PEER), 20002, 40000, 171,
+			    DP_TX_IP_CSUM);
+	assert_int_equal(get16(hw + 24), 0);
+	assert_int_equal(get16(hw + 40), get16(sw + 40));
+	dp_edge_udp_headers(&e, hw, &peer_mac, htonl(PEER), 20002, 40000, 171,
+			    DP_TX_UDP_CSUM);
+	assert_int_equal(get16(hw + 24), get16(sw + 24));
+	assert_int_equal(get16(hw + 40), phdr);
+
+	/* Receive: checksums the NIC vouched for are not checked again, the
+	 * others are. hw's are both wrong now (0 and the seed). */
+	dp_edge_init(&peer, htonl(PEER), htonl(MASK), 0, &peer_mac);
+	dp_edge_udp_headers(&e, hw, &peer_mac, htonl(PEER), 20002, 40000, 171,
+			    DP_TX_IP_CSUM | DP_TX_UDP_CSUM);
+	assert_int_equal(dp_edge_input(&peer, hw, 42 + 171, 0, 0, &v, &rl),
+			 DP_EDGE_DROP);
+	assert_int_equal(peer.st.rx_bad_ip_csum, 1);
+	assert_int_equal(dp_edge_input(&peer, hw, 42 + 171, DP_RX_IP_CSUM_OK, 0,
+				       &v, &rl),
+			 DP_EDGE_DROP);
+	assert_int_equal(peer.st.rx_bad_udp_csum, 1);
+	assert_int_equal(dp_edge_input(&peer, hw, 42 + 171,
+				       DP_RX_IP_CSUM_OK | DP_RX_UDP_CSUM_OK, 0,
+				       &v, &rl),
 			 DP_EDGE_UDP);
+	assert_int_equal(v.len, 171);
+	assert_int_equal(dp_edge_input(&peer, sw, 42 + 171, 0, 0, &v, &rl),
+			 DP_EDGE_UDP);
+	assert_int_equal(peer.st.rx_udp, 2);
 }
 
 int
@@ -529,6 +590,7 @@ main(void)
 		cmocka_unit_test_setup(test_neighbours, edge_setup),
 		cmocka_unit_test_setup(test_arp_storm, edge_setup),
 		cmocka_unit_test_setup(test_headers_we_send, edge_setup),
+		cmocka_unit_test_setup(test_headers_offloaded, edge_setup),
 	};
 
 	return cmocka_run_group_tests_name("edge", tests, NULL, NULL);
