@@ -79,6 +79,37 @@ eal_args(char **argv, int max, char *buf, const struct fd_config *c)
 	return argc;
 }
 
+/* What rte_eal_init's rte_errno means for whoever starts focusd (EAL's
+ * own lines before ours say what it tripped on). */
+static const char *
+eal_why(int err)
+{
+	switch (err) {
+	case EACCES:
+		return "no hugepages it can use: reserve some (sysctl "
+		       "vm.nr_hugepages=N, hugetlbfs mounted) and run as root, "
+		       "or add --no-huge to --eal";
+	case ENOMEM:
+		return "not enough memory for -m/--socket-mem: too few free "
+		       "hugepages, or with --no-huge too little RAM";
+	case ENODEV:
+		return "a device --eal names is unknown or did not probe (a "
+		       "--vdev driver, a PCI address)";
+	case EINVAL:
+		return "an argument of --eal is wrong (an lcore list with "
+		       "CPUs this machine lacks, for one)";
+	case EALREADY:
+		return "EAL was started twice";
+	case 0:
+		/* rte_config_init sets none: its lock is held. */
+		return "its runtime configuration is locked: another DPDK "
+		       "process uses the same --file-prefix (give each its "
+		       "own, or --no-shconf)";
+	default:
+		return rte_strerror(err);
+	}
+}
+
 /* Why ip (network order) cannot be a next hop on self's prefix, or NULL
  * when it can: a host of the prefix other than self and, below /31, the
  * prefix's network and broadcast addresses. */
@@ -263,9 +294,9 @@ start(struct focusd *f, int argc, char **argv)
 	eargc = eal_args(eargv, EAL_ARGS_MAX, ebuf, &f->cfg);
 	if (rte_eal_init(eargc, eargv) < 0) {
 		FC_ERR("focusd",
-		       "DPDK EAL did not start (%s); arguments were "
-		       "'%s'",
-		       rte_strerror(rte_errno),
+		       "DPDK EAL did not start: %s (EAL's lines above say "
+		       "more); --eal was '%s'",
+		       eal_why(rte_errno),
 		       f->cfg.eal ? f->cfg.eal : "the defaults");
 		return rte_errno ? rte_errno : EINVAL;
 	}

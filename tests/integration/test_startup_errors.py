@@ -27,6 +27,18 @@ not exit within RUN_TIMEOUT_S is killed (by PID) and fails.
   it                                     exit 1; stderr says which and
                                          that it is not a host on the
                                          prefix
+  --eal naming an unknown vdev           exit 1; stderr says EAL did not
+                                         start because a device --eal
+                                         names is unknown
+  --eal with an lcore list of CPUs the machine lacks
+                                         exit 1; an argument is wrong
+  --eal without --no-huge, on a machine with no free hugepages (else
+  this one is skipped)                   exit 1; no hugepages, and how
+                                         to get some or do without
+  a second focusd with the --eal --file-prefix of one running (without
+  --no-shconf)                           exit 1; the runtime configuration
+                                         is locked by another process,
+                                         and what to do
   --help                                 exit 0; the text lists --sip-listen
   --config FILE with an unknown key      exit 64; stderr names FILE:LINE
   --config FILE with sip-listen = 127.0.0.1:PORT, auto-create = yes, a
@@ -105,6 +117,19 @@ def expect_exit(name, args, tmpdir, status, must_say):
     return out, err
 
 
+def free_hugepages():
+    """Free hugepages of any size on this machine."""
+    root = "/sys/kernel/mm/hugepages"
+    n = 0
+    for d in os.listdir(root) if os.path.isdir(root) else ():
+        try:
+            with open(os.path.join(root, d, "free_hugepages")) as f:
+                n += int(f.read())
+        except (OSError, ValueError):
+            pass
+    return n
+
+
 def main():
     tmpdir = tempfile.mkdtemp(prefix="focusd-it-startup-")
     block = harness.reserve_port_block(harness.RTP_RANGE_SIZE)
@@ -156,6 +181,27 @@ def main():
                                      "10.9.0.7=02:00:00:00:00:07,"
                                      "10.10.0.7=02:00:00:00:00:08"],
                     tmpdir, 1, ["--neighbours: 10.10.0.7 is not a host"])
+
+        # -- EAL's failures, told in words (and the cause, not EAL's errno)
+        lcores = "--lcores (0-2)@(%s)" % ",".join(
+            str(c) for c in sorted(os.sched_getaffinity(0)))
+        eal = "--no-pci --no-shconf --no-telemetry -m 128 " + lcores
+        said = "DPDK EAL did not start: "
+        expect_exit("--eal with an unknown vdev",
+                    base() + ["--eal", "--no-huge --vdev=net_bogus0 " + eal],
+                    tmpdir, 1, [said + "a device --eal names is unknown"])
+        expect_exit("--eal with lcores this machine lacks",
+                    base() + ["--eal", "--no-huge --no-pci --no-shconf "
+                              "-l 0-%d" % (os.cpu_count() + 8)],
+                    tmpdir, 1, [said + "an argument of --eal is wrong"])
+        if free_hugepages() == 0:
+            expect_exit("--eal without --no-huge, no hugepages",
+                        base() + ["--eal", eal], tmpdir, 1,
+                        [said + "no hugepages it can use", "--no-huge"])
+        else:
+            log("this machine has free hugepages: not checking focusd's "
+                "words for their absence")
+
         expect_exit("--help", ["--help"], tmpdir, 0,
                     ["--sip-listen"])
 
@@ -209,6 +255,30 @@ def main():
                 % (fd.sip_port, final[0].start))
         finally:
             sink.stop()
+
+        # -- a second focusd on the same EAL runtime directory
+        prefix = "focusd-st-%d" % os.getpid()
+        eal = ("--no-huge --no-pci --no-telemetry -m 128 --file-prefix %s "
+               "--lcores (0-2)@(%s)" % (prefix, ",".join(
+                   str(c) for c in sorted(os.sched_getaffinity(0)))))
+        first = harness.Focusd(extra_args=["--eal", eal], name="first")
+        tmpdir = tempfile.mkdtemp(prefix="focusd-it-startup-")
+        try:
+            with first:
+                expect_exit("a second focusd with --file-prefix %s" % prefix,
+                            ["--sip-listen", "127.0.0.1:%d"
+                             % harness.free_port(("udp", "tcp")),
+                             "--rtp-ports", "%d-%d" % (first.rtp.lo,
+                                                       first.rtp.hi),
+                             "--mgmt", os.path.join(tmpdir, "m.sock"),
+                             "--eal", eal], tmpdir, 1,
+                            ["DPDK EAL did not start: its runtime "
+                             "configuration is locked", "--file-prefix"])
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+            for run in ("/var/run/dpdk", os.path.join(
+                    os.environ.get("XDG_RUNTIME_DIR", "/tmp"), "dpdk")):
+                shutil.rmtree(os.path.join(run, prefix), ignore_errors=True)
 
 
 if __name__ == "__main__":
