@@ -49,7 +49,6 @@ struct dp_rtp_hdr {
 };
 
 #define DP_RTP_HDR_MIN	12
-#define DP_RTCP_HDR_MIN 8 /* one RTCP packet header and SSRC */
 
 /*
  * Parse an RTP packet. Returns 0, or -EBADMSG for anything malformed: short,

@@ -408,12 +408,12 @@ dp_classify(struct dp *dp, struct rte_mbuf **pkts, uint16_t n)
 			rte_pktmbuf_free(m);
 			continue;
 		}
-		/* A leg's even port is its RTP, the odd one its RTCP. */
+		/* A leg's even port is its RTP, the odd one its RTCP. What
+		 * comes to its RTCP port is the leg's to judge (and count). */
 		pm->rtcp = off & 1;
 		f = &dp->flows[off / 2];
-		if (rte_pktmbuf_data_len(m) <
-			    (pm->rtcp ? DP_RTCP_HDR_MIN : DP_RTP_HDR_MIN) ||
-		    (b[0] >> 6) != 2) {
+		if (!pm->rtcp && (rte_pktmbuf_data_len(m) < DP_RTP_HDR_MIN ||
+				  (b[0] >> 6) != 2)) {
 			dp->st.rx_malformed++;
 			rte_pktmbuf_free(m);
 			continue;

@@ -1064,7 +1064,8 @@ ntp_now(void)
  * The peer's RTCP: its SR's time for our next report's LSR/DLSR, and what
  * it says of our stream (loss, jitter, and the round trip from the LSR
  * and DLSR of its block: RFC 3550 6.4.1). From the peer's address only;
- * its port is learnt (symmetric RTCP).
+ * its port is learnt from the first valid compound (symmetric RTCP, as
+ * RTP latches), and then that port only.
  */
 static void
 leg_rx_rtcp(struct mix_leg *l, const struct dp_pkt_meta *pm, const uint8_t *b,
@@ -1073,6 +1074,8 @@ leg_rx_rtcp(struct mix_leg *l, const struct dp_pkt_meta *pm, const uint8_t *b,
 	struct dp_rtcp_info in;
 
 	if ((l->st.remote_ip && pm->remote_ip != l->st.remote_ip) ||
+	    (l->rtcp_latched && (pm->remote_ip != l->rtcp_ip ||
+				 pm->remote_port != l->rtcp_port)) ||
 	    pm->rx_ns < l->attached_ns) { /* or a past call's */
 		l->st.rx_foreign++;
 		return;

@@ -35,10 +35,13 @@ Asserted, in this order:
   plus loopback and scheduling delay), peer {"lost": 7, "fraction_lost":
   0.25, "jitter_ms": 10}.
 - An RR with other values from 127.0.0.2 (not alice's address) counts as
-  rtp.rx_foreign (+1 within 2 s) and changes nothing of rtcp.
-- An RTP packet and a truncated SR (length field 28 bytes, 20 sent) to
-  focusd's RTCP port from P+1 make rtcp.rx_malformed 2 within 2 s;
-  rx_sr, rx_rr, rtt_ms, peer and rx_foreign stay as they were.
+  rtp.rx_foreign (+1 within 2 s) and changes nothing of rtcp; so does one
+  from P+1 (her address, but not the port her RTCP latched onto, P+3).
+- An RTP packet, a truncated SR (length field 28 bytes, 20 sent), 3 bytes
+  and 8 bytes of version 0 to focusd's RTCP port from P+3 make
+  rtcp.rx_malformed 4 within 2 s (the short ones too: counted on her
+  leg, not by the io lcore); rx_sr, rx_rr, rtt_ms, peer and rx_foreign
+  stay as they were.
 - bob (no RTCP): rx_sr = rx_rr = rx_malformed = 0, rtt_ms null, peer
   null, tx >= 1.
 - focusd's next compound for alice arrives 2.5 to 7.5 s after the first
@@ -598,22 +601,43 @@ def main():
                 log("RR from 127.0.0.2: rx_foreign %d, rtcp unchanged"
                     % foreign0)
 
-            # -- garbage to focusd's RTCP port from P+1
+            # -- an RR from her address but not her RTCP's port: foreign
+            rtcp1.send(focus_rtcp, rr_bytes(0x0BADBAD1, [block_bytes(
+                focus_ssrc, 128, 99, last_seq, 800, 0, 0)]))
+            r, c = wait_show(fd, a_port, "alice",
+                             lambda r, c: r.get("rx_foreign") != foreign0,
+                             "rtp.rx_foreign %d -> %d after an RR from "
+                             "P+1" % (foreign0, foreign0 + 1))
+            check(r["rx_foreign"] == foreign0 + 1, "conference.show: alice's "
+                  "rtp.rx_foreign %d -> %d after one RR from P+1 (her RTCP "
+                  "latched onto P+3), expected +1" % (foreign0,
+                                                      r["rx_foreign"]))
+            expect_rtcp("alice (after RTCP from P+1)", c,
+                        {k: after_rr[k] for k in ("rx_sr", "rx_rr",
+                                                  "rx_malformed", "rtt_ms",
+                                                  "peer")})
+            foreign0 += 1
+            log("RR from P+1: rx_foreign %d, rtcp unchanged" % foreign0)
+
+            # -- garbage to focusd's RTCP port from P+3
             rtp_pkt = struct.pack("!BBHII", 0x80, 0, 1234, 5678,
                                   alice.ssrc) + b"\xff" * 160
             trunc_sr = sr_bytes(alice.ssrc, ntp_of(time.time()), 0, 1,
                                 160)[:20]
-            for junk in (rtp_pkt, trunc_sr):
-                rtcp1.send(focus_rtcp, junk)
+            junks = (rtp_pkt, trunc_sr, b"\x80\xc9\x00", b"\x00" * 8)
+            for junk in junks:
+                rtcp3.send(focus_rtcp, junk)
             r, c = wait_show(fd, a_port, "alice",
-                             lambda r, c: c.get("rx_malformed", 0) >= 2,
-                             "rtcp.rx_malformed 2 after an RTP packet and a "
-                             "truncated SR")
+                             lambda r, c: c.get("rx_malformed", 0) >=
+                             len(junks),
+                             "rtcp.rx_malformed %d after an RTP packet, a "
+                             "truncated SR, 3 bytes and version 0"
+                             % len(junks))
             log("alice after the garbage: rx_foreign %r rtcp %r"
                 % (r.get("rx_foreign"), c))
             want = {k: after_rr[k] for k in ("rx_sr", "rx_rr", "rtt_ms",
                                              "peer")}
-            want["rx_malformed"] = 2
+            want["rx_malformed"] = len(junks)
             expect_rtcp("alice (after the garbage)", c, want)
             check(r.get("rx_foreign") == foreign0, "conference.show: "
                   "alice's rtp.rx_foreign %r after the garbage, expected "
