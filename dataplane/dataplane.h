@@ -48,7 +48,7 @@ struct dp_rtp_hdr {
 	uint16_t payload_len; /* after removing padding */
 };
 
-#define DP_RTP_HDR_MIN	12
+#define DP_RTP_HDR_MIN 12
 
 /*
  * Parse an RTP packet. Returns 0, or -EBADMSG for anything malformed: short,
@@ -120,6 +120,7 @@ struct dp_pkt_meta {
 	uint32_t slot;	      /* rx: the leg's endpoint slot */
 	int32_t sock;	      /* socket port only: the endpoint's socket */
 	bool rtcp;	      /* RTCP: to or from the endpoint's odd port */
+	uint8_t hdr_len;      /* DPDK port rx: header bytes before it */
 	/* DPDK port: rx, the sender's Ethernet address (the peer, or the
 	 * router in between); tx, where to send (zero: not known yet). */
 	struct rte_ether_addr remote_mac;
@@ -181,6 +182,8 @@ struct dp_stats {
 	uint64_t rx_short, rx_bad_ip, rx_bad_csum, rx_fragments;
 	uint64_t rx_not_ours, rx_other;
 	uint64_t arp_replies, arp_ignored, icmp_echo;
+	uint64_t icmp_unreach, icmp_limited; /* port unreachables: sent,
+						over the rate */
 	uint64_t tx_unresolved; /* no neighbour known in time: dropped */
 	uint64_t tx_held;	/* sent once ARP had its answer */
 	/* The checksums the NIC computes (tx) and checks (rx). */

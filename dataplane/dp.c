@@ -405,7 +405,10 @@ dp_classify(struct dp *dp, struct rte_mbuf **pkts, uint16_t n)
 		if (pm->local_port < dp->conf.port_lo ||
 		    off / 2 >= dp->n_slots || !dp->flows[off / 2].active) {
 			dp->st.rx_no_flow++;
-			rte_pktmbuf_free(m);
+			if (dp->port->no_flow)
+				dp->port->no_flow(dp, m);
+			else
+				rte_pktmbuf_free(m);
 			continue;
 		}
 		/* A leg's even port is its RTP, the odd one its RTCP. What

@@ -37,6 +37,9 @@ struct dp_port_ops {
 	/* worker `queue`: consumes every mbuf; returns how many were sent. */
 	uint16_t (*tx_burst)(struct dp *dp, unsigned queue,
 			     struct rte_mbuf **pkts, uint16_t n);
+	/* io lcore, optional: m reached no flow (counted); the port
+	 * consumes it. Without: freed. */
+	void (*no_flow)(struct dp *dp, struct rte_mbuf *m);
 	/* io lcore, optional: the port's own counters into st. */
 	void (*stats)(struct dp *dp, struct dp_stats *st);
 };

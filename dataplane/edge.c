@@ -24,6 +24,8 @@
 #define TOS_EF	     0xb8 /* DSCP 46 */
 #define TTL	     64
 #define ASK_EVERY_NS 1000000000ull /* ARP requests per address */
+#define ICMP_UNREACH 3		   /* type: destination unreachable */
+#define ICMP_PORT    3		   /* code: port unreachable */
 
 void
 dp_edge_init(struct dp_edge *e, uint32_t addr, uint32_t mask, uint32_t gw,
@@ -34,6 +36,7 @@ dp_edge_init(struct dp_edge *e, uint32_t addr, uint32_t mask, uint32_t gw,
 	e->mask = mask;
 	e->gw = gw;
 	e->mac = *mac;
+	e->icmp_tokens = DP_ICMP_ERR_BURST;
 }
 
 /* ---- neighbours ---------------------------------------------------------- */
@@ -381,6 +384,73 @@ dp_edge_input(struct dp_edge *e, uint8_t *frame, size_t len, unsigned csum_ok,
 }
 
 /* ---- output -------------------------------------------------------------- */
+
+/* May an ICMP error go now? One token each, DP_ICMP_ERR_PER_S a second
+ * back, DP_ICMP_ERR_BURST at most. */
+static bool
+icmp_err_token(struct dp_edge *e, uint64_t now)
+{
+	uint64_t per = 1000000000ull / DP_ICMP_ERR_PER_S;
+
+	if (now > e->icmp_refill_ns) {
+		uint64_t add = (now - e->icmp_refill_ns) / per;
+
+		if (add >= DP_ICMP_ERR_BURST - e->icmp_tokens) {
+			e->icmp_tokens = DP_ICMP_ERR_BURST;
+			e->icmp_refill_ns = now;
+		} else {
+			e->icmp_tokens += (uint32_t)add;
+			e->icmp_refill_ns += add * per;
+		}
+	}
+	if (e->icmp_tokens == 0) {
+		e->st.icmp_limited++;
+		return false;
+	}
+	e->icmp_tokens--;
+	return true;
+}
+
+size_t
+dp_edge_port_unreachable(struct dp_edge *e, uint8_t *frame, size_t len,
+			 uint64_t now_ns)
+{
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(frame + ETH_HDR);
+	struct rte_icmp_hdr *icmp = (struct rte_icmp_hdr *)(ip + 1);
+	size_t tot = rte_be_to_cpu_16(ip->total_length), quote;
+	uint32_t peer = ip->src_addr;
+	struct rte_ether_addr mac = eth->src_addr;
+
+	if (!icmp_err_token(e, now_ns))
+		return 0;
+	/* The offending datagram, from its IPv4 header, after ours. */
+	quote = RTE_MIN(tot, len - ETH_HDR);
+	quote = RTE_MIN(quote, DP_ICMP_ERR_IP - sizeof(*ip) - sizeof(*icmp));
+	memmove(icmp + 1, ip, quote);
+	icmp->icmp_type = ICMP_UNREACH;
+	icmp->icmp_code = ICMP_PORT;
+	icmp->icmp_ident = 0;
+	icmp->icmp_seq_nb = 0;
+	icmp->icmp_cksum = 0;
+	icmp->icmp_cksum = (uint16_t)~sum16(icmp, sizeof(*icmp) + quote);
+	ip->version_ihl = RTE_IPV4_VHL_DEF;
+	ip->type_of_service = 0;
+	ip->total_length = rte_cpu_to_be_16(
+		(uint16_t)(sizeof(*ip) + sizeof(*icmp) + quote));
+	ip->packet_id = 0;
+	ip->fragment_offset = 0;
+	ip->time_to_live = TTL;
+	ip->next_proto_id = IPPROTO_ICMP;
+	ip->src_addr = e->addr;
+	ip->dst_addr = peer;
+	ip->hdr_checksum = 0;
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	eth->dst_addr = mac;
+	eth->src_addr = e->mac;
+	e->st.icmp_unreach++;
+	return ETH_HDR + sizeof(*ip) + sizeof(*icmp) + quote;
+}
 
 void
 dp_edge_udp_headers(const struct dp_edge *e, uint8_t *frame,

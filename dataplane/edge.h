@@ -33,6 +33,13 @@
 #define DP_EDGE_HDR  (14 + 20 + 8) /* Ethernet + IPv4 (no options) + UDP */
 /* An ARP frame, padded to Ethernet's minimum (without FCS). */
 #define DP_ARP_FRAME 60
+/* ICMP errors we send: at most this many a second, in bursts of at most
+ * DP_ICMP_ERR_BURST (Linux's icmp_msgs_per_sec and _burst); each quotes
+ * as much of the datagram as fits in 576 bytes of IPv4 (RFC 1812). */
+#define DP_ICMP_ERR_PER_S 1000
+#define DP_ICMP_ERR_BURST 50
+#define DP_ICMP_ERR_IP	  576
+#define DP_ICMP_ERR_FRAME (14 + DP_ICMP_ERR_IP)
 
 struct dp_edge_stats {
 	uint64_t rx_short;	  /* shorter than its headers say */
@@ -50,6 +57,8 @@ struct dp_edge_stats {
 	uint64_t arp_learnt;	  /* neighbours learnt or refreshed */
 	uint64_t arp_full;	  /* nothing to learn into */
 	uint64_t icmp_echo;	  /* echo requests answered */
+	uint64_t icmp_unreach;	  /* port unreachables sent */
+	uint64_t icmp_limited;	  /* ... not sent: over the rate */
 };
 
 struct dp_arp_entry {
@@ -67,6 +76,9 @@ struct dp_edge {
 	uint32_t gw;		   /* next hop beyond it; 0: none */
 	struct rte_ether_addr mac; /* the port's */
 	struct dp_arp_entry arp[DP_ARP_SLOTS];
+	/* ICMP errors: a token bucket, DP_ICMP_ERR_PER_S. */
+	uint32_t icmp_tokens;
+	uint64_t icmp_refill_ns;
 	struct dp_edge_stats st;
 };
 
@@ -103,6 +115,15 @@ enum dp_edge_verdict dp_edge_input(struct dp_edge *e, uint8_t *frame,
 				   size_t len, unsigned csum_ok,
 				   uint64_t now_ns, struct dp_udp_view *udp,
 				   size_t *reply_len);
+/*
+ * The UDP datagram in frame (len bytes from its Ethernet header: one
+ * dp_edge_input took as DP_EDGE_UDP) reached no port of ours: rewrite the
+ * frame in place into an ICMP port unreachable to its sender (RFC 1122
+ * 4.1.3.1) and return its length, or 0 (counted) when over the rate.
+ * frame must have room for min(len + 28, DP_ICMP_ERR_FRAME) bytes.
+ */
+size_t dp_edge_port_unreachable(struct dp_edge *e, uint8_t *frame, size_t len,
+				uint64_t now_ns);
 /* A neighbour that never expires (--neighbours); ENOSPC. */
 int dp_edge_arp_static(struct dp_edge *e, uint32_t ip,
 		       const struct rte_ether_addr *mac);

@@ -513,6 +513,7 @@ dpdk_rx_burst(struct dp *dp, struct rte_mbuf **pkts, uint16_t n, int wait_ms)
 			pm->local_port = v.dst_port;
 			pm->sock = -1;
 			pm->remote_mac = v.src_mac;
+			pm->hdr_len = (uint8_t)v.off;
 			pkts[got++] = m;
 			break;
 		case DP_EDGE_REPLY:
@@ -562,6 +563,33 @@ dpdk_tx_burst(struct dp *dp, unsigned queue, struct rte_mbuf **pkts, uint16_t n)
 	return sent;
 }
 
+/* io lcore: UDP to no port of ours gets an ICMP port unreachable (what
+ * a host's kernel does; the socket port's does it), within the edge's
+ * rate. m is the datagram dpdk_rx_burst handed on, its headers still in
+ * front of it. */
+static void
+dpdk_no_flow(struct dp *dp, struct rte_mbuf *m)
+{
+	struct port_dpdk *pd = dp->port_state;
+	size_t hdr = dp_pkt_meta(m)->hdr_len;
+	size_t len = hdr + rte_pktmbuf_data_len(m), n = 0;
+	size_t need = RTE_MIN(len + 28, (size_t)DP_ICMP_ERR_FRAME);
+	uint8_t *f = (uint8_t *)rte_pktmbuf_prepend(m, (uint16_t)hdr);
+
+	/* The error is longer than the datagram by its headers (28 bytes),
+	 * up to the quote's limit: in this one segment. */
+	if (f && (need <= len || rte_pktmbuf_tailroom(m) >= need - len))
+		n = dp_edge_port_unreachable(&pd->edge, f, len, fc_now_ns());
+	if (n == 0) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	m->data_len = (uint16_t)n;
+	m->pkt_len = (uint32_t)n;
+	m->ol_flags = 0;
+	eth_send(pd, pd->io_queue, &m, 1);
+}
+
 static void
 dpdk_stats(struct dp *dp, struct dp_stats *st)
 {
@@ -578,6 +606,8 @@ dpdk_stats(struct dp *dp, struct dp_stats *st)
 	st->arp_replies = e->arp_replies;
 	st->arp_ignored = e->arp_ignored;
 	st->icmp_echo = e->icmp_echo;
+	st->icmp_unreach = e->icmp_unreach;
+	st->icmp_limited = e->icmp_limited;
 	st->tx_unresolved = pd->tx_unresolved;
 	st->tx_held = pd->tx_held;
 	st->rx_ip_csum_hw = pd->rx_csum & DP_RX_IP_CSUM_OK;
@@ -596,5 +626,6 @@ const struct dp_port_ops dp_port_dpdk = {
 	.flow_off = dpdk_flow_off,
 	.rx_burst = dpdk_rx_burst,
 	.tx_burst = dpdk_tx_burst,
+	.no_flow = dpdk_no_flow,
 	.stats = dpdk_stats,
 };

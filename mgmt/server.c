@@ -883,6 +883,8 @@ mgmt_io_json(const struct dp_stats *io)
 		{"arp_replies", io->arp_replies},
 		{"arp_ignored", io->arp_ignored},
 		{"icmp_echo", io->icmp_echo},
+		{"icmp_unreach", io->icmp_unreach},
+		{"icmp_limited", io->icmp_limited},
 		{"tx_unresolved", io->tx_unresolved},
 		{"tx_held", io->tx_held},
 	};

@@ -579,6 +579,74 @@ test_headers_offloaded(void **state)
 	assert_int_equal(peer.st.rx_udp, 2);
 }
 
+/* UDP to no port of ours: an ICMP port unreachable back to its sender,
+ * quoting the datagram from its IPv4 header (as much as fits in 576
+ * bytes of IPv4); a burst of DP_ICMP_ERR_BURST, then DP_ICMP_ERR_PER_S a
+ * second. */
+static void
+test_port_unreachable(void **state)
+{
+	uint8_t f[1600], orig[1600];
+	size_t len, n;
+	unsigned sent = 1;
+
+	(void)state;
+	len = udp_frame(f, PEER, OURS, 40000, 20001, 100, true);
+	memcpy(orig, f, len);
+	n = dp_edge_port_unreachable(&e, f, len, SEC);
+	assert_int_equal(n, len + 28);
+	assert_memory_equal(f, peer_mac.addr_bytes, 6);
+	assert_memory_equal(f + 6, our_mac.addr_bytes, 6);
+	assert_int_equal(get16(f + 12), 0x0800);
+	assert_int_equal(f[14], 0x45);
+	assert_int_equal(get16(f + 16), 20 + 8 + 128);
+	assert_int_equal(f[23], 1); /* ICMP */
+	assert_int_equal(get32(f + 26), OURS);
+	assert_int_equal(get32(f + 30), PEER);
+	assert_int_equal(csum(f + 14, 20, 0), 0);
+	assert_int_equal(f[34], 3); /* destination unreachable */
+	assert_int_equal(f[35], 3); /* port */
+	assert_int_equal(get32(f + 38), 0);
+	assert_int_equal(csum(f + 34, 8 + 128, 0), 0);
+	assert_memory_equal(f + 42, orig + 14, 128);
+	assert_int_equal(e.st.icmp_unreach, 1);
+
+	/* A big one: 548 bytes of it quoted. */
+	len = udp_frame(f, PEER, OURS, 40000, 20001, 1400, true);
+	memcpy(orig, f, len);
+	n = dp_edge_port_unreachable(&e, f, len, SEC);
+	sent++;
+	assert_int_equal(n, 14 + 576);
+	assert_int_equal(get16(f + 16), 576);
+	assert_int_equal(csum(f + 14, 20, 0), 0);
+	assert_int_equal(csum(f + 34, 8 + 548, 0), 0);
+	assert_memory_equal(f + 42, orig + 14, 548);
+
+	/* The rest of the burst, then none until a token is back (1 ms). */
+	for (; sent < DP_ICMP_ERR_BURST; sent++) {
+		len = udp_frame(f, PEER, OURS, 40000, 20001, 10, true);
+		assert_true(dp_edge_port_unreachable(&e, f, len, SEC) > 0);
+	}
+	len = udp_frame(f, PEER, OURS, 40000, 20001, 10, true);
+	memcpy(orig, f, len);
+	assert_int_equal(dp_edge_port_unreachable(&e, f, len, SEC + 999999), 0);
+	assert_memory_equal(f, orig, len); /* untouched: the caller drops */
+	assert_int_equal(e.st.icmp_limited, 1);
+	assert_true(dp_edge_port_unreachable(&e, f, len, SEC + 1000000) > 0);
+	len = udp_frame(f, PEER, OURS, 40000, 20001, 10, true);
+	assert_int_equal(dp_edge_port_unreachable(&e, f, len, SEC + 1000000),
+			 0);
+	/* A second later, a whole burst again, and no more. */
+	for (unsigned i = 0; i < DP_ICMP_ERR_BURST; i++) {
+		len = udp_frame(f, PEER, OURS, 40000, 20001, 10, true);
+		assert_true(dp_edge_port_unreachable(&e, f, len, 3 * SEC) > 0);
+	}
+	len = udp_frame(f, PEER, OURS, 40000, 20001, 10, true);
+	assert_int_equal(dp_edge_port_unreachable(&e, f, len, 3 * SEC), 0);
+	assert_int_equal(e.st.icmp_unreach, 2 * DP_ICMP_ERR_BURST + 1);
+	assert_int_equal(e.st.icmp_limited, 3);
+}
+
 int
 main(void)
 {
@@ -591,6 +659,7 @@ main(void)
 		cmocka_unit_test_setup(test_arp_storm, edge_setup),
 		cmocka_unit_test_setup(test_headers_we_send, edge_setup),
 		cmocka_unit_test_setup(test_headers_offloaded, edge_setup),
+		cmocka_unit_test_setup(test_port_unreachable, edge_setup),
 	};
 
 	return cmocka_run_group_tests_name("edge", tests, NULL, NULL);
