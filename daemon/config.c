@@ -81,6 +81,10 @@ static const struct opt opts[] = {
 	 "off it (none)"},
 	{"neighbours", OPT_STR, OFF(neighbours),
 	 "dpdk: static ARP entries, IP=MAC[,IP=MAC...] (up to 8)"},
+	{"io-idle-us", OPT_UINT, OFF(io_idle_us),
+	 "dpdk: microseconds the io lcore naps per empty poll once idle for "
+	 "1 ms (0: it spins, the default)",
+	 0, 10000},
 	{"eal", OPT_STR, OFF(eal),
 	 "DPDK EAL arguments, replacing the unprivileged defaults"},
 	{"mgmt", OPT_STR, OFF(mgmt),

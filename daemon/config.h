@@ -28,6 +28,7 @@ struct fd_config {
 	char *dataplane;      /* "socket" or "dpdk" */
 	unsigned rtp_prefix;  /* dpdk: rtp-addr's on-link prefix length */
 	char *gateway;	      /* dpdk: next hop beyond it */
+	unsigned io_idle_us;  /* dpdk: the io lcore's nap when idle */
 	char *neighbours;     /* dpdk: static "IP=MAC,..." */
 	char *eal;	      /* extra EAL arguments, replacing the defaults */
 	char *mgmt;	      /* Unix socket path */

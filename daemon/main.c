@@ -135,6 +135,7 @@ dpdk_conf(const struct fd_config *c, struct dp_conf *dpc)
 	const char *why;
 	uint32_t self;
 
+	dpc->io_idle_us = c->io_idle_us;
 	dpc->rtp_mask =
 		htonl(c->rtp_prefix >= 32 ? 0xffffffffu
 					  : ~(0xffffffffu >> c->rtp_prefix));

@@ -153,6 +153,9 @@ struct dp_conf {
 	 * neighbours (--neighbour). Network order. */
 	uint32_t rtp_mask;
 	uint32_t gateway;
+	/* DPDK port: once idle for DP_IO_IDLE_NS, the io lcore sleeps this
+	 * long after each empty poll (0: it spins). */
+	unsigned io_idle_us;
 	unsigned n_neighbours;
 	struct {
 		uint32_t ip;

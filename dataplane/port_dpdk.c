@@ -51,6 +51,7 @@
 #define HOLD_MAX       256 /* mbufs waiting for ARP, all destinations */
 #define HOLD_PER_DEST  16  /* ... per destination: 320 ms of 20 ms RTP */
 #define HOLD_NS	       1000000000ull
+#define IDLE_NS	       1000000ull /* no packet for that long: idle */
 
 /* An mbuf (its datagram, no headers yet) waiting for its next hop. */
 struct held {
@@ -74,6 +75,7 @@ struct port_dpdk {
 	uint64_t held_learnt; /* edge.st.arp_learnt when last looked at */
 	uint64_t tx_unresolved, tx_held;
 	uint64_t rx_multiseg;
+	uint64_t busy_ns; /* when a poll last found work */
 };
 
 /* The checksum offloads the port offers, asked for in conf; what they
@@ -476,12 +478,18 @@ dpdk_rx_burst(struct dp *dp, struct rte_mbuf **pkts, uint16_t n, int wait_ms)
 	uint64_t now = fc_now_ns();
 	uint16_t got = 0, nr = 0, k;
 
-	(void)wait_ms; /* a poll-mode driver: the io lcore spins */
 	drain_unresolved(dp, pd, now);
 	if (n > DP_RX_BURST)
 		n = DP_RX_BURST;
 	k = rte_eth_rx_burst(pd->port, pd->next_rxq, raw, n);
 	pd->next_rxq = (uint16_t)((pd->next_rxq + 1) % pd->n_rxq);
+	/* A poll-mode driver: the io lcore spins, unless told to nap once
+	 * the port has been quiet a while (never in a busy stretch, and
+	 * never more than a nap after the traffic comes back). */
+	if (k || pd->n_held)
+		pd->busy_ns = now;
+	else if (dp->conf.io_idle_us && wait_ms && now - pd->busy_ns > IDLE_NS)
+		rte_delay_us_sleep(dp->conf.io_idle_us);
 	/* Frames come from memory the NIC wrote: ask for them ahead. */
 	for (uint16_t i = 0; i < k && i < PREFETCH_AHEAD; i++)
 		rte_prefetch0(rte_pktmbuf_mtod(raw[i], void *));
