@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The DPDK port: three parties whose RTP crosses a real Ethernet edge.
+"""The DPDK port: four parties whose RTP crosses a real Ethernet edge.
 
 It starts focusd with --dataplane dpdk on a net_tap vdev (EAL without
 hugepages or PCI) owning 10.78.X.1 (X from the test's PID), moves the tap
@@ -8,9 +8,16 @@ and an Ethernet address of its own there (net_tap gives the kernel's side
 the port's address; two hosts on a link have two), and then plays the
 hosts on that link: all RTP and ICMP comes from sockets opened inside
 the namespace (the test enters it with setns() just to open them), while
-SIP stays on loopback in the root namespace, as focusd's does.
+SIP stays on loopback in the root namespace, as focusd's does. The
+namespace has a second address, 10.78.X.3, that nothing ever sends from:
+focusd learns no Ethernet address for it unless it asks (ARP).
 
 What it checks:
+- focusd's log line for the port: "dataplane: port N (DRIVER), MAC, link
+  up at S Mbit/s; Q TX queues; checksums on RX W, on TX W", each W one
+  of software, IPv4 by the NIC, UDP by the NIC, IPv4 and UDP by the NIC;
+  stats io.edge.csum_offload (rx_ipv4, rx_udp, tx_ipv4, tx_udp, all
+  booleans) says the same as those words.
 - ICMP echo from the namespace to 10.78.X.1 (raw socket; payloads of 56,
   0, 1, 999 and 1472 bytes, the last filling a 1500-byte MTU): every
   request is answered from 10.78.X.1 with type 0, the same identifier,
@@ -19,19 +26,31 @@ What it checks:
   focusd logs as it starts the port), not the namespace's own.
 - Three callers (alice 500 Hz, bob 1100 Hz, carol 1900 Hz, PCMU at -12
   dBFS) with SIPp offers that say c=IN IP4 10.78.X.2 and RTP endpoints
-  bound to 10.78.X.2 in the namespace: each answer is c=IN IP4 10.78.X.1
-  with a port in --rtp-ports; while all three are in, each hears the
-  other two tones (>= -30 dBFS, 20 dB over the noise probes) and not its
-  own (20 dB under each of the others) over a 2 s window, with 80% of its
-  samples; conference.show gives each participant local_rtp 10.78.X.1:
-  (its answered port), remote_rtp 10.78.X.2:(its endpoint's port),
-  rtp.latched true and rx/tx_packets over 100; every packet focusd sent
-  an endpoint came from 10.78.X.1 and the answered port, PT 0 with 160
-  bytes, one SSRC, seq +1 and timestamp +160.
-- stats io.edge: icmp_echo >= the echoes sent, arp_replies >= 1, and no
-  drops of what the namespace's kernel sent (rx_short, rx_bad_ip,
-  rx_bad_csum, rx_fragments all 0); every SIPp call succeeds; focusd
-  exits 0 on SIGTERM.
+  bound to 10.78.X.2 in the namespace, then a fourth, dave, who sends
+  no RTP at all: his endpoint only listens, on 10.78.X.3, and his offer
+  says c=IN IP4 10.78.X.3. Each answer is c=IN IP4 10.78.X.1 with a port
+  in --rtp-ports. Before dave calls, stats io.edge has tx_held and
+  tx_unresolved 0 (the pings taught focusd 10.78.X.2).
+- While all four are in, each of the three hears the other two tones (>=
+  -30 dBFS, 20 dB over the noise probes) and not its own (20 dB under
+  each of the others), and dave hears all three, over a 2 s window, each
+  with 80% of its samples; conference.show lists four participants and
+  gives each local_rtp 10.78.X.1:(its answered port) and remote_rtp
+  (its endpoint's address and port); the three have rtp.latched true and
+  rx/tx_packets over 100, dave rtp.latched false, rx_packets 0 and
+  tx_packets over 100.
+- Every packet focusd sent an endpoint (dave's included) came from
+  10.78.X.1 and the answered port, PT 0 with 160 bytes, one SSRC, seq +1
+  and timestamp +160, the marker bit on the first only (focusd marks the
+  first packet of a stream: a first without it means the ones before it
+  were lost); dave's first packet arrives within 0.5 s of his 200 OK
+  (SIPp's trace time of the 200, the kernel's arrival time of the RTP).
+- stats io.edge at the end: icmp_echo >= the echoes sent, arp_replies >=
+  1, and no drops of what the namespace's kernel sent (rx_short,
+  rx_bad_ip, rx_bad_csum, rx_fragments all 0); tx_held >= 1 and
+  tx_unresolved 0: focusd had to ask for 10.78.X.3 before its first
+  packets to dave could go, and held them until the answer instead of
+  dropping them. Every SIPp call succeeds; focusd exits 0 on SIGTERM.
 
 Skips (exit status 77, meson's "skipped") when the machine cannot host
 the link: no `ip`, no /dev/net/tun or no right to make a tap
@@ -76,13 +95,18 @@ PID = os.getpid()
 NET = "10.78.%d" % (PID % 250 + 1)
 FOCUS_ADDR = NET + ".1"            # focusd's --rtp-addr on the port
 PEER_ADDR = NET + ".2"             # the namespace's end of the link
+QUIET_ADDR = NET + ".3"            # a second one there; nothing sends from it
 PEER_MAC = "02:00:5e:4e:%02x:02" % (PID % 250 + 1)  # the namespace's end
 TAP = "fdt%d" % PID                # <= 15 characters: PIDs < 10^12
 NETNS = "focusd-dpt-%d" % PID
 ROOM = "room1"
 # name, tone (Hz), time in the call after the 200 OK (ms): earlier joiners
-# stay longer so that all three are in together for >= 3 s.
+# stay longer so that all four are in together for >= 3 s.
 PARTIES = [("alice", 500, 6500), ("bob", 1100, 5500), ("carol", 1900, 4500)]
+# The fourth caller joins last and sends nothing; his endpoint on
+# QUIET_ADDR only listens.
+LISTENER, LISTENER_LINGER_MS = "dave", 4000
+FIRST_RTP_S = 0.5                  # his first packet after his 200 OK
 MIN_OVERLAP_S = 3.0
 WINDOW_S = (0.5, 2.5)              # after the last answer
 SHOW_AT_S = 2.9                    # conference.show, after the last answer
@@ -91,6 +115,10 @@ MIN_SNR_DB = 20.0                  # other tones over the loudest probe
 OWN_REJECT_DB = 20.0               # own tone under each other tone
 MIN_FILL = 0.8
 MIN_RTP_PACKETS = 100              # conference.show rx/tx, per leg
+# focusd's words for the checksums a port's NIC takes (bit 0: IPv4's,
+# bit 1: UDP's), as its start-up line has them
+CSUM_WORDS = ("software", "IPv4 by the NIC", "UDP by the NIC",
+              "IPv4 and UDP by the NIC")
 PING_SIZES = (56, 0, 1, 999, 1472)  # 1472: 1500-byte IPv4 packets
 PING_TIMEOUT_S = 2.0
 IP_TIMEOUT_S = 5.0                 # each `ip` command
@@ -277,13 +305,23 @@ def start_focusd():
 
 
 def port_mac(fd):
-    """The Ethernet address focusd logged for its port."""
+    """The Ethernet address focusd logged for its port, and its words for
+    the checksums on RX and on TX (CSUM_WORDS)."""
+    text = fd.log_tail(400)
     m = re.search(r"dataplane: port \d+ \(([^)]*)\), ([0-9a-f:]{17}), "
-                  r"link up", fd.log_tail(400))
+                  r"link up", text)
     check(m is not None, "focusd's log has no 'dataplane: port N (DRIVER), "
           "MAC, link up' line")
-    log("focusd's port: %s, %s" % (m.group(1), m.group(2)))
-    return m.group(2)
+    line = text[m.start():].split("\n", 1)[0]
+    c = re.search(r"; \d+ TX queues; checksums on RX (.*), on TX (.*)$",
+                  line)
+    check(c is not None and c.group(1) in CSUM_WORDS and
+          c.group(2) in CSUM_WORDS, "focusd's port line %r does not end "
+          "'; Q TX queues; checksums on RX W, on TX W' with each W one of "
+          "%s" % (line, ", ".join(CSUM_WORDS)))
+    log("focusd's port: %s, %s; checksums on RX %s, on TX %s"
+        % (m.group(1), m.group(2), c.group(1), c.group(2)))
+    return m.group(2), {"rx": c.group(1), "tx": c.group(2)}
 
 
 def edge_stats(fd):
@@ -293,10 +331,28 @@ def edge_stats(fd):
           "%r" % io)
     for k in ("rx_short", "rx_bad_ip", "rx_bad_csum", "rx_fragments",
               "rx_not_ours", "rx_other", "arp_replies", "arp_ignored",
-              "icmp_echo", "tx_unresolved"):
-        check(isinstance(edge.get(k), int), "stats: io.edge.%s is not an "
-              "integer: %r" % (k, edge))
+              "icmp_echo", "tx_unresolved", "tx_held"):
+        check(isinstance(edge.get(k), int) and
+              not isinstance(edge.get(k), bool), "stats: io.edge.%s is not "
+              "an integer: %r" % (k, edge))
+    cs = edge.get("csum_offload")
+    keys = ("rx_ipv4", "rx_udp", "tx_ipv4", "tx_udp")
+    check(isinstance(cs, dict) and sorted(cs) == sorted(keys) and
+          all(isinstance(cs[k], bool) for k in keys),
+          "stats: io.edge.csum_offload is %r, expected {%s} of booleans"
+          % (cs, ", ".join(keys)))
     return io, edge
+
+
+def check_csum(edge, words):
+    """stats io.edge.csum_offload says what the start-up line said."""
+    cs = edge["csum_offload"]
+    got = {d: CSUM_WORDS[cs[d + "_ipv4"] + 2 * cs[d + "_udp"]]
+           for d in ("rx", "tx")}
+    log("stats io.edge.csum_offload: %r" % cs)
+    check(got == words, "stats io.edge.csum_offload %r says checksums on "
+          "RX %s, on TX %s; focusd's log said on RX %s, on TX %s"
+          % (cs, got["rx"], got["tx"], words["rx"], words["tx"]))
 
 
 # ---------------------------------------------------------------- ICMP
@@ -400,7 +456,8 @@ def judge(fd, name):
 
 
 def check_show(show, eps, ports):
-    """conference.show while all three are in: each leg on our link."""
+    """conference.show while all four are in: each leg on our link, the
+    three talkers latched, the listener not (he never sent)."""
     errors = []
     parts = show["participants"]
     by_local = {p.get("local_rtp"): p for p in parts}
@@ -411,7 +468,8 @@ def check_show(show, eps, ports):
             errors.append("%s: no participant with local_rtp %s; they have "
                           "%r" % (name, local, sorted(by_local, key=str)))
             continue
-        remote = "%s:%d" % (PEER_ADDR, ep.port)
+        talks = name != LISTENER
+        remote = "%s:%d" % (ep.addr[0], ep.port)
         if p.get("remote_rtp") != remote:
             errors.append("%s: remote_rtp %r, expected %s (its endpoint in "
                           "%s)" % (name, p.get("remote_rtp"), remote, NETNS))
@@ -419,14 +477,24 @@ def check_show(show, eps, ports):
         if not isinstance(rtp, dict):
             errors.append("%s: rtp %r, expected counters" % (name, rtp))
             continue
-        if rtp.get("latched") is not True:
-            errors.append("%s: rtp.latched %r, expected true"
-                          % (name, rtp.get("latched")))
-        for k in ("rx_packets", "tx_packets"):
+        if rtp.get("latched") is not talks:
+            errors.append("%s: rtp.latched %r, expected %s" % (
+                name, rtp.get("latched"), "true" if talks else
+                "false (it has sent nothing)"))
+        if talks:
+            want = {"rx_packets": MIN_RTP_PACKETS,
+                    "tx_packets": MIN_RTP_PACKETS}
+        else:
+            want = {"tx_packets": MIN_RTP_PACKETS}
+            if rtp.get("rx_packets") != 0:
+                errors.append("%s: rtp.rx_packets %r, expected 0 (it has "
+                              "sent nothing)" % (name,
+                                                 rtp.get("rx_packets")))
+        for k, least in want.items():
             v = rtp.get(k)
-            if not isinstance(v, int) or v <= MIN_RTP_PACKETS:
+            if not isinstance(v, int) or v <= least:
                 errors.append("%s: rtp.%s %r, expected > %d"
-                              % (name, k, v, MIN_RTP_PACKETS))
+                              % (name, k, v, least))
         log("%s: local %s remote %s latched %s rx %s tx %s"
             % (name, p.get("local_rtp"), p.get("remote_rtp"),
                rtp.get("latched"), rtp.get("rx_packets"),
@@ -434,28 +502,38 @@ def check_show(show, eps, ports):
     return errors
 
 
+def check_tone_levels(name, lv, noise, fill, hears):
+    """Problems with what name heard: each tone of hears (Hz) must be
+    heard, and MIN_FILL of the window's samples must have come."""
+    errors = []
+    if fill < MIN_FILL:
+        errors.append("%s received %.0f%% of the window's samples, "
+                      "expected >= %.0f%%" % (name, 100 * fill,
+                                              100 * MIN_FILL))
+    for f in hears:
+        if lv[f] < MIN_TONE_DBFS:
+            errors.append("%s hears %d Hz at %.1f dBFS, expected >= %.0f"
+                          % (name, f, lv[f], MIN_TONE_DBFS))
+        if lv[f] - noise < MIN_SNR_DB:
+            errors.append("%s hears %d Hz only %.1f dB over the noise "
+                          "(%.1f dBFS), expected >= %.0f"
+                          % (name, f, lv[f] - noise, noise, MIN_SNR_DB))
+    return errors
+
+
 def check_audio(eps, w0, w1):
     errors = []
     freqs = [f for _, f, _ in PARTIES]
-    for name, own, _ in PARTIES:
+    for name, own, _ in PARTIES + [(LISTENER, None, None)]:
         ep = eps[name]
         lv, noise, fill = mc.levels(ep, freqs, w0, w1)
         log("heard [%.2f, %.2f) %s" % (w0, w1, mc.describe(name, lv, noise,
                                                              fill)))
-        if fill < MIN_FILL:
-            errors.append("%s received %.0f%% of the window's samples, "
-                          "expected >= %.0f%%" % (name, 100 * fill,
-                                                  100 * MIN_FILL))
-        for f in freqs:
-            if f == own:
-                continue
-            if lv[f] < MIN_TONE_DBFS:
-                errors.append("%s hears %d Hz at %.1f dBFS, expected >= "
-                              "%.0f" % (name, f, lv[f], MIN_TONE_DBFS))
-            if lv[f] - noise < MIN_SNR_DB:
-                errors.append("%s hears %d Hz only %.1f dB over the noise "
-                              "(%.1f dBFS), expected >= %.0f"
-                              % (name, f, lv[f] - noise, noise, MIN_SNR_DB))
+        others = [f for f in freqs if f != own]
+        errors += check_tone_levels(name, lv, noise, fill, others)
+        if own is None:
+            continue
+        for f in others:
             if lv[f] - lv[own] < OWN_REJECT_DB:
                 errors.append("%s hears its own %d Hz at %.1f dBFS, only "
                               "%.1f dB under %d Hz, expected >= %.0f dB "
@@ -503,37 +581,76 @@ def stream_errors(ep, port):
         errors.append("%s: %d of %d steps are not seq +1 / ts +160: %s"
                       % (ep.name, len(jumps), len(pk) - 1,
                          "; ".join(jumps[:5])))
+    marked = [i for i, p in enumerate(pk) if p.marker and i > 0]
+    if not pk[0].marker:
+        errors.append("%s: the first packet that came (seq %d) has no "
+                      "marker bit, expected it: focusd marks the first it "
+                      "sends a leg, so the ones before it were lost"
+                      % (ep.name, pk[0].seq))
+    if marked:
+        errors.append("%s: the marker bit on %d later packets too (of "
+                      "%d: #%s), expected on the first only"
+                      % (ep.name, len(marked), len(pk), ", #".join(
+                          str(i + 1) for i in marked[:5])))
     return errors
+
+
+def first_rtp_errors(ep, t_ok):
+    """ep's first packet within FIRST_RTP_S of its 200 OK (at t_ok)."""
+    pk = ep.packets()
+    if not pk:
+        return ["%s got no RTP from focusd" % ep.name]
+    d = pk[0].t - t_ok
+    log("%s: first packet from focusd %.3f s after the 200 OK (seq %d%s)"
+        % (ep.name, d, pk[0].seq, ", marked" if pk[0].marker else ""))
+    if d > FIRST_RTP_S:
+        return ["%s: the first packet from focusd came %.3f s after the "
+                "200 OK, expected within %.1f s" % (ep.name, d,
+                                                     FIRST_RTP_S)]
+    return []
 
 
 def run_calls(fd, ns):
     clock = mc.Clock()
-    eps, runs, ports, t_join, t_bye = {}, [], {}, {}, {}
+    eps, runs, ports, t_join, t_bye, t_ok = {}, [], {}, {}, {}, {}
+    calls = [(name, freq, linger, PEER_ADDR) for name, freq, linger
+             in PARTIES] + [(LISTENER, None, LISTENER_LINGER_MS, QUIET_ADDR)]
     try:
-        for name, freq, _ in PARTIES:
+        for name, freq, _, addr in calls:
             with ns.inside():
                 eps[name] = mc.TimedEndpoint(clock, freq=freq, name=name,
-                                             addr=PEER_ADDR, max_duration=30)
+                                             addr=addr, max_duration=30)
             eps[name].start()
-        for name, freq, linger in PARTIES:
+        for name, freq, linger, addr in calls:
             ep = eps[name]
+            if name == LISTENER:
+                _, edge = edge_stats(fd)
+                check(edge["tx_held"] == 0 and edge["tx_unresolved"] == 0,
+                      "stats io.edge before %s calls: tx_held %d, "
+                      "tx_unresolved %d; expected 0 and 0 (focusd knows %s "
+                      "from the pings): %r"
+                      % (name, edge["tx_held"], edge["tx_unresolved"],
+                         PEER_ADDR, edge))
             sdp = sdpcall.offer(name, ep.port,
                                 [(rtpep.PT_PCMU, "PCMU/8000", None)],
                                 "focusd-it dpdk").replace(
-                                    "IN IP4 127.0.0.1", "IN IP4 " + PEER_ADDR)
+                                    "IN IP4 127.0.0.1", "IN IP4 " + addr)
             run = sdpcall.start_call(fd, name, sdp, ROOM, linger)
             runs.append(run)
             resp = sc.wait_response(run, "INVITE", sdpcall.JOIN_TIMEOUT_S,
                                     name)
             ports[name] = judge(fd, name)(resp)
-            ep.start_sending((FOCUS_ADDR, ports[name]))
+            if freq is not None:
+                ep.start_sending((FOCUS_ADDR, ports[name]))
             t_join[name] = clock.now()
+            t_ok[name] = clock.from_wall(resp.when)
             t_bye[name] = t_join[name] + linger / 1000.0
-            log("%s joined at %.2f s: %d Hz from %s:%d to %s:%d"
-                % (name, t_join[name], freq, PEER_ADDR, ep.port, FOCUS_ADDR,
-                   ports[name]))
-        check(len(set(ports.values())) == 3, "the legs got RTP ports %r, "
-              "expected three different ones" % ports)
+            log("%s joined at %.2f s (200 OK at %.2f s): %s from %s:%d to "
+                "%s:%d" % (name, t_join[name], t_ok[name],
+                           "%d Hz" % freq if freq else "nothing", addr,
+                           ep.port, FOCUS_ADDR, ports[name]))
+        check(len(set(ports.values())) == len(calls), "the legs got RTP "
+              "ports %r, expected %d different ones" % (ports, len(calls)))
         t_all, t_end = max(t_join.values()), min(t_bye.values())
         check(t_end - t_all >= MIN_OVERLAP_S, "the calls overlap only "
               "%.2f s (joins %r), expected >= %.1f: call setup too slow"
@@ -545,22 +662,24 @@ def run_calls(fd, ns):
         check(t_show < t_end - 0.2, "conference.show at %.2f s, too close "
               "to the first BYE at %.2f s: this run was too slow"
               % (t_show, t_end))
-        check(len(show["participants"]) == 3, "conference.show %s: %d "
-              "participants, expected 3: %r"
-              % (ROOM, len(show["participants"]), show["participants"]))
+        check(len(show["participants"]) == len(calls), "conference.show "
+              "%s: %d participants, expected %d: %r"
+              % (ROOM, len(show["participants"]), len(calls),
+                 show["participants"]))
         errors = check_show(show, eps, ports)
         errors += check_audio(eps, t_all + WINDOW_S[0], t_all + WINDOW_S[1])
         if errors:
-            fail("while all three are in:\n  " + "\n  ".join(errors))
+            fail("while all four are in:\n  " + "\n  ".join(errors))
 
-        mc.finish_calls(runs, [eps[n] for n, _, _ in PARTIES], clock)
+        mc.finish_calls(runs, [eps[c[0]] for c in calls], clock)
         for ep in eps.values():
             ep.stop()
         errors = []
-        for name, _, _ in PARTIES:
+        for name, _, _, _ in calls:
             errors += stream_errors(eps[name], ports[name])
             log("%s: %d packets from focusd, sent %d"
                 % (name, len(eps[name].packets()), eps[name].sent))
+        errors += first_rtp_errors(eps[LISTENER], t_ok[LISTENER])
         if errors:
             fail("RTP from focusd:\n  " + "\n  ".join(errors))
     except BaseException:
@@ -586,16 +705,17 @@ def main():
         probe_tap()
         ns.create()
         fd = start_focusd()
-        mac = port_mac(fd)
+        mac, csum_words = port_mac(fd)
         ip("link", "set", TAP, "netns", NETNS)
         # net_tap gives the kernel's side the port's address; another one
         # makes the two ends of the link tell apart, as two hosts would
         ns.run("link", "set", TAP, "address", PEER_MAC)
         ns.run("addr", "add", PEER_ADDR + "/24", "dev", TAP)
+        ns.run("addr", "add", QUIET_ADDR + "/24", "dev", TAP)
         ns.run("link", "set", TAP, "up")
         ns.run("link", "set", "lo", "up")
-        log("%s in %s with %s/24; focusd owns %s"
-            % (TAP, NETNS, PEER_ADDR, FOCUS_ADDR))
+        log("%s in %s with %s/24 and %s/24; focusd owns %s"
+            % (TAP, NETNS, PEER_ADDR, QUIET_ADDR, FOCUS_ADDR))
 
         echoes = check_ping_and_arp(ns, mac)
         _, edge = edge_stats(fd)
@@ -604,6 +724,7 @@ def main():
               "%d; expected >= %d and >= 1: %r"
               % (echoes, edge["icmp_echo"], edge["arp_replies"], echoes,
                  edge))
+        check_csum(edge, csum_words)
 
         run_calls(fd, ns)
 
@@ -618,6 +739,15 @@ def main():
               "stats io.edge at the end: icmp_echo %d, arp_replies %d; "
               "expected >= %d and >= 1" % (edge["icmp_echo"],
                                            edge["arp_replies"], echoes))
+        check(edge["tx_held"] >= 1 and edge["tx_unresolved"] == 0,
+              "stats io.edge at the end: tx_held %d, tx_unresolved %d; "
+              "expected >= 1 and 0: %s" % (
+                  edge["tx_held"], edge["tx_unresolved"],
+                  "packets to %s at %s, whom focusd had to ask for by ARP, "
+                  "were dropped instead of held until the answer"
+                  % (LISTENER, QUIET_ADDR) if edge["tx_unresolved"] else
+                  "no packet waited for ARP, yet nothing from %s reached "
+                  "focusd before it sent to %s" % (QUIET_ADDR, LISTENER)))
         f, fd = fd, None
         f.__exit__(None, None, None)     # SIGTERM, status 0, cleanup
     finally:
