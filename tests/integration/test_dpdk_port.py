@@ -50,7 +50,14 @@ What it checks:
   rx_bad_ip, rx_bad_csum, rx_fragments all 0); tx_held >= 1 and
   tx_unresolved 0: focusd had to ask for 10.78.X.3 before its first
   packets to dave could go, and held them until the answer instead of
-  dropping them. Every SIPp call succeeds; focusd exits 0 on SIGTERM.
+  dropping them. Every SIPp call succeeds.
+- Then, all gone: UDP from the namespace to the range's first port and
+  to port 9 is refused: the sending socket gets ECONNREFUSED within 2 s
+  (the namespace's kernel took focusd's ICMP port unreachable as valid
+  and as quoting that datagram), and io.edge.icmp_unreach grew by 2 or
+  more. focusd runs with --io-idle-us 100, and, idle, uses under half a
+  core (its CPU time over 1 s; spinning, the io lcore alone takes most
+  of one). focusd exits 0 on SIGTERM.
 
 Skips (exit status 77, meson's "skipped") when the machine cannot host
 the link: no `ip`, no /dev/net/tun or no right to make a tap
@@ -119,6 +126,10 @@ MIN_RTP_PACKETS = 100              # conference.show rx/tx, per leg
 # bit 1: UDP's), as its start-up line has them
 CSUM_WORDS = ("software", "IPv4 by the NIC", "UDP by the NIC",
               "IPv4 and UDP by the NIC")
+IO_IDLE_US = 100                   # the io lcore's nap when quiet
+IDLE_CPU_S = 1.0                   # focusd's CPU use measured over this
+MAX_IDLE_CPU = 0.5                 # of one core (spinning: about 0.85-1)
+UNREACH_TIMEOUT_S = 2.0
 PING_SIZES = (56, 0, 1, 999, 1472)  # 1472: 1500-byte IPv4 packets
 PING_TIMEOUT_S = 2.0
 IP_TIMEOUT_S = 5.0                 # each `ip` command
@@ -287,7 +298,8 @@ ENV_FAILURES = (("DPDK EAL did not start",),
 def start_focusd():
     fd = harness.Focusd(auto_create=True, extra_args=[
         "--dataplane", "dpdk", "--eal", eal_args(),
-        "--rtp-addr", FOCUS_ADDR, "--rtp-prefix", "24"])
+        "--rtp-addr", FOCUS_ADDR, "--rtp-prefix", "24",
+        "--io-idle-us", str(IO_IDLE_US)])
     try:
         fd.start()
     except harness.TestFailure as e:
@@ -698,6 +710,60 @@ def run_calls(fd, ns):
 
 # ---------------------------------------------------------------- main
 
+def check_port_unreachable(fd, ns):
+    """UDP to ports no participant has (the range's first, now that all
+    have left, and one outside it) is refused: the namespace's kernel
+    takes focusd's ICMP port unreachable (valid, quoting the datagram)
+    and says ECONNREFUSED on the sending socket."""
+    _, edge0 = edge_stats(fd)
+    ports = (fd.rtp.lo, 9)
+    for port in ports:
+        with ns.inside():
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind((PEER_ADDR, 0))
+            s.connect((FOCUS_ADDR, port))
+            s.send(b"\x80\x00" + b"\x00" * 170)
+            s.settimeout(UNREACH_TIMEOUT_S)
+            try:
+                s.recv(2048)
+                fail("UDP to %s:%d (no participant's port): a reply came, "
+                     "expected ICMP port unreachable" % (FOCUS_ADDR, port))
+            except ConnectionRefusedError:
+                log("UDP to %s:%d: refused (ICMP port unreachable)"
+                    % (FOCUS_ADDR, port))
+            except socket.timeout:
+                fail("UDP to %s:%d (no participant's port): no ICMP port "
+                     "unreachable within %.1f s" % (FOCUS_ADDR, port,
+                                                    UNREACH_TIMEOUT_S))
+        finally:
+            s.close()
+    _, edge = edge_stats(fd)
+    check(edge.get("icmp_unreach", 0) - edge0.get("icmp_unreach", 0) >=
+          len(ports), "stats io.edge.icmp_unreach %r -> %r after %d "
+          "datagrams to no participant's port, expected +%d or more"
+          % (edge0.get("icmp_unreach"), edge.get("icmp_unreach"),
+             len(ports), len(ports)))
+
+
+def check_idle_cpu(fd):
+    """With no call, focusd (its io lcore napping, --io-idle-us) uses
+    well under a core."""
+    def cpu_s():
+        with open("/proc/%d/stat" % fd.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    time.sleep(0.2)
+    c0, t0 = cpu_s(), time.monotonic()
+    time.sleep(IDLE_CPU_S)
+    used = (cpu_s() - c0) / (time.monotonic() - t0)
+    log("idle focusd: %.0f%% of a core over %.1f s (--io-idle-us %d)"
+        % (100 * used, IDLE_CPU_S, IO_IDLE_US))
+    check(used < MAX_IDLE_CPU, "idle focusd used %.0f%% of a core with "
+          "--io-idle-us %d, expected < %.0f%%: the io lcore spins"
+          % (100 * used, IO_IDLE_US, 100 * MAX_IDLE_CPU))
+
+
 def main():
     ns = Netns(NETNS)
     fd = None
@@ -748,6 +814,8 @@ def main():
                   % (LISTENER, QUIET_ADDR) if edge["tx_unresolved"] else
                   "no packet waited for ARP, yet nothing from %s reached "
                   "focusd before it sent to %s" % (QUIET_ADDR, LISTENER)))
+        check_port_unreachable(fd, ns)
+        check_idle_cpu(fd)
         f, fd = fd, None
         f.__exit__(None, None, None)     # SIGTERM, status 0, cleanup
     finally:
