@@ -148,6 +148,8 @@ dp_edge_resolve(struct dp_edge *e, uint32_t ip, uint64_t now_ns,
 		*mac = x->mac;
 		return 0;
 	}
+	if (request == NULL) /* only looking */
+		return -EAGAIN;
 	if (x == NULL)
 		x = arp_slot(e, hop, now_ns);
 	if (x == NULL || (x->asked_ns && now_ns - x->asked_ns < ASK_EVERY_NS))
@@ -276,7 +278,11 @@ unicast_source(const struct dp_edge *e, uint32_t src)
 {
 	uint32_t h = rte_be_to_cpu_32(src);
 
-	if (h == 0 || h == 0xffffffffu || (h >> 28) == 0xe)
+	/* 0/8 "this network", 127/8 loopback, 224/4 multicast, 240/4
+	 * reserved and broadcast (RFC 1122 3.2.1.3, RFC 1812 5.3.7), or our
+	 * own address. */
+	if ((h >> 24) == 0 || (h >> 24) == 127 || (h >> 28) >= 0xe ||
+	    src == e->addr)
 		return false;
 	return !dp_net_or_bcast(src, e->addr, e->mask);
 }
@@ -422,6 +428,9 @@ dp_edge_port_unreachable(struct dp_edge *e, uint8_t *frame, size_t len,
 	uint32_t peer = ip->src_addr;
 	struct rte_ether_addr mac = eth->src_addr;
 
+	/* Never to a frame sent to a link-layer group (RFC 1122 3.2.2). */
+	if (!rte_is_unicast_ether_addr(&eth->dst_addr))
+		return 0;
 	if (!icmp_err_token(e, now_ns))
 		return 0;
 	/* The offending datagram, from its IPv4 header, after ours. */

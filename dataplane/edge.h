@@ -119,7 +119,8 @@ enum dp_edge_verdict dp_edge_input(struct dp_edge *e, uint8_t *frame,
  * The UDP datagram in frame (len bytes from its Ethernet header: one
  * dp_edge_input took as DP_EDGE_UDP) reached no port of ours: rewrite the
  * frame in place into an ICMP port unreachable to its sender (RFC 1122
- * 4.1.3.1) and return its length, or 0 (counted) when over the rate.
+ * 4.1.3.1) and return its length; 0, the frame untouched, when it came
+ * to a link-layer group address or over the rate (counted).
  * frame must have room for min(len + 28, DP_ICMP_ERR_FRAME) bytes.
  */
 size_t dp_edge_port_unreachable(struct dp_edge *e, uint8_t *frame, size_t len,
@@ -132,7 +133,8 @@ int dp_edge_arp_static(struct dp_edge *e, uint32_t ip,
  * not on-link): 0 and *mac; -EAGAIN when unknown, and then, if a request
  * is due, *request_len bytes of an ARP request written to request
  * (DP_ARP_FRAME bytes at least) for the caller to send (else 0);
- * -ENETUNREACH off-link without a gateway.
+ * -ENETUNREACH off-link without a gateway. request NULL: only look (no
+ * request is due, none is recorded as sent).
  */
 int dp_edge_resolve(struct dp_edge *e, uint32_t ip, uint64_t now_ns,
 		    struct rte_ether_addr *mac, uint8_t *request,

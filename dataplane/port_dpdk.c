@@ -106,17 +106,22 @@ csum_offloads(struct port_dpdk *pd, const struct rte_eth_dev_info *info,
 	}
 }
 
-/* What the NIC found of m's checksums, as dp_edge_input's csum_ok: only
- * the ones it found good (bad or unknown ones are checked again). */
+/* What the NIC found of m's checksums, as dp_edge_input's csum_ok: the
+ * ones it verified, GOOD, or NONE (the data checked, the field not
+ * final: a virtio peer on the same host leaves it partial). Bad or
+ * unknown ones are checked again. */
 static inline unsigned
 rx_csum_ok(const struct rte_mbuf *m)
 {
-	uint64_t f = m->ol_flags;
+	uint64_t ip = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+	uint64_t l4 = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
 
-	return ((f & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD
+	return (ip == RTE_MBUF_F_RX_IP_CKSUM_GOOD ||
+				ip == RTE_MBUF_F_RX_IP_CKSUM_NONE
 			? DP_RX_IP_CSUM_OK
 			: 0) |
-	       ((f & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD
+	       (l4 == RTE_MBUF_F_RX_L4_CKSUM_GOOD ||
+				l4 == RTE_MBUF_F_RX_L4_CKSUM_NONE
 			? DP_RX_UDP_CSUM_OK
 			: 0);
 }
@@ -326,6 +331,7 @@ frame_up(const struct port_dpdk *pd, struct rte_mbuf *m,
 	if (pd->tx_ol_flags) {
 		m->l2_len = sizeof(struct rte_ether_hdr);
 		m->l3_len = sizeof(struct rte_ipv4_hdr);
+		m->l4_len = sizeof(struct rte_udp_hdr);
 		m->ol_flags |= pd->tx_ol_flags;
 	}
 	return true;
@@ -333,61 +339,58 @@ frame_up(const struct port_dpdk *pd, struct rte_mbuf *m,
 
 /* n frames on TX queue q; what the port does not take is freed. With
  * checksum offload, the driver first readies them its own way (a no-op
- * for most); it takes a prefix of them. */
+ * for most); one it refuses is freed and the rest go on. */
 static uint16_t
 eth_send(struct port_dpdk *pd, uint16_t q, struct rte_mbuf **pkts, uint16_t n)
 {
 	uint16_t ok = n, s = 0;
 
-	if (n == 0)
-		return 0;
-	if (pd->tx_ol_flags)
+	if (pd->tx_ol_flags) {
 		ok = rte_eth_tx_prepare(pd->port, q, pkts, n);
-	s = rte_eth_tx_burst(pd->port, q, pkts, ok);
-	rte_pktmbuf_free_bulk(pkts + s, n - s);
-	return s;
-}
+		for (uint16_t i = ok; i < n;) {
+			uint16_t more;
 
-/* io lcore: the ARP request dp_edge_resolve wrote (rl bytes, 0: none
- * due) into out[*k]. Without an mbuf for it, the next is due in a
- * second. */
-static void
-arp_ask(struct dp *dp, const uint8_t *req, size_t rl, struct rte_mbuf **out,
-	unsigned *k)
-{
-	struct rte_mbuf *m = rl ? rte_pktmbuf_alloc(dp->pool) : NULL;
-	void *p = m ? rte_pktmbuf_append(m, (uint16_t)rl) : NULL;
-
-	if (p == NULL) {
-		rte_pktmbuf_free(m);
-		return;
+			rte_pktmbuf_free(pkts[i++]);
+			more = rte_eth_tx_prepare(pd->port, q, pkts + i,
+						  (uint16_t)(n - i));
+			memmove(pkts + ok, pkts + i, more * sizeof(*pkts));
+			ok = (uint16_t)(ok + more);
+			i = (uint16_t)(i + more);
+		}
 	}
-	memcpy(p, req, rl);
-	out[(*k)++] = m;
+	if (ok)
+		s = rte_eth_tx_burst(pd->port, q, pkts, ok);
+	rte_pktmbuf_free_bulk(pkts + s, ok - s);
+	return s;
 }
 
 /* io lcore: m framed for its next hop into out[*k] if that is known;
  * -EAGAIN if it is not yet (an ARP request into out when one is due),
- * -ENETUNREACH if there is none. */
+ * -ENETUNREACH if there is none. The request's mbuf is had first: with
+ * none, no request is due (or recorded as sent). */
 static int
 try_send(struct dp *dp, struct port_dpdk *pd, struct rte_mbuf *m, uint64_t now,
 	 struct rte_mbuf **out, unsigned *k)
 {
+	struct rte_mbuf *req = rte_pktmbuf_alloc(dp->pool);
+	uint8_t *rb =
+		req ? (uint8_t *)rte_pktmbuf_append(req, DP_ARP_FRAME) : NULL;
 	struct rte_ether_addr mac;
-	uint8_t req[DP_ARP_FRAME];
-	size_t rl;
+	size_t rl = 0;
 	int r;
 
-	r = dp_edge_resolve(&pd->edge, dp_pkt_meta(m)->remote_ip, now, &mac,
-			    req, &rl);
+	r = dp_edge_resolve(&pd->edge, dp_pkt_meta(m)->remote_ip, now, &mac, rb,
+			    &rl);
+	if (rl)
+		out[(*k)++] = req; /* the ARP request */
+	else
+		rte_pktmbuf_free(req);
 	if (r == 0) {
 		if (frame_up(pd, m, &mac))
 			out[(*k)++] = m;
 		else
 			rte_pktmbuf_free(m);
-		return 0;
 	}
-	arp_ask(dp, req, rl, out, k);
 	return r;
 }
 
@@ -449,7 +452,7 @@ release_held(struct dp *dp, struct port_dpdk *pd, uint64_t now)
 }
 
 /* io lcore: send what workers could not address, ask for it, hold it. */
-static void
+static unsigned
 drain_unresolved(struct dp *dp, struct port_dpdk *pd, uint64_t now)
 {
 	struct rte_mbuf *m[32], *out[32];
@@ -468,6 +471,7 @@ drain_unresolved(struct dp *dp, struct port_dpdk *pd, uint64_t now)
 		}
 	}
 	eth_send(pd, pd->io_queue, out, (uint16_t)k);
+	return n;
 }
 
 static uint16_t
@@ -477,18 +481,20 @@ dpdk_rx_burst(struct dp *dp, struct rte_mbuf **pkts, uint16_t n, int wait_ms)
 	struct rte_mbuf *raw[DP_RX_BURST], *replies[DP_RX_BURST];
 	uint64_t now = fc_now_ns();
 	uint16_t got = 0, nr = 0, k;
+	unsigned work = drain_unresolved(dp, pd, now);
 
-	drain_unresolved(dp, pd, now);
 	if (n > DP_RX_BURST)
 		n = DP_RX_BURST;
 	k = rte_eth_rx_burst(pd->port, pd->next_rxq, raw, n);
 	pd->next_rxq = (uint16_t)((pd->next_rxq + 1) % pd->n_rxq);
 	/* A poll-mode driver: the io lcore spins, unless told to nap once
-	 * the port has been quiet a while (never in a busy stretch, and
-	 * never more than a nap after the traffic comes back). */
-	if (k || pd->n_held)
+	 * the port has been quiet a while: at the end of a sweep of its
+	 * queues, never in a busy stretch, so that a packet back waits one
+	 * nap at most. */
+	if (k || work || pd->n_held)
 		pd->busy_ns = now;
-	else if (dp->conf.io_idle_us && wait_ms && now - pd->busy_ns > IDLE_NS)
+	else if (dp->conf.io_idle_us && wait_ms && pd->next_rxq == 0 &&
+		 now - pd->busy_ns > IDLE_NS)
 		rte_delay_us_sleep(dp->conf.io_idle_us);
 	/* Frames come from memory the NIC wrote: ask for them ahead. */
 	for (uint16_t i = 0; i < k && i < PREFETCH_AHEAD; i++)
@@ -594,7 +600,6 @@ dpdk_no_flow(struct dp *dp, struct rte_mbuf *m)
 	}
 	m->data_len = (uint16_t)n;
 	m->pkt_len = (uint32_t)n;
-	m->ol_flags = 0;
 	eth_send(pd, pd->io_queue, &m, 1);
 }
 

@@ -273,6 +273,14 @@ test_malformed(void **state)
 	expect_drop(f, len, &e.st.rx_bad_ip, "from our prefix's broadcast");
 	len = udp_frame(f, 0x0a4d0000u, OURS, 1, 2, 20, true);
 	expect_drop(f, len, &e.st.rx_bad_ip, "from our prefix's network");
+	len = udp_frame(f, 0x7f000001u, OURS, 1, 2, 20, true);
+	expect_drop(f, len, &e.st.rx_bad_ip, "from loopback");
+	len = udp_frame(f, 0x00010203u, OURS, 1, 2, 20, true);
+	expect_drop(f, len, &e.st.rx_bad_ip, "from 0/8");
+	len = udp_frame(f, 0xf0000001u, OURS, 1, 2, 20, true);
+	expect_drop(f, len, &e.st.rx_bad_ip, "from 240/4");
+	len = udp_frame(f, OURS, OURS, 1, 2, 20, true);
+	expect_drop(f, len, &e.st.rx_bad_ip, "from our own address");
 	assert_int_equal(e.st.rx_udp, 0);
 }
 
@@ -409,6 +417,10 @@ test_neighbours(void **state)
 	size_t rl = 0;
 
 	(void)state;
+	/* Only looking (no buffer for a request): none recorded as sent. */
+	assert_int_equal(dp_edge_resolve(&e, htonl(PEER), SEC, &mac, NULL, &rl),
+			 -EAGAIN);
+	assert_int_equal(rl, 0);
 	/* An on-link stranger: a request, then none for a second. */
 	assert_int_equal(dp_edge_resolve(&e, htonl(PEER), SEC, &mac, req, &rl),
 			 -EAGAIN);
@@ -610,6 +622,17 @@ test_port_unreachable(void **state)
 	assert_int_equal(csum(f + 34, 8 + 128, 0), 0);
 	assert_memory_equal(f + 42, orig + 14, 128);
 	assert_int_equal(e.st.icmp_unreach, 1);
+
+	/* Not to a frame sent to a broadcast or multicast MAC. */
+	len = udp_frame(f, PEER, OURS, 40000, 20001, 10, true);
+	memset(f, 0xff, 6);
+	memcpy(orig, f, len);
+	assert_int_equal(dp_edge_port_unreachable(&e, f, len, SEC), 0);
+	assert_memory_equal(f, orig, len);
+	f[0] = 0x01; /* 01:ff:..., a multicast address */
+	assert_int_equal(dp_edge_port_unreachable(&e, f, len, SEC), 0);
+	assert_int_equal(e.st.icmp_unreach, 1);
+	assert_int_equal(e.st.icmp_limited, 0);
 
 	/* A big one: 548 bytes of it quoted. */
 	len = udp_frame(f, PEER, OURS, 40000, 20001, 1400, true);
