@@ -93,18 +93,18 @@ eal_why(int err)
 		return "not enough memory for -m/--socket-mem: too few free "
 		       "hugepages, or with --no-huge too little RAM";
 	case ENODEV:
-		return "a device --eal names is unknown or did not probe (a "
-		       "--vdev driver, a PCI address)";
+		return "a device --eal names is unknown (a --vdev driver, a "
+		       "PCI address)";
 	case EINVAL:
 		return "an argument of --eal is wrong (an lcore list with "
 		       "CPUs this machine lacks, for one)";
 	case EALREADY:
 		return "EAL was started twice";
 	case 0:
-		/* rte_config_init sets none: its lock is held. */
-		return "its runtime configuration is locked: another DPDK "
-		       "process uses the same --file-prefix (give each its "
-		       "own, or --no-shconf)";
+		/* rte_config_init sets none: most often its lock is held. */
+		return "its runtime configuration could not be set up, most "
+		       "likely locked: another DPDK process uses the same "
+		       "--file-prefix (give each its own, or --no-shconf)";
 	default:
 		return rte_strerror(err);
 	}

@@ -1255,6 +1255,10 @@ leg_rx(struct mix_leg *l, struct rte_mbuf *m)
 		l->st.latched = true;
 		l->st.remote_ip = pm->remote_ip;
 		l->st.remote_port = pm->remote_port;
+		/* RTCP that latched first, from another address: the
+		 * peer's is where its RTP comes from. */
+		if (l->rtcp_latched && l->rtcp_ip != pm->remote_ip)
+			l->rtcp_latched = false;
 	}
 	/* Where the peer's packets come from on the wire: where ours go
 	 * (DPDK port; the others ignore it). */

@@ -273,7 +273,8 @@ def main():
                              "--mgmt", os.path.join(tmpdir, "m.sock"),
                              "--eal", eal], tmpdir, 1,
                             ["DPDK EAL did not start: its runtime "
-                             "configuration is locked", "--file-prefix"])
+                             "configuration could not be set up, most "
+                             "likely locked", "--file-prefix"])
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
             for run in ("/var/run/dpdk", os.path.join(
