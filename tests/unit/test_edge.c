@@ -212,6 +212,20 @@ test_udp_for_us(void **state)
 static void
 test_malformed(void **state)
 {
+	static const struct {
+		uint32_t ip;
+		const char *what;
+	} no_host[] = {
+		{0, "from 0.0.0.0"},
+		{0xffffffffu, "from 255.255.255.255"},
+		{0xe0000001u, "from multicast"},
+		{0x0a4d00ffu, "from our prefix's broadcast"},
+		{0x0a4d0000u, "from our prefix's network"},
+		{0x7f000001u, "from loopback"},
+		{0x00010203u, "from 0/8"},
+		{0xf0000001u, "from 240/4"},
+		{OURS, "from our own address"},
+	};
 	uint8_t f[200];
 	size_t len;
 
@@ -262,25 +276,11 @@ test_malformed(void **state)
 	len = udp_frame(f, PEER, OURS, 1, 2, 20, true);
 	f[50] ^= 1;
 	expect_drop(f, len, &e.st.rx_bad_udp_csum, "UDP checksum");
-	/* Sources that are no host (RFC 1122 3.2.1.3). */
-	len = udp_frame(f, 0, OURS, 1, 2, 20, true);
-	expect_drop(f, len, &e.st.rx_bad_ip, "from 0.0.0.0");
-	len = udp_frame(f, 0xffffffffu, OURS, 1, 2, 20, true);
-	expect_drop(f, len, &e.st.rx_bad_ip, "from 255.255.255.255");
-	len = udp_frame(f, 0xe0000001u, OURS, 1, 2, 20, true);
-	expect_drop(f, len, &e.st.rx_bad_ip, "from multicast");
-	len = udp_frame(f, 0x0a4d00ffu, OURS, 1, 2, 20, true);
-	expect_drop(f, len, &e.st.rx_bad_ip, "from our prefix's broadcast");
-	len = udp_frame(f, 0x0a4d0000u, OURS, 1, 2, 20, true);
-	expect_drop(f, len, &e.st.rx_bad_ip, "from our prefix's network");
-	len = udp_frame(f, 0x7f000001u, OURS, 1, 2, 20, true);
-	expect_drop(f, len, &e.st.rx_bad_ip, "from loopback");
-	len = udp_frame(f, 0x00010203u, OURS, 1, 2, 20, true);
-	expect_drop(f, len, &e.st.rx_bad_ip, "from 0/8");
-	len = udp_frame(f, 0xf0000001u, OURS, 1, 2, 20, true);
-	expect_drop(f, len, &e.st.rx_bad_ip, "from 240/4");
-	len = udp_frame(f, OURS, OURS, 1, 2, 20, true);
-	expect_drop(f, len, &e.st.rx_bad_ip, "from our own address");
+	/* Sources that are no host (RFC 1122 3.2.1.3, RFC 1812 5.3.7). */
+	for (size_t i = 0; i < sizeof(no_host) / sizeof(no_host[0]); i++) {
+		len = udp_frame(f, no_host[i].ip, OURS, 1, 2, 20, true);
+		expect_drop(f, len, &e.st.rx_bad_ip, no_host[i].what);
+	}
 	assert_int_equal(e.st.rx_udp, 0);
 }
 
