@@ -150,11 +150,11 @@ struct dp_conf {
 	int efd;	  /* eventfd for replies to the control thread */
 	/* DP_DPDK: rtp_addr is ours on the port, in the on-link prefix
 	 * rtp_mask, other networks through gateway (0: none); static
-	 * neighbours (--neighbour). Network order. */
+	 * neighbours (--neighbours). Network order. */
 	uint32_t rtp_mask;
 	uint32_t gateway;
-	/* DPDK port: once idle for DP_IO_IDLE_NS, the io lcore sleeps this
-	 * long after each empty poll (0: it spins). */
+	/* DPDK port: once quiet for 1 ms, the io lcore sleeps this long
+	 * after each empty sweep of its queues (0: it spins). */
 	unsigned io_idle_us;
 	unsigned n_neighbours;
 	struct {

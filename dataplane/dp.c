@@ -171,7 +171,7 @@ dp_ep_open(struct dp *dp, struct dp_ep *ep)
 		ep->slot = slot;
 		ep->local_port = (uint16_t)(dp->conf.port_lo + 2 * slot);
 		ep->sock = ep->rtcp_sock = -1;
-		err = dp->port->ep_open(dp, ep);
+		err = dp->port->ep_open ? dp->port->ep_open(dp, ep) : 0;
 		if (err == 0)
 			return 0;
 		dp->free_slots[(dp->free_head + dp->free_count) % dp->n_slots] =
@@ -188,7 +188,8 @@ dp_ep_close(struct dp *dp, struct dp_ep *ep)
 {
 	if (dp == NULL || ep == NULL || ep->slot >= dp->n_slots)
 		return;
-	dp->port->ep_close(dp, ep);
+	if (dp->port->ep_close)
+		dp->port->ep_close(dp, ep);
 	dp->free_slots[(dp->free_head + dp->free_count) % dp->n_slots] =
 		ep->slot;
 	dp->free_count++;
@@ -346,8 +347,10 @@ dp_io_commands(struct dp *dp)
 				c->msg.result = -EEXIST;
 				break;
 			}
-			c->msg.result =
-				-dp->port->flow_on(dp, c->slot, &c->flow);
+			c->msg.result = dp->port->flow_on
+						? -dp->port->flow_on(
+							  dp, c->slot, &c->flow)
+						: 0;
 			if (c->msg.result == 0) {
 				*f = c->flow;
 				dp->st.flows++;
@@ -358,7 +361,8 @@ dp_io_commands(struct dp *dp)
 				c->msg.result = -ENOENT;
 				break;
 			}
-			dp->port->flow_off(dp, c->slot, f);
+			if (dp->port->flow_off)
+				dp->port->flow_off(dp, c->slot, f);
 			f->active = false;
 			dp->st.flows--;
 			break;

@@ -26,9 +26,11 @@ struct dp_port_ops {
 	const char *name;
 	int (*init)(struct dp *dp);
 	void (*fini)(struct dp *dp);
+	/* Optional (none: a slot is all an endpoint needs): its sockets,
+	 * made and closed by the control thread. */
 	int (*ep_open)(struct dp *dp, struct dp_ep *ep);
 	void (*ep_close)(struct dp *dp, struct dp_ep *ep);
-	/* io lcore: a flow starts / stops receiving. */
+	/* io lcore, optional: a flow starts / stops receiving. */
 	int (*flow_on)(struct dp *dp, uint32_t slot, const struct dp_flow *f);
 	void (*flow_off)(struct dp *dp, uint32_t slot, const struct dp_flow *f);
 	/* io lcore: up to n packets with meta.local_port and remote set. */

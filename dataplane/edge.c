@@ -39,6 +39,37 @@ dp_edge_init(struct dp_edge *e, uint32_t addr, uint32_t mask, uint32_t gw,
 	e->icmp_tokens = DP_ICMP_ERR_BURST;
 }
 
+/* An Ethernet header from us to dst (the frame's own source, for a
+ * reply), of type. */
+static void
+eth_out(const struct dp_edge *e, struct rte_ether_hdr *eth,
+	const struct rte_ether_addr *dst, uint16_t type)
+{
+	eth->dst_addr = *dst;
+	eth->src_addr = e->mac;
+	eth->ether_type = rte_cpu_to_be_16(type);
+}
+
+/* Our IPv4 header (no options) to dst, before len bytes of proto; its
+ * checksum too, unless the NIC is to compute it. */
+static void
+ipv4_out(const struct dp_edge *e, struct rte_ipv4_hdr *ip, uint32_t dst,
+	 uint8_t proto, uint8_t tos, uint16_t frag, size_t len, bool csum)
+{
+	ip->version_ihl = RTE_IPV4_VHL_DEF;
+	ip->type_of_service = tos;
+	ip->total_length = rte_cpu_to_be_16((uint16_t)(sizeof(*ip) + len));
+	ip->packet_id = 0;
+	ip->fragment_offset = rte_cpu_to_be_16(frag);
+	ip->time_to_live = TTL;
+	ip->next_proto_id = proto;
+	ip->src_addr = e->addr;
+	ip->dst_addr = dst;
+	ip->hdr_checksum = 0;
+	if (csum)
+		ip->hdr_checksum = rte_ipv4_cksum(ip);
+}
+
 /* ---- neighbours ---------------------------------------------------------- */
 
 static struct dp_arp_entry *
@@ -137,6 +168,8 @@ dp_edge_resolve(struct dp_edge *e, uint32_t ip, uint64_t now_ns,
 {
 	uint32_t hop = on_link(e, ip) ? ip : e->gw;
 	struct dp_arp_entry *x;
+	static const struct rte_ether_addr bcast = {
+		.addr_bytes = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
 	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)request;
 	struct rte_arp_hdr *arp = (struct rte_arp_hdr *)(request + ETH_HDR);
 
@@ -156,9 +189,7 @@ dp_edge_resolve(struct dp_edge *e, uint32_t ip, uint64_t now_ns,
 		return -EAGAIN;
 	x->asked_ns = now_ns;
 	memset(request, 0, DP_ARP_FRAME);
-	memset(&eth->dst_addr, 0xff, RTE_ETHER_ADDR_LEN);
-	eth->src_addr = e->mac;
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
+	eth_out(e, eth, &bcast, RTE_ETHER_TYPE_ARP);
 	arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
 	arp->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
 	arp->arp_hlen = RTE_ETHER_ADDR_LEN;
@@ -214,8 +245,7 @@ arp_input(struct dp_edge *e, uint8_t *frame, size_t len, uint64_t now,
 	d->arp_tip = sip;
 	d->arp_sha = e->mac;
 	d->arp_sip = e->addr;
-	eth->dst_addr = d->arp_tha;
-	eth->src_addr = e->mac;
+	eth_out(e, eth, &d->arp_tha, RTE_ETHER_TYPE_ARP);
 	e->st.arp_replies++;
 	*reply_len = len;
 	return DP_EDGE_REPLY;
@@ -236,7 +266,6 @@ icmp_input(struct dp_edge *e, uint8_t *frame, struct rte_ipv4_hdr *ip,
 	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
 	struct rte_icmp_hdr *icmp =
 		(struct rte_icmp_hdr *)((uint8_t *)ip + ihl);
-	struct rte_ether_addr mac;
 
 	if (tot - ihl < sizeof(*icmp) ||
 	    icmp->icmp_type != RTE_IP_ICMP_ECHO_REQUEST ||
@@ -257,9 +286,7 @@ icmp_input(struct dp_edge *e, uint8_t *frame, struct rte_ipv4_hdr *ip,
 	ip->time_to_live = TTL;
 	ip->hdr_checksum = 0;
 	ip->hdr_checksum = (uint16_t)~sum16(ip, ihl);
-	mac = eth->src_addr;
-	eth->dst_addr = mac;
-	eth->src_addr = e->mac;
+	eth_out(e, eth, &eth->src_addr, RTE_ETHER_TYPE_IPV4);
 	e->st.icmp_echo++;
 	*reply_len = ETH_HDR + tot;
 	return DP_EDGE_REPLY;
@@ -426,7 +453,6 @@ dp_edge_port_unreachable(struct dp_edge *e, uint8_t *frame, size_t len,
 	struct rte_icmp_hdr *icmp = (struct rte_icmp_hdr *)(ip + 1);
 	size_t tot = rte_be_to_cpu_16(ip->total_length), quote;
 	uint32_t peer = ip->src_addr;
-	struct rte_ether_addr mac = eth->src_addr;
 
 	/* Never to a frame sent to a link-layer group (RFC 1122 3.2.2). */
 	if (!rte_is_unicast_ether_addr(&eth->dst_addr))
@@ -443,20 +469,8 @@ dp_edge_port_unreachable(struct dp_edge *e, uint8_t *frame, size_t len,
 	icmp->icmp_seq_nb = 0;
 	icmp->icmp_cksum = 0;
 	icmp->icmp_cksum = (uint16_t)~sum16(icmp, sizeof(*icmp) + quote);
-	ip->version_ihl = RTE_IPV4_VHL_DEF;
-	ip->type_of_service = 0;
-	ip->total_length = rte_cpu_to_be_16(
-		(uint16_t)(sizeof(*ip) + sizeof(*icmp) + quote));
-	ip->packet_id = 0;
-	ip->fragment_offset = 0;
-	ip->time_to_live = TTL;
-	ip->next_proto_id = IPPROTO_ICMP;
-	ip->src_addr = e->addr;
-	ip->dst_addr = peer;
-	ip->hdr_checksum = 0;
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	eth->dst_addr = mac;
-	eth->src_addr = e->mac;
+	ipv4_out(e, ip, peer, IPPROTO_ICMP, 0, 0, sizeof(*icmp) + quote, true);
+	eth_out(e, eth, &eth->src_addr, RTE_ETHER_TYPE_IPV4);
 	e->st.icmp_unreach++;
 	return ETH_HDR + sizeof(*ip) + sizeof(*icmp) + quote;
 }
@@ -471,22 +485,9 @@ dp_edge_udp_headers(const struct dp_edge *e, uint8_t *frame,
 	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(frame + ETH_HDR);
 	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
 
-	eth->dst_addr = *dst_mac;
-	eth->src_addr = e->mac;
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	ip->version_ihl = RTE_IPV4_VHL_DEF;
-	ip->type_of_service = TOS_EF;
-	ip->total_length =
-		rte_cpu_to_be_16((uint16_t)(sizeof(*ip) + sizeof(*udp) + plen));
-	ip->packet_id = 0;
-	ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
-	ip->time_to_live = TTL;
-	ip->next_proto_id = IPPROTO_UDP;
-	ip->src_addr = e->addr;
-	ip->dst_addr = dst_ip;
-	ip->hdr_checksum = 0;
-	if (!(csum_hw & DP_TX_IP_CSUM))
-		ip->hdr_checksum = rte_ipv4_cksum(ip);
+	eth_out(e, eth, dst_mac, RTE_ETHER_TYPE_IPV4);
+	ipv4_out(e, ip, dst_ip, IPPROTO_UDP, TOS_EF, RTE_IPV4_HDR_DF_FLAG,
+		 sizeof(*udp) + plen, !(csum_hw & DP_TX_IP_CSUM));
 	udp->src_port = rte_cpu_to_be_16(sport);
 	udp->dst_port = rte_cpu_to_be_16(dport);
 	udp->dgram_len = rte_cpu_to_be_16((uint16_t)(sizeof(*udp) + plen));

@@ -27,6 +27,8 @@
  * offload (computed and checked in software otherwise); which are is in
  * the stats.
  *
+ * Endpoints are slots only, with no socket: the port range is all ours.
+ *
  * Ownership: the edge (ARP cache, counters), the RX queue, the io TX
  * queue and the ring's consumer side are the io lcore's; each worker TX
  * queue is its worker's. Single-segment mbufs only (RTP fits one).
@@ -281,38 +283,6 @@ dpdk_fini(struct dp *dp)
 	dp->port_state = NULL;
 }
 
-static int
-dpdk_ep_open(struct dp *dp, struct dp_ep *ep)
-{
-	(void)dp;
-	ep->sock = ep->rtcp_sock = -1; /* the port range is all ours */
-	return 0;
-}
-
-static void
-dpdk_ep_close(struct dp *dp, struct dp_ep *ep)
-{
-	(void)dp;
-	(void)ep;
-}
-
-static int
-dpdk_flow_on(struct dp *dp, uint32_t slot, const struct dp_flow *f)
-{
-	(void)dp;
-	(void)slot;
-	(void)f;
-	return 0;
-}
-
-static void
-dpdk_flow_off(struct dp *dp, uint32_t slot, const struct dp_flow *f)
-{
-	(void)dp;
-	(void)slot;
-	(void)f;
-}
-
 /* Ethernet/IPv4/UDP in front of m's datagram, to mac, with the checksums
  * the NIC computes left to it; false: no room. */
 static bool
@@ -366,31 +336,38 @@ eth_send(struct port_dpdk *pd, uint16_t q, struct rte_mbuf **pkts, uint16_t n)
 
 /* io lcore: m framed for its next hop into out[*k] if that is known;
  * -EAGAIN if it is not yet (an ARP request into out when one is due),
- * -ENETUNREACH if there is none. The request's mbuf is had first: with
- * none, no request is due (or recorded as sent). */
+ * -ENETUNREACH if there is none. The request's mbuf is had before the
+ * edge is asked for one: with none, no request is due (or recorded as
+ * sent). */
 static int
 try_send(struct dp *dp, struct port_dpdk *pd, struct rte_mbuf *m, uint64_t now,
 	 struct rte_mbuf **out, unsigned *k)
 {
-	struct rte_mbuf *req = rte_pktmbuf_alloc(dp->pool);
-	uint8_t *rb =
-		req ? (uint8_t *)rte_pktmbuf_append(req, DP_ARP_FRAME) : NULL;
+	uint32_t dst = dp_pkt_meta(m)->remote_ip;
 	struct rte_ether_addr mac;
+	struct rte_mbuf *req;
+	uint8_t *rb;
 	size_t rl = 0;
 	int r;
 
-	r = dp_edge_resolve(&pd->edge, dp_pkt_meta(m)->remote_ip, now, &mac, rb,
-			    &rl);
-	if (rl)
-		out[(*k)++] = req; /* the ARP request */
-	else
-		rte_pktmbuf_free(req);
+	r = dp_edge_resolve(&pd->edge, dst, now, &mac, NULL, &rl);
 	if (r == 0) {
 		if (frame_up(pd, m, &mac))
 			out[(*k)++] = m;
 		else
 			rte_pktmbuf_free(m);
+		return 0;
 	}
+	if (r != -EAGAIN)
+		return r;
+	req = rte_pktmbuf_alloc(dp->pool);
+	rb = req ? (uint8_t *)rte_pktmbuf_append(req, DP_ARP_FRAME) : NULL;
+	if (rb)
+		r = dp_edge_resolve(&pd->edge, dst, now, &mac, rb, &rl);
+	if (rl)
+		out[(*k)++] = req;
+	else
+		rte_pktmbuf_free(req);
 	return r;
 }
 
@@ -633,10 +610,6 @@ const struct dp_port_ops dp_port_dpdk = {
 	.name = "dpdk",
 	.init = dpdk_init,
 	.fini = dpdk_fini,
-	.ep_open = dpdk_ep_open,
-	.ep_close = dpdk_ep_close,
-	.flow_on = dpdk_flow_on,
-	.flow_off = dpdk_flow_off,
 	.rx_burst = dpdk_rx_burst,
 	.tx_burst = dpdk_tx_burst,
 	.no_flow = dpdk_no_flow,

@@ -28,38 +28,6 @@ null_fini(struct dp *dp)
 	(void)dp;
 }
 
-static int
-null_ep_open(struct dp *dp, struct dp_ep *ep)
-{
-	(void)dp;
-	ep->sock = -1;
-	return 0;
-}
-
-static void
-null_ep_close(struct dp *dp, struct dp_ep *ep)
-{
-	(void)dp;
-	(void)ep;
-}
-
-static int
-null_flow_on(struct dp *dp, uint32_t slot, const struct dp_flow *f)
-{
-	(void)dp;
-	(void)slot;
-	(void)f;
-	return 0;
-}
-
-static void
-null_flow_off(struct dp *dp, uint32_t slot, const struct dp_flow *f)
-{
-	(void)dp;
-	(void)slot;
-	(void)f;
-}
-
 static uint16_t
 null_rx_burst(struct dp *dp, struct rte_mbuf **pkts, uint16_t n, int wait_ms)
 {
@@ -87,10 +55,6 @@ const struct dp_port_ops dp_port_null = {
 	.name = "null",
 	.init = null_init,
 	.fini = null_fini,
-	.ep_open = null_ep_open,
-	.ep_close = null_ep_close,
-	.flow_on = null_flow_on,
-	.flow_off = null_flow_off,
 	.rx_burst = null_rx_burst,
 	.tx_burst = null_tx_burst,
 };
