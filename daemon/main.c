@@ -110,19 +110,27 @@ eal_why(int err)
 	}
 }
 
-/* Why ip (network order) cannot be a next hop on self's prefix, or NULL
- * when it can: a host of the prefix other than self and, below /31, the
- * prefix's network and broadcast addresses. */
-static const char *
-not_on_link(uint32_t ip, uint32_t self, uint32_t mask)
+/* 0 if ip (network order, written text) can be a next hop on --rtp-addr's
+ * prefix: a host of it other than self and, below /31, not its network
+ * or broadcast address. Else EINVAL, after saying why, for option opt. */
+static int
+next_hop_check(const struct fd_config *c, const char *opt, const char *text,
+	       uint32_t ip, uint32_t self, uint32_t mask)
 {
+	const char *why = NULL;
+
 	if (ip == self)
-		return "is --rtp-addr itself";
-	if ((ip & mask) != (self & mask))
-		return "is not on the prefix, so ARP cannot reach it";
-	if (dp_net_or_bcast(ip, self, mask))
-		return "is the prefix's network or broadcast address";
-	return NULL;
+		why = "is --rtp-addr itself";
+	else if ((ip & mask) != (self & mask))
+		why = "is not on the prefix, so ARP cannot reach it";
+	else if (dp_net_or_bcast(ip, self, mask))
+		why = "is the prefix's network or broadcast address";
+	if (why == NULL)
+		return 0;
+	FC_ERR("focusd",
+	       "%s%s is not a host on %s/%u (--rtp-addr, --rtp-prefix): it %s",
+	       opt, text, c->rtp_addr, c->rtp_prefix, why);
+	return EINVAL;
 }
 
 /* --dataplane dpdk's own settings into dpc: the prefix, the gateway, the
@@ -132,19 +140,14 @@ dpdk_conf(const struct fd_config *c, struct dp_conf *dpc)
 {
 	char *list, *save = NULL;
 	struct in_addr a;
-	const char *why;
 	uint32_t self;
+	int err;
 
 	dpc->io_idle_us = c->io_idle_us;
 	dpc->rtp_mask =
 		htonl(c->rtp_prefix >= 32 ? 0xffffffffu
 					  : ~(0xffffffffu >> c->rtp_prefix));
-	if (inet_pton(AF_INET, c->rtp_addr, &a) != 1) {
-		FC_ERR("focusd", "--rtp-addr '%s' is not an IPv4 address",
-		       c->rtp_addr);
-		return EINVAL;
-	}
-	self = a.s_addr;
+	self = dpc->rtp_addr.s_addr; /* an IPv4 address: config.c checked */
 	if (c->gateway) {
 		if (inet_pton(AF_INET, c->gateway, &a) != 1) {
 			FC_ERR("focusd",
@@ -153,14 +156,10 @@ dpdk_conf(const struct fd_config *c, struct dp_conf *dpc)
 			       c->gateway);
 			return EINVAL;
 		}
-		why = not_on_link(a.s_addr, self, dpc->rtp_mask);
-		if (why) {
-			FC_ERR("focusd",
-			       "--gateway %s is not a host on %s/%u "
-			       "(--rtp-addr, --rtp-prefix): it %s",
-			       c->gateway, c->rtp_addr, c->rtp_prefix, why);
-			return EINVAL;
-		}
+		err = next_hop_check(c, "--gateway ", c->gateway, a.s_addr,
+				     self, dpc->rtp_mask);
+		if (err)
+			return err;
 		dpc->gateway = a.s_addr;
 	}
 	if (c->neighbours == NULL)
@@ -183,14 +182,11 @@ dpdk_conf(const struct fd_config *c, struct dp_conf *dpc)
 			free(list);
 			return EINVAL;
 		}
-		why = not_on_link(a.s_addr, self, dpc->rtp_mask);
-		if (why) {
-			FC_ERR("focusd",
-			       "--neighbours: %s is not a host on %s/%u "
-			       "(--rtp-addr, --rtp-prefix): it %s",
-			       t, c->rtp_addr, c->rtp_prefix, why);
+		err = next_hop_check(c, "--neighbours: ", t, a.s_addr, self,
+				     dpc->rtp_mask);
+		if (err) {
 			free(list);
-			return EINVAL;
+			return err;
 		}
 		dpc->neighbours[dpc->n_neighbours].ip = a.s_addr;
 		dpc->neighbours[dpc->n_neighbours++].mac = mac;
@@ -274,7 +270,9 @@ start(struct focusd *f, int argc, char **argv)
 		FC_ERR("focusd", "--eal is too long");
 		return E2BIG;
 	}
-	if (strcmp(f->cfg.dataplane, "dpdk") == 0) {
+	dpc.kind = strcmp(f->cfg.dataplane, "dpdk") == 0 ? DP_DPDK : DP_SOCKET;
+	inet_pton(AF_INET, f->cfg.rtp_addr, &dpc.rtp_addr);
+	if (dpc.kind == DP_DPDK) {
 		err = dpdk_conf(&f->cfg, &dpc);
 		if (err)
 			return err;
@@ -305,8 +303,6 @@ start(struct focusd *f, int argc, char **argv)
 	(void)argc;
 	(void)argv;
 
-	dpc.kind = strcmp(f->cfg.dataplane, "dpdk") == 0 ? DP_DPDK : DP_SOCKET;
-	inet_pton(AF_INET, f->cfg.rtp_addr, &dpc.rtp_addr);
 	dpc.port_lo = (uint16_t)f->cfg.rtp_port_lo;
 	dpc.port_hi = (uint16_t)f->cfg.rtp_port_hi;
 	dpc.n_workers = f->cfg.workers;
