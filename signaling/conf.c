@@ -774,12 +774,9 @@ leg_moved_detached(void *arg, int err)
 		l->pending++;
 		if (l->media_dirty) {
 			/* Commands to one worker run in order: after the
-			 * attach. */
+			 * attach (no longer moving: it goes now). */
 			l->media_dirty = false;
-			leg_params(l);
-			if (mix_leg_update(s->workers[l->conf->worker], l->ml,
-					   &l->mp, leg_media_done, l) == 0)
-				l->pending++;
+			sig_leg_media_update(l, &l->media);
 		}
 	}
 	if (dp_flow_move(s->dp, &l->ep, l->conf->worker, leg_media_done, l) ==

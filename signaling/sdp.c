@@ -182,12 +182,11 @@ level_extmap(const sdp_session_t *sess, const sdp_media_t *m)
 static unsigned
 attr_uint(const sdp_session_t *sess, const sdp_media_t *m, const char *name)
 {
-	const sdp_attribute_t *a = sdp_attribute_find(m->m_attributes, name);
+	const sdp_attribute_t *a = sdp_attribute_find2(
+		m->m_attributes, sess->sdp_attributes, name);
 	char *end;
 	unsigned long v;
 
-	if (a == NULL)
-		a = sdp_attribute_find(sess->sdp_attributes, name);
 	if (a == NULL || a->a_value == NULL)
 		return 0;
 	v = strtoul(a->a_value, &end, 10);
@@ -412,6 +411,16 @@ static const struct {
  * streams we rejected in their places, so a re-offer has as many m-lines
  * as before (RFC 3264 8).
  */
+/* pt, or if it is taken, the first dynamic type down from it (96 wraps
+ * to 127) that is not. Static ones stay. */
+static unsigned
+pt_free(unsigned pt, const bool used[128])
+{
+	while (pt >= 96 && used[pt])
+		pt = pt == 96 ? 127 : pt - 1;
+	return pt;
+}
+
 static char *
 sdp_print_ours(su_home_t *home, const struct sig_leg *l, bool offer)
 {
@@ -429,31 +438,33 @@ sdp_print_ours(su_home_t *home, const struct sig_leg *l, bool offer)
 		unsigned clock, pt;
 	} te[2];
 	unsigned n_list = 0, n_te = 0;
+	bool used[128] = {false}; /* payload types taken */
 	int n;
 
 	inet_ntop(AF_INET, &(struct in_addr){dp_rtp_addr(l->s->dp).s_addr}, ip,
 		  sizeof(ip));
+	if (m->have_te)
+		used[m->te_pt & 127] = true;
 	if (!offer || !first) {
 		list[n_list].c = m->codec;
 		list[n_list++].pt = m->pt;
 		/* Static types offered as such again. */
-		if (offer && m->codec != MIX_OPUS)
-			list[0].pt = m->codec == MIX_PCMA   ? 8
-				     : m->codec == MIX_G722 ? 9
-							    : 0;
+		for (size_t i = 0; offer && i < FC_ARRAY_SIZE(offer_codecs);
+		     i++) {
+			if (offer_codecs[i].c == m->codec &&
+			    offer_codecs[i].pt < 96)
+				list[0].pt = offer_codecs[i].pt;
+		}
+		used[list[0].pt & 127] = true;
 	}
 	for (size_t i = 0; offer && i < FC_ARRAY_SIZE(offer_codecs); i++) {
-		unsigned pt = offer_codecs[i].pt;
-
 		if ((offer_codecs[i].wide && rate <= 8000) ||
 		    (n_list && list[0].c == offer_codecs[i].c))
 			continue;
-		/* A dynamic type the leg uses for something else moves. */
-		while (pt >= 96 && ((n_list && list[0].pt == pt) ||
-				    (m->have_te && m->te_pt == pt)))
-			pt = pt == 96 ? 127 : pt - 1;
+		/* A dynamic type taken by something else moves. */
 		list[n_list].c = offer_codecs[i].c;
-		list[n_list++].pt = pt;
+		list[n_list].pt = pt_free(offer_codecs[i].pt, used);
+		used[list[n_list++].pt] = true;
 	}
 	/* RFC 4733 events: an answer's as agreed; an offer's at the clock
 	 * of every codec it lists (events go at the chosen codec's clock),
@@ -465,27 +476,17 @@ sdp_print_ours(su_home_t *home, const struct sig_leg *l, bool offer)
 	for (unsigned clock = 8000; offer && clock;
 	     clock = clock == 8000 ? 48000 : 0) {
 		unsigned pt = clock == 8000 ? 101 : 100;
-		bool used = false;
+		bool listed = false;
 
 		for (unsigned i = 0; i < n_list; i++)
-			used |= sig_codec_clock(list[i].c) == clock;
-		if (!used)
+			listed |= sig_codec_clock(list[i].c) == clock;
+		if (!listed)
 			continue;
-		if (m->have_te && sig_codec_clock(m->codec) == clock) {
+		if (m->have_te && sig_codec_clock(m->codec) == clock)
 			pt = m->te_pt;
-		} else {
-			for (bool taken = true; taken;) {
-				taken = false;
-				for (unsigned i = 0; i < n_list; i++)
-					taken |= list[i].pt == pt;
-				for (unsigned i = 0; i < n_te; i++)
-					taken |= te[i].pt == pt;
-				if (m->have_te && m->te_pt == pt)
-					taken = true;
-				if (taken)
-					pt = pt == 96 ? 127 : pt - 1;
-			}
-		}
+		else
+			pt = pt_free(pt, used);
+		used[pt & 127] = true;
 		te[n_te].clock = clock;
 		te[n_te++].pt = pt;
 	}
