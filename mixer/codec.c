@@ -70,7 +70,9 @@ mix_cs_alloc(struct mix_cs **csp, const struct mix_leg_params *p, unsigned rate)
 	int err = 0;
 
 	if (csp == NULL || p == NULL || p->codec >= MIX_CODEC_COUNT ||
-	    (rate != 8000 && rate != 16000 && rate != 24000 && rate != 48000))
+	    (rate != 8000 && rate != 16000 && rate != 24000 && rate != 48000) ||
+	    !mix_ptime_valid(p->codec,
+			     p->ptime_ms ? p->ptime_ms : MIX_PTIME_MS))
 		return EINVAL;
 	cs = fc_big_alloc(sizeof(*cs));
 	if (cs == NULL)
@@ -79,18 +81,14 @@ mix_cs_alloc(struct mix_cs **csp, const struct mix_leg_params *p, unsigned rate)
 	cs->p = *p;
 	cs->rate = rate;
 	cs->ptime = p->ptime_ms ? p->ptime_ms : MIX_PTIME_MS;
-	if (!mix_ptime_valid(p->codec, cs->ptime)) {
-		fc_big_free(cs, sizeof(*cs));
-		return EINVAL;
-	}
 	if (cs->ptime != MIX_PTIME_MS) {
 		/* Up to a packet less a sample, and the tick's frame. */
 		cs->txq =
 			calloc((size_t)rate * (cs->ptime + MIX_PTIME_MS) / 1000,
 			       sizeof(*cs->txq));
 		if (cs->txq == NULL) {
-			fc_big_free(cs, sizeof(*cs));
-			return ENOMEM;
+			err = ENOMEM;
+			goto out;
 		}
 	}
 	cs->codec_rate = codec_rate(p->codec, rate);
@@ -204,13 +202,11 @@ mix_cs_same_encoder(const struct mix_cs *a, const struct mix_cs *b)
 	       a->p.opus_bitrate == b->p.opus_bitrate;
 }
 
-bool
+void
 mix_cs_independent_next(struct mix_cs *cs)
 {
-	if (cs->codec != MIX_OPUS)
-		return cs->codec != MIX_G722;
-	cs->independent = true;
-	return true;
+	if (cs->codec == MIX_OPUS)
+		cs->independent = true;
 }
 
 bool
@@ -404,7 +400,7 @@ mix_cs_silent(const struct mix_cs *cs, const uint8_t *payload, unsigned len)
 	if ((payload[0] & 3) != 0 || config >= 16)
 		return false;
 	/* SILK 10/20/40/60 ms by config & 3; hybrid 10/20 by config & 1. */
-	if (config < 12 ? (config & 3) > 1 : false)
+	if (config < 12 && (config & 3) > 1)
 		return false;
 	return (payload[1] & 0x80) == 0;
 }

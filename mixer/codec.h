@@ -82,10 +82,10 @@ void mix_cs_copy_encoder(struct mix_cs *dst, const struct mix_cs *src);
 /*
  * Worker: code the next frame without inter-frame prediction (Opus's
  * OPUS_SET_PREDICTION_DISABLED, for that frame only), so any decoder
- * decodes it the same whatever it decoded before. False when the codec
- * cannot (G.722, whose ADPCM always predicts; G.711 needs it not).
+ * decodes it the same whatever it decoded before. Nothing for the others
+ * (G.722's ADPCM always predicts; G.711 needs it not).
  */
-bool mix_cs_independent_next(struct mix_cs *cs);
+void mix_cs_independent_next(struct mix_cs *cs);
 /* Does the codec carry state from frame to frame in its encoder? */
 bool mix_cs_stateful(const struct mix_cs *cs);
 /* ms of audio in each packet this state encodes for (mix_leg_params'

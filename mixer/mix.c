@@ -66,6 +66,13 @@ sat16(int32_t v)
 }
 
 void
+mix_gain(int16_t *x, unsigned n, int32_t q8)
+{
+	for (unsigned i = 0; i < n; i++)
+		x[i] = sat16((x[i] * q8) >> 8);
+}
+
+void
 mix_minus(int16_t *out, const int32_t *acc, const int16_t *own, unsigned n)
 {
 	if (own == NULL) {

@@ -223,9 +223,11 @@ int mix_stats_get(struct mix_worker *w, struct mix_leg *const *legs, unsigned n,
 /*
  * Mixing kernels, exposed for tests and benchmarks.
  * mix_acc_add: acc[i] += in[i]. mix_minus: out[i] = sat16(acc[i] - own[i])
- * (own may be NULL: the leg did not talk).
+ * (own may be NULL: the leg did not talk). mix_gain: x[i] = sat16(x[i] *
+ * q8 / 256).
  */
 void mix_acc_add(int32_t *acc, const int16_t *in, unsigned n);
+void mix_gain(int16_t *x, unsigned n, int32_t q8);
 void mix_minus(int16_t *out, const int32_t *acc, const int16_t *own,
 	       unsigned n);
 

@@ -1592,18 +1592,6 @@ conf_tick_app(struct mix_worker *w, struct mix_conf *c, uint64_t now_ns)
 	c->prompt_pos = (c->prompt_pos + c->frame) % c->prompt_len;
 }
 
-static void
-apply_gain(int16_t *x, unsigned n, int32_t q8)
-{
-	for (unsigned i = 0; i < n; i++) {
-		int32_t v = (x[i] * q8) >> 8;
-
-		x[i] = (int16_t)(v > INT16_MAX	 ? INT16_MAX
-				 : v < INT16_MIN ? INT16_MIN
-						 : v);
-	}
-}
-
 static uint64_t
 mean_square(const int16_t *x, unsigned n)
 {
@@ -1857,12 +1845,13 @@ conf_tick(struct mix_worker *w, struct mix_conf *c, uint64_t now_ns)
 			continue;
 		/* After the gate: a gain never silences a quiet talker. */
 		if (l->gain_q8 != 256)
-			apply_gain(l->in, c->frame, l->gain_q8);
+			mix_gain(l->in, c->frame, l->gain_q8);
 		mix_acc_add(w->acc, l->in, c->frame);
 		seat_switch(c, l);
 	}
 	mix_minus(w->all, w->acc, NULL, c->frame);
-	legs_return(c, mean_square(w->all, c->frame) < GATE_MS);
+	if (!TAILQ_EMPTY(&c->returning))
+		legs_return(c, mean_square(w->all, c->frame) < GATE_MS);
 	TAILQ_FOREACH(l, &c->legs, link) {
 		rte_prefetch0(TAILQ_NEXT(l, link));
 		if (l->p.mix_out)
