@@ -2,6 +2,7 @@
  * benchenv.c - what the benchmarks share (see benchenv.h).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include <rte_eal.h>
@@ -39,10 +40,26 @@ bench_cpu_ns(void)
 	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-int
-bench_cmp_double(const void *x, const void *y)
+static int
+cmp_double(const void *x, const void *y)
 {
 	double a = *(const double *)x, b = *(const double *)y;
 
 	return (a > b) - (a < b);
+}
+
+double
+bench_median(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+uint32_t
+bench_rng_next(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
 }

@@ -1,9 +1,11 @@
 /*
  * benchenv.h - what the benchmarks share: EAL started the same way, the
- * clock they measure by, and sorting figures.
+ * clock they measure by, medians and pseudo-random numbers.
  */
 #ifndef FOCUSD_BENCH_BENCHENV_H
 #define FOCUSD_BENCH_BENCHENV_H
+
+#include <stdint.h>
 
 /*
  * EAL for a benchmark on this machine: no hugepages, no PCI, no shared
@@ -14,7 +16,9 @@ int bench_eal_init(const char *prog);
 /* The calling thread's CPU time in ns: what the work costs, without the
  * time other processes on this shared machine take the core from it. */
 double bench_cpu_ns(void);
-/* qsort's comparison for doubles, ascending. */
-int bench_cmp_double(const void *x, const void *y);
+/* The median of v's n figures; v is left sorted (v[0]: the least). */
+double bench_median(double *v, unsigned n);
+/* xorshift32: the next of *x's pseudo-random sequence (*x not 0). */
+uint32_t bench_rng_next(uint32_t *x);
 
 #endif

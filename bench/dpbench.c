@@ -90,7 +90,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <arpa/inet.h>
 
 #include <rte_eal.h>
@@ -245,13 +244,6 @@ mono_ns(void)
 	return (double)fc_now_ns();
 }
 
-static double
-median(double *v, unsigned n)
-{
-	qsort(v, n, sizeof(*v), bench_cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* What reading the thread CPU clock twice costs (a system call here). */
 static double
 clock_overhead_ns(void)
@@ -265,19 +257,10 @@ clock_overhead_ns(void)
 			t1 = bench_cpu_ns();
 		v[r] = (t1 - t0) / 1000;
 	}
-	return median(v, FC_ARRAY_SIZE(v));
+	return bench_median(v, FC_ARRAY_SIZE(v));
 }
 
 /* ---- frames ------------------------------------------------------------ */
-
-static uint32_t
-rng_next(uint32_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 17;
-	*x ^= *x << 5;
-	return *x;
-}
 
 static void
 peer_mac(struct rte_ether_addr *mac, unsigned i)
@@ -352,7 +335,7 @@ rtp_frame(uint8_t *f, unsigned flow, uint16_t dport, unsigned seq,
 			 0x10000u + flow) != DP_RTP_HDR_MIN)
 		abort();
 	for (size_t i = DP_RTP_HDR_MIN; i < RTP_PL; i++)
-		rtp[i] = (uint8_t)rng_next(rng);
+		rtp[i] = (uint8_t)bench_rng_next(rng);
 	udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
 	if (bad_csum)
 		udp->dgram_cksum ^= 0x0101;
@@ -403,7 +386,7 @@ icmp_frame(uint8_t *f, unsigned peer, unsigned seq, uint32_t *rng)
 	icmp->icmp_seq_nb = rte_cpu_to_be_16((uint16_t)seq);
 	pl = (uint8_t *)(icmp + 1);
 	for (size_t i = 0; i < ICMP_PL; i++)
-		pl[i] = (uint8_t)rng_next(rng);
+		pl[i] = (uint8_t)bench_rng_next(rng);
 	icmp->icmp_cksum =
 		(uint16_t)~rte_raw_cksum(icmp, sizeof(*icmp) + ICMP_PL);
 	return off + sizeof(*ip) + sizeof(*icmp) + ICMP_PL;
@@ -413,14 +396,14 @@ static size_t
 garbage_frame(uint8_t *f, unsigned peer, uint32_t *rng)
 {
 	struct rte_ether_addr mac;
-	size_t off, len = 64 + rng_next(rng) % (FRAME_MAX - 64);
-	bool v6 = rng_next(rng) & 1;
+	size_t off, len = 64 + bench_rng_next(rng) % (FRAME_MAX - 64);
+	bool v6 = bench_rng_next(rng) & 1;
 
 	peer_mac(&mac, peer);
 	off = eth_header(f, &mac,
 			 v6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4);
 	for (size_t i = off; i < len; i++)
-		f[i] = (uint8_t)rng_next(rng);
+		f[i] = (uint8_t)bench_rng_next(rng);
 	if (v6)
 		f[off] = 0x60;
 	return len;
@@ -450,7 +433,7 @@ frames_build(struct frames *fr, unsigned n, const unsigned pct[K_COUNT],
 	while (k < n)
 		fr->kind[k++] = K_RTP;
 	for (unsigned i = n - 1; i > 0; i--) { /* Fisher-Yates */
-		unsigned j = rng_next(&rng) % (i + 1);
+		unsigned j = bench_rng_next(&rng) % (i + 1);
 		uint8_t x = fr->kind[i];
 
 		fr->kind[i] = fr->kind[j];
@@ -458,7 +441,7 @@ frames_build(struct frames *fr, unsigned n, const unsigned pct[K_COUNT],
 	}
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *f = fr->data + (size_t)i * FRAME_MAX;
-		unsigned flow = rng_next(&rng) % flows;
+		unsigned flow = bench_rng_next(&rng) % flows;
 		uint16_t noflow = (uint16_t)(PORT_HI - 1); /* never opened */
 		size_t len = 0;
 
@@ -475,7 +458,7 @@ frames_build(struct frames *fr, unsigned n, const unsigned pct[K_COUNT],
 					&rng, true);
 			break;
 		case K_ARP:
-			len = arp_frame(f, rng_next(&rng) % N_NEIGHBOURS);
+			len = arp_frame(f, bench_rng_next(&rng) % N_NEIGHBOURS);
 			break;
 		case K_ICMP:
 			len = icmp_frame(f, flow, i, &rng);
@@ -918,13 +901,13 @@ measure(enum stage st, struct frames *fr, bool cold, unsigned long long packets,
 			       "%llu, %llu\n",
 			       stage_names[st], o.delivered, o.handed,
 			       due_workers, due_handed);
-		memcpy(res->kinds, k, sizeof(k));
 	}
+	memcpy(res->kinds, k, sizeof(k)); /* the last repetition's */
 	f->done = true;
 	f->packets = (unsigned long long)nb * BATCH;
 	f->reps = reps;
-	f->wall_ns = median(wall, reps);
-	f->ns = median(ns, reps); /* sorts ns */
+	f->wall_ns = bench_median(wall, reps);
+	f->ns = bench_median(ns, reps); /* sorts ns */
 	f->ns_min = ns[0];
 	return 0;
 }
@@ -942,7 +925,7 @@ idle_pass(unsigned passes, unsigned reps, double clock_ns, struct all *a)
 			dp_io_poll(B.dp);
 		ns[r] = (bench_cpu_ns() - c0 - clock_ns) / passes;
 	}
-	a->idle_pass_ns = median(ns, reps);
+	a->idle_pass_ns = bench_median(ns, reps);
 	a->idle_pass_min_ns = ns[0];
 	/* The monotonic clock the port reads once a pass (fc_now_ns). */
 	for (unsigned r = 0; r < reps; r++) {
@@ -955,7 +938,7 @@ idle_pass(unsigned passes, unsigned reps, double clock_ns, struct all *a)
 		if (x == 0)
 			printf("(the clock stood still)\n");
 	}
-	a->now_ns = median(ns, reps);
+	a->now_ns = bench_median(ns, reps);
 }
 
 /* ---- output -------------------------------------------------------------- */

@@ -139,19 +139,10 @@ stream_alloc(struct stream *s, unsigned n)
 	return s->len && s->data ? 0 : ENOMEM;
 }
 
-static uint32_t
-rng_next(uint32_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 17;
-	*x ^= *x << 5;
-	return *x;
-}
-
 static double
 rng_unit(uint32_t *x) /* [-1, 1) */
 {
-	return (double)rng_next(x) / 2147483648.0 - 1.0;
+	return (double)bench_rng_next(x) / 2147483648.0 - 1.0;
 }
 
 /*
@@ -450,9 +441,9 @@ rig_add_leg(struct rig *r, unsigned conf, enum mix_codec codec, unsigned rate,
 	r->ts_step[i] = codec == MIX_OPUS ? 960 : 160;
 	r->src[i].st = st;
 	r->src[i].mode = mode;
-	r->src[i].phase = rng_next(rng) % st->n;
-	r->src[i].seq = (uint16_t)rng_next(rng);
-	r->src[i].ts0 = rng_next(rng);
+	r->src[i].phase = bench_rng_next(rng) % st->n;
+	r->src[i].seq = (uint16_t)bench_rng_next(rng);
+	r->src[i].ts0 = bench_rng_next(rng);
 	r->n_legs++;
 	/* Commands are taken 16 a pass: drain as we go. */
 	if (r->n_legs % 512 == 0)
@@ -970,13 +961,10 @@ s3_fit(const struct s3_mode_res *m, double *a, double *b)
 		for (unsigned j = i + 1; j < k; j++)
 			slopes[ns++] = (m->ms[j] - m->ms[i]) /
 				       ((double)m->n[j] - m->n[i]);
-	qsort(slopes, ns, sizeof(*slopes), bench_cmp_double);
-	*b = ns % 2 ? slopes[ns / 2]
-		    : (slopes[ns / 2 - 1] + slopes[ns / 2]) / 2;
+	*b = bench_median(slopes, ns);
 	for (unsigned i = 0; i < k; i++)
 		rest[i] = m->ms[i] - *b * m->n[i];
-	qsort(rest, k, sizeof(*rest), bench_cmp_double);
-	*a = k % 2 ? rest[k / 2] : (rest[k / 2 - 1] + rest[k / 2]) / 2;
+	*a = bench_median(rest, k);
 }
 
 static void
