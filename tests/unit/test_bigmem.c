@@ -15,10 +15,23 @@
 
 #include "common/common.h"
 
-#define LEG  8768 /* sizes like a leg's, its buffer's, its codecs' */
-#define JB   33120
-#define CS   14000
-#define MANY 1500 /* of JB: 48 MB, more than one 32 MB region */
+#define LEG 8768 /* sizes like a leg's, its buffer's, its codecs' */
+#define JB  33120
+#define CS  14000
+/* 800 of each size: about 45 MB, more than one 32 MB region */
+#define MANY 2400
+
+/* The plain allocator's under the sanitizers (as bigmem.c decides):
+ * no reuse to see there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define BIG_PLAIN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BIG_PLAIN 1
+#endif
+#endif
+
+static const size_t size_of[3] = {LEG, JB, CS};
 
 static bool
 zeroed(const uint8_t *p, size_t n)
@@ -36,7 +49,7 @@ test_zeroed_aligned_reused(void **state)
 	static const size_t sizes[] = {1, 63, 64, LEG, JB, CS};
 
 	(void)state;
-	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+	for (size_t k = 0; k < FC_ARRAY_SIZE(sizes); k++) {
 		uint8_t *a = fc_big_alloc(sizes[k]), *b;
 
 		assert_non_null(a);
@@ -46,6 +59,9 @@ test_zeroed_aligned_reused(void **state)
 		fc_big_free(a, sizes[k]);
 		b = fc_big_alloc(sizes[k]);
 		assert_non_null(b);
+#ifndef BIG_PLAIN
+		assert_ptr_equal(b, a); /* the freed one serves the next */
+#endif
 		assert_int_equal((uintptr_t)b % 64, 0);
 		/* Reused or not, it comes zeroed. */
 		assert_true(zeroed(b, sizes[k]));
@@ -54,23 +70,45 @@ test_zeroed_aligned_reused(void **state)
 	assert_null(fc_big_alloc((size_t)1 << 40));
 }
 
+struct block {
+	const uint8_t *p;
+	size_t n;
+};
+
+static int
+by_address(const void *x, const void *y)
+{
+	uintptr_t a = (uintptr_t)((const struct block *)x)->p;
+	uintptr_t b = (uintptr_t)((const struct block *)y)->p;
+
+	return (a > b) - (a < b);
+}
+
 static void
 test_many_apart(void **state)
 {
 	uint8_t **p = calloc(MANY, sizeof(*p));
+	struct block *sorted = calloc(MANY, sizeof(*sorted));
 
 	(void)state;
 	assert_non_null(p);
+	assert_non_null(sorted);
 	for (unsigned i = 0; i < MANY; i++) {
-		size_t n = i % 3 == 0 ? LEG : i % 3 == 1 ? JB : CS;
+		size_t n = size_of[i % 3];
 
 		p[i] = fc_big_alloc(n);
 		assert_non_null(p[i]);
 		memset(p[i], (int)(i & 0xff), n);
+		sorted[i].p = p[i];
+		sorted[i].n = n;
 	}
-	/* Each still holds its own pattern: none overlaps another. */
+	/* In address order, each ends before the next begins... */
+	qsort(sorted, MANY, sizeof(*sorted), by_address);
+	for (unsigned i = 0; i + 1 < MANY; i++)
+		assert_true(sorted[i].p + sorted[i].n <= sorted[i + 1].p);
+	/* ...and each still holds its own pattern. */
 	for (unsigned i = 0; i < MANY; i++) {
-		size_t n = i % 3 == 0 ? LEG : i % 3 == 1 ? JB : CS;
+		size_t n = size_of[i % 3];
 
 		assert_int_equal(p[i][0], i & 0xff);
 		assert_int_equal(p[i][n - 1], i & 0xff);
@@ -78,7 +116,8 @@ test_many_apart(void **state)
 			assert_int_equal(p[i][off], i & 0xff);
 	}
 	for (unsigned i = 0; i < MANY; i++)
-		fc_big_free(p[i], i % 3 == 0 ? LEG : i % 3 == 1 ? JB : CS);
+		fc_big_free(p[i], size_of[i % 3]);
+	free(sorted);
 	free(p);
 }
 

@@ -854,10 +854,11 @@ test_conceal_bounded(void **state)
 		int n;
 
 		assert_true(mix_cs_decode(cs, pay, sizeof(pay), out, 2880) > 0);
+		/* G.722 is cut to 2880 samples at 16 kHz: 1440 at 8 kHz. */
 		n = mix_cs_conceal(cs, NULL, 0, out, 1600);
-		assert_true(n > 0 && n <= 2880);
+		assert_true(n > 0 && n <= (i ? 1600 : 1440));
 		n = mix_cs_conceal(cs, NULL, 0, out, 2880);
-		assert_true(n > 0 && n <= 2880);
+		assert_true(n > 0 && n <= (i ? 2880 : 1440));
 		mix_cs_free(cs);
 	}
 }

@@ -44,13 +44,14 @@
 
 #include "dataplane/edge.h"
 
-#define OURS  0x0a4d0001u /* 10.77.0.1 */
-#define PEER  0x0a4d0002u /* 10.77.0.2 */
-#define OTHER 0x0a4d0003u
-#define FAR   0x08080808u
-#define GW    0x0a4d00feu
-#define MASK  0xffffff00u
-#define SEC   1000000000ull
+#define OURS	 0x0a4d0001u /* 10.77.0.1 */
+#define PEER	 0x0a4d0002u /* 10.77.0.2 */
+#define OTHER	 0x0a4d0003u
+#define FAR	 0x08080808u
+#define GW	 0x0a4d00feu
+#define MASK	 0xffffff00u
+#define SEC	 1000000000ull
+#define TOKEN_NS (SEC / DP_ICMP_ERR_PER_S) /* an ICMP error's token back */
 
 static const struct rte_ether_addr our_mac = {{0x02, 0, 0, 0, 0, 1}};
 static const struct rte_ether_addr peer_mac = {{0x02, 0, 0, 0, 0, 2}};
@@ -333,21 +334,17 @@ test_arp(void **state)
 	assert_int_equal(
 		dp_edge_resolve(&e, htonl(PEER), 6 * SEC, &mac, req, &rl), 0);
 	assert_memory_equal(mac.addr_bytes, peer_mac.addr_bytes, 6);
+	assert_int_equal(e.st.arp_learnt, 1);
 	/* For another address: ignored, nobody learnt. */
 	arp_frame(f, 1, &gw_mac, GW, OTHER);
-	assert_int_equal(dp_edge_input(&e, f, 60, 0, 6 * SEC, &v, &rl),
-			 DP_EDGE_DROP);
-	assert_int_equal(e.st.arp_ignored, 1);
+	expect_drop(f, 60, &e.st.arp_ignored, "ARP for another address");
+	assert_int_equal(e.st.arp_learnt, 1);
 	/* Malformed: protocol length 6. */
 	arp_frame(f, 1, &gw_mac, GW, OURS);
 	f[19] = 6;
-	assert_int_equal(dp_edge_input(&e, f, 60, 0, 6 * SEC, &v, &rl),
-			 DP_EDGE_DROP);
-	assert_int_equal(e.st.arp_ignored, 2);
+	expect_drop(f, 60, &e.st.arp_ignored, "ARP protocol length 6");
 	/* Short. */
-	assert_int_equal(dp_edge_input(&e, f, 30, 0, 6 * SEC, &v, &rl),
-			 DP_EDGE_DROP);
-	assert_int_equal(e.st.rx_short, 1);
+	expect_drop(f, 30, &e.st.rx_short, "ARP cut short");
 	/* A probe for our address (RFC 5227: sender 0.0.0.0) is answered,
 	 * to the prober's MAC, and teaches nothing. */
 	arp_frame(f, 1, &gw_mac, 0, OURS);
@@ -356,6 +353,7 @@ test_arp(void **state)
 	assert_memory_equal(f, gw_mac.addr_bytes, 6);
 	assert_int_equal(get32(f + 38), 0);
 	assert_int_equal(e.st.arp_replies, 2);
+	assert_int_equal(e.st.arp_learnt, 1);
 }
 
 static void
@@ -403,8 +401,12 @@ test_icmp_echo(void **state)
 	put32(ip + 16, OURS);
 	ip_fix(f);
 	icmp[20] ^= 0xff;
-	assert_int_equal(dp_edge_input(&e, f, len, 0, 0, &v, &rl),
-			 DP_EDGE_DROP);
+	expect_drop(f, len, &e.st.rx_bad_ip_csum, "ICMP checksum");
+	/* Whole again, but for another address. */
+	icmp[20] ^= 0xff;
+	put32(ip + 16, OTHER);
+	ip_fix(f);
+	expect_drop(f, len, &e.st.rx_not_ours, "echo for another address");
 	assert_int_equal(e.st.icmp_echo, 1);
 }
 
@@ -458,7 +460,8 @@ test_neighbours(void **state)
 	/* A static gateway: known at once, forever, not relearnt. */
 	assert_int_equal(dp_edge_arp_static(&e, htonl(GW), &gw_mac), 0);
 	arp_frame(f, 1, &peer_mac, GW, OURS);
-	dp_edge_input(&e, f, 60, 0, 0, &v, &rl);
+	assert_int_equal(dp_edge_input(&e, f, 60, 0, 0, &v, &rl),
+			 DP_EDGE_REPLY);
 	assert_int_equal(
 		dp_edge_resolve(&e, htonl(FAR), 1000000 * SEC, &mac, req, &rl),
 		0);
@@ -652,12 +655,13 @@ test_port_unreachable(void **state)
 	}
 	len = udp_frame(f, PEER, OURS, 40000, 20001, 10, true);
 	memcpy(orig, f, len);
-	assert_int_equal(dp_edge_port_unreachable(&e, f, len, SEC + 999999), 0);
+	assert_int_equal(
+		dp_edge_port_unreachable(&e, f, len, SEC + TOKEN_NS - 1), 0);
 	assert_memory_equal(f, orig, len); /* untouched: the caller drops */
 	assert_int_equal(e.st.icmp_limited, 1);
-	assert_true(dp_edge_port_unreachable(&e, f, len, SEC + 1000000) > 0);
+	assert_true(dp_edge_port_unreachable(&e, f, len, SEC + TOKEN_NS) > 0);
 	len = udp_frame(f, PEER, OURS, 40000, 20001, 10, true);
-	assert_int_equal(dp_edge_port_unreachable(&e, f, len, SEC + 1000000),
+	assert_int_equal(dp_edge_port_unreachable(&e, f, len, SEC + TOKEN_NS),
 			 0);
 	/* A second later, a whole burst again, and no more. */
 	for (unsigned i = 0; i < DP_ICMP_ERR_BURST; i++) {

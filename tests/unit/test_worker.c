@@ -22,9 +22,11 @@
  * hears, with a block about the source it sends (nothing lost, its
  * highest sequence number).
  * Opus: two talkers and three listeners that send nothing; every tick the
- * three listeners get byte-identical payloads (one shared encode), the
- * two talkers payloads of their own, different from those and from each
- * other.
+ * three listeners get byte-identical payloads, the two talkers payloads
+ * of their own, different from those and from each other. (Identical
+ * bytes are what one shared encode gives; three private encoders started
+ * together on the same mix would give them too, so this does not tell
+ * the two apart: mixbench's cost figures do.)
  */
 #include <errno.h>
 #include <math.h>
