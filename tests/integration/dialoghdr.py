@@ -109,17 +109,7 @@ def header_call(fd, name, service, hdr, hdr2=None, expect=200,
 def answered_port(fd, run, port_file, timeout=5.0):
     """Wait for the answered RTP port a header_call() with expect 200
     writes; fails if SIPp exits first."""
-    def got():
-        lines = mediacheck.read_lines(port_file)
-        if lines and lines[0].strip():
-            return lines[0].strip()
-        if run.poll() is not None:
-            fail("sipp %s exited with %d before its 200 OK was in\n%s"
-                 % (run.name, run.poll(), run.report()))
-        return None
-    text = harness.wait_for(got, timeout, what="SDP answer for %s"
-                            % run.name)
-    return mediacheck.answered_port(fd, text, run.name)
+    return mediacheck.wait_answered_port(fd, run, port_file, timeout)
 
 
 def _close_sink(run):

@@ -177,6 +177,23 @@ def answered_port(fd, text, who):
     return port
 
 
+def wait_answered_port(fd, run, port_file, timeout=5.0):
+    """The answered RTP port a SIPp call writes to port_file once its 200
+    is in (checked as answered_port does); fails if SIPp exits first, or
+    after timeout."""
+    def got():
+        lines = read_lines(port_file)
+        if lines and lines[0].strip():
+            return lines[0].strip()
+        if run.poll() is not None:
+            fail("sipp %s exited with %d before its 200 OK was in\n%s"
+                 % (run.name, run.poll(), run.report()))
+        return None
+    text = harness.wait_for(got, timeout, interval=0.01,
+                            what="SDP answer for %s" % run.name)
+    return answered_port(fd, text, run.name)
+
+
 def join(fd, room, ep, name, pause_ms, timeout=5.0):
     """Start a uac_join call for endpoint ep (which must be receiving) and
     wait for the SDP answer; returns (SippRun, focusd's RTP port). The
@@ -189,18 +206,7 @@ def join(fd, room, ep, name, pause_ms, timeout=5.0):
                        sets={"from_user": name}, background=True,
                        workdir=os.path.join(fd.tmpdir, "sipp-" + name),
                        name=name)
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = read_lines(port_file)
-        if lines:
-            return run, answered_port(fd, lines[0].strip(), name)
-        if run.poll() is not None:
-            fail("sipp %s exited with %d before its 200 OK was in\n%s"
-                 % (name, run.poll(), run.report()))
-        if time.monotonic() >= deadline:
-            fail("sipp %s: no SDP answer within %.1f s\n%s"
-                 % (name, timeout, run.report()))
-        time.sleep(0.01)
+    return run, wait_answered_port(fd, run, port_file, timeout)
 
 
 _TRACE_HDR = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.(\d+)\s*$")

@@ -67,7 +67,6 @@ python3 tests/integration/test_participant_audio.py
 import json
 import os
 import sys
-import time
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -112,29 +111,21 @@ def join(fd, clock, name):
     ep = mc.TimedEndpoint(clock, freq=FREQ[name], amplitude_dbfs=TONE_DBFS,
                           name=name, max_duration=SIPP_TIMEOUT_S).start()
     port_file = os.path.join(fd.tmpdir, name + ".port")
+    run = None
     try:
         run = sipcheck.run_sipp(
             fd, SCENARIO, name, service=ROOM,
             keys={"rtp_port": ep.port, "port_file": port_file},
             sets={"from_user": name}, background=True,
             timeout=SIPP_TIMEOUT_S)
+        party = Party(name, ep, run, mc.wait_answered_port(
+            fd, run, port_file, JOIN_TIMEOUT_S))
     except BaseException:
+        # not a party yet: main() would not stop these
         ep.stop()
+        if run is not None:
+            run.kill()
         raise
-    party = Party(name, ep, run, None)
-    deadline = time.monotonic() + JOIN_TIMEOUT_S
-    while True:
-        lines = mc.read_lines(port_file)
-        if lines:
-            party.port = mc.answered_port(fd, lines[0].strip(), name)
-            break
-        if run.poll() is not None:
-            fail("sipp %s exited with %d before its 200 OK was in\n%s"
-                 % (name, run.poll(), run.report()))
-        if time.monotonic() >= deadline:
-            fail("sipp %s: no SDP answer within %.1f s\n%s"
-                 % (name, JOIN_TIMEOUT_S, run.report()))
-        time.sleep(0.01)
     ep.start_sending((harness.LOOPBACK, party.port))
     log("%s joined %s at %.2f s: %d Hz from :%d to focusd :%d"
         % (name, ROOM, clock.now(), FREQ[name], ep.port, party.port))
