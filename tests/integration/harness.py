@@ -114,6 +114,13 @@ def _can_bind(port, kinds):
 _ports_given = set()  # free_port never hands this process a port twice
 
 
+def eal_lcores(workers=1):
+    """--eal's lcore map for focusd with `workers` mixers (control, io
+    and each worker), floating over the CPUs this process may use."""
+    return "--lcores (0-%d)@(%s)" % (workers + 1, ",".join(
+        str(c) for c in sorted(os.sched_getaffinity(0))))
+
+
 def free_port(kinds=("udp",)):
     """A kernel-chosen loopback port that is free for every kind in
     kinds ('udp', 'tcp') at the moment of the call, and not one this

@@ -117,10 +117,7 @@ FIRST_RTP_S = 0.5                  # his first packet after his 200 OK
 MIN_OVERLAP_S = 3.0
 WINDOW_S = (0.5, 2.5)              # after the last answer
 SHOW_AT_S = 2.9                    # conference.show, after the last answer
-MIN_TONE_DBFS = -30.0              # sent at -12 dBFS
-MIN_SNR_DB = 20.0                  # other tones over the loudest probe
 OWN_REJECT_DB = 20.0               # own tone under each other tone
-MIN_FILL = 0.8
 MIN_RTP_PACKETS = 100              # conference.show rx/tx, per leg
 # focusd's words for the checksums a port's NIC takes (bit 0: IPv4's,
 # bit 1: UDP's), as its start-up line has them
@@ -281,11 +278,9 @@ def remove_tap(ns):
 # ---------------------------------------------------------------- focusd
 
 def eal_args():
-    cpus = sorted(os.sched_getaffinity(0))
     return ("--no-huge --no-pci --no-shconf --no-telemetry -m 256 "
-            "--vdev=net_tap0,iface=%s --lcores (0-2)@(%s) "
-            "--log-level=lib.eal:warning"
-            % (TAP, ",".join(str(c) for c in cpus)))
+            "--vdev=net_tap0,iface=%s %s --log-level=lib.eal:warning"
+            % (TAP, harness.eal_lcores()))
 
 
 # What focusd's log says when the machine, not focusd, is why the port
@@ -516,20 +511,20 @@ def check_show(show, eps, ports):
 
 def check_tone_levels(name, lv, noise, fill, hears):
     """Problems with what name heard: each tone of hears (Hz) must be
-    heard, and MIN_FILL of the window's samples must have come."""
+    heard, and mc.MIN_FILL of the window's samples must have come."""
     errors = []
-    if fill < MIN_FILL:
+    if fill < mc.MIN_FILL:
         errors.append("%s received %.0f%% of the window's samples, "
                       "expected >= %.0f%%" % (name, 100 * fill,
-                                              100 * MIN_FILL))
+                                              100 * mc.MIN_FILL))
     for f in hears:
-        if lv[f] < MIN_TONE_DBFS:
+        if lv[f] < mc.MIN_TONE_DBFS:
             errors.append("%s hears %d Hz at %.1f dBFS, expected >= %.0f"
-                          % (name, f, lv[f], MIN_TONE_DBFS))
-        if lv[f] - noise < MIN_SNR_DB:
+                          % (name, f, lv[f], mc.MIN_TONE_DBFS))
+        if lv[f] - noise < mc.MIN_SNR_DB:
             errors.append("%s hears %d Hz only %.1f dB over the noise "
                           "(%.1f dBFS), expected >= %.0f"
-                          % (name, f, lv[f] - noise, noise, MIN_SNR_DB))
+                          % (name, f, lv[f] - noise, noise, mc.MIN_SNR_DB))
     return errors
 
 

@@ -183,9 +183,8 @@ def main():
                     tmpdir, 1, ["--neighbours: 10.10.0.7 is not a host"])
 
         # -- EAL's failures, told in words (and the cause, not EAL's errno)
-        lcores = "--lcores (0-2)@(%s)" % ",".join(
-            str(c) for c in sorted(os.sched_getaffinity(0)))
-        eal = "--no-pci --no-shconf --no-telemetry -m 128 " + lcores
+        eal = "--no-pci --no-shconf --no-telemetry -m 128 " + \
+            harness.eal_lcores()
         said = "DPDK EAL did not start: "
         expect_exit("--eal with an unknown vdev",
                     base() + ["--eal", "--no-huge --vdev=net_bogus0 " + eal],
@@ -259,8 +258,7 @@ def main():
         # -- a second focusd on the same EAL runtime directory
         prefix = "focusd-st-%d" % os.getpid()
         eal = ("--no-huge --no-pci --no-telemetry -m 128 --file-prefix %s "
-               "--lcores (0-2)@(%s)" % (prefix, ",".join(
-                   str(c) for c in sorted(os.sched_getaffinity(0)))))
+               "%s" % (prefix, harness.eal_lcores()))
         first = harness.Focusd(extra_args=["--eal", eal], name="first")
         tmpdir = tempfile.mkdtemp(prefix="focusd-it-startup-")
         try:
