@@ -22,14 +22,6 @@
 
 #include "common/common.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define BIG_PLAIN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BIG_PLAIN 1
-#endif
-#endif
-
 #define ALIGN	    64
 #define HUGE_SIZE   (2u << 20)
 #define REGION_SIZE (32u << 20)
@@ -41,7 +33,7 @@ round_up(size_t n)
 	return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
 }
 
-#ifdef BIG_PLAIN
+#ifdef FC_BIG_PLAIN
 void *
 fc_big_alloc(size_t size)
 {

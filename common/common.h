@@ -74,6 +74,15 @@ uint64_t fc_now_ns(void);
  */
 void *fc_big_alloc(size_t size);
 void fc_big_free(void *p, size_t size);
+/* Under AddressSanitizer they are aligned_alloc and free, so that
+ * overflows are caught: no regions, no reuse. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FC_BIG_PLAIN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FC_BIG_PLAIN 1
+#endif
+#endif
 
 /* Messages between the control thread and an lcore. */
 struct fc_msg;

@@ -21,16 +21,6 @@
 /* 800 of each size: about 45 MB, more than one 32 MB region */
 #define MANY 2400
 
-/* The plain allocator's under the sanitizers (as bigmem.c decides):
- * no reuse to see there. */
-#if defined(__SANITIZE_ADDRESS__)
-#define BIG_PLAIN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BIG_PLAIN 1
-#endif
-#endif
-
 static const size_t size_of[3] = {LEG, JB, CS};
 
 static bool
@@ -59,7 +49,7 @@ test_zeroed_aligned_reused(void **state)
 		fc_big_free(a, sizes[k]);
 		b = fc_big_alloc(sizes[k]);
 		assert_non_null(b);
-#ifndef BIG_PLAIN
+#ifndef FC_BIG_PLAIN /* (the plain allocator reuses nothing) */
 		assert_ptr_equal(b, a); /* the freed one serves the next */
 #endif
 		assert_int_equal((uintptr_t)b % 64, 0);
